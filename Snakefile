@@ -1,0 +1,36 @@
+# signpipe: video -> frames -> keypoints -> hands -> SignBERT -> fine-tuning -> fusion -> tables.
+# This file is the table of contents; each stage lives in workflow/rules/<stage>.smk, its
+# script in workflow/scripts/ and its logic in the `signpipe` library.
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+# Jobs import the signpipe library from this checkout, also inside --use-conda envs and on
+# cluster nodes, where it is not pip-installed.
+os.environ.update(
+    PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+)
+
+
+include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    ds="|".join(DATASETS),
+    shard=r"\d+",
+
+
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True

@@ -1,0 +1,170 @@
+"""HDF5 shards: the one on-disk schema of every stage (DESIGN §3), sharding and atomic writes.
+
+A shard holds many videos. Per-frame arrays of all its videos are concatenated along the
+first axis and ``/index`` says where each video starts and how long it is, so opening a
+shard and reading one clip costs a single slice instead of a walk over thousands of groups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+
+import signpipe
+
+VLEN_BYTES = h5py.vlen_dtype(np.uint8)
+"""dtype of an array whose rows are encoded bytes (JPEG frames)."""
+
+INDEX_FIELDS: list[tuple[str, Any]] = [
+    ("video_id", h5py.string_dtype("utf-8")),
+    ("start", np.int64),
+    ("length", np.int64),
+    ("label", np.int64),
+    ("split", h5py.string_dtype("utf-8")),
+]
+
+
+def shard_of(video_id: str, num_shards: int) -> int:
+    """Stable shard of a video: ``crc32(video_id) % num_shards`` (independent of the other videos)."""
+    return zlib.crc32(str(video_id).encode("utf-8")) % num_shards
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
+
+    A killed or failing writer leaves the old file (or none), never a half-written one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a CSV atomically."""
+    with atomic_path(path, ".csv") as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+class ShardWriter:
+    """Append videos to a new shard; the file appears under its final name only on success.
+
+    ``arrays`` declares every per-frame array up front (name -> (dtype, per-frame shape)), so
+    a shard with no videos is still a complete, readable file. ``index_extra`` adds columns to
+    ``/index`` (e.g. a video's fps) beyond the five of DESIGN §3.
+
+    >>> with ShardWriter(out, "frames", 1, {"jpeg": (VLEN_BYTES, ())}) as w:
+    ...     w.add("69241", label=3, split="train", jpeg=encoded_frames)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        stage: str,
+        version: int,
+        arrays: Mapping[str, tuple[Any, tuple[int, ...]]],
+        config: Mapping[str, Any] | None = None,
+        source: Sequence[str] | str = (),
+        index_extra: Sequence[tuple[str, Any]] = (),
+        chunk_frames: int = 64,
+        compression: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.stage, self.version = stage, version
+        self.arrays = dict(arrays)
+        self.attrs = {
+            "schema": f"signpipe/{stage}/{version}",
+            "created_by": f"signpipe {signpipe.__version__}",
+            "config": json.dumps(dict(config or {}), sort_keys=True, default=str),
+            "source": json.dumps([source] if isinstance(source, str) else list(source)),
+        }
+        self.index_dtype = np.dtype(INDEX_FIELDS + list(index_extra))
+        self.chunk_frames, self.compression = chunk_frames, compression
+        self._rows: list[tuple] = []
+        self._total = 0
+
+    def __enter__(self) -> ShardWriter:
+        self._atomic = atomic_path(self.path, ".h5")
+        tmp = self._atomic.__enter__()
+        self.file = h5py.File(tmp, "w")
+        for name, (dtype, tail) in self.arrays.items():
+            chunk_bytes = max(np.dtype(dtype).itemsize * int(np.prod(tail, dtype=np.int64)), 1)
+            rows = max(1, min(self.chunk_frames, (1 << 20) // chunk_bytes))
+            self.file.create_dataset(
+                name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype,
+                chunks=(rows, *tail), compression=self.compression,
+            )
+        return self
+
+    def add(self, video_id: str, label: int, split: str, extra: Mapping[str, Any] | None = None,
+            **arrays: Any) -> None:
+        """Append one video: every declared array with the same number of frames T."""
+        missing = set(self.arrays) - set(arrays)
+        unknown = set(arrays) - set(self.arrays)
+        if missing or unknown:
+            raise ValueError(f"video {video_id}: arrays missing {sorted(missing)}, unknown {sorted(unknown)}")
+        lengths = {name: len(a) for name, a in arrays.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"video {video_id}: arrays differ in frame count {lengths}")
+        length = next(iter(lengths.values()), 0)
+        for name, values in arrays.items():
+            ds = self.file[name]
+            ds.resize(self._total + length, axis=0)
+            if length:
+                if ds.dtype == VLEN_BYTES:
+                    rows = np.empty(length, dtype=object)
+                    rows[:] = [np.frombuffer(buf, dtype=np.uint8) for buf in values]
+                    values = rows
+                ds[self._total:self._total + length] = np.asarray(values) if ds.dtype != VLEN_BYTES else values
+        extra = dict(extra or {})
+        row = [str(video_id), self._total, length, int(label), str(split)]
+        row += [extra.get(name, 0) for name in self.index_dtype.names[len(INDEX_FIELDS):]]
+        self._rows.append(tuple(row))
+        self._total += length
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.file.create_dataset("index", data=np.array(self._rows, dtype=self.index_dtype))
+                self.file.attrs.update(self.attrs)
+        finally:
+            self.file.close()
+            self._atomic.__exit__(exc_type, exc, tb)
+
+
+def read_index(f: h5py.File) -> pd.DataFrame:
+    """The ``/index`` table of an open shard as a DataFrame with str columns decoded."""
+    table = pd.DataFrame(f["index"][()])
+    for column in table.columns:
+        if table[column].dtype == object:
+            table[column] = table[column].map(lambda v: v.decode("utf-8") if isinstance(v, bytes) else v)
+    return table
+
+
+def read_video(f: h5py.File, name: str, row: Mapping[str, Any]) -> np.ndarray:
+    """The frames of one video (an ``/index`` row) from array ``name``."""
+    start, length = int(row["start"]), int(row["length"])
+    return f[name][start:start + length]
+
+
+def read_config(f: h5py.File) -> dict[str, Any]:
+    """The params that made a shard (its ``config`` attribute)."""
+    return json.loads(f.attrs.get("config", "{}"))

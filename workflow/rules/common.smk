@@ -1,0 +1,61 @@
+# Config validation and every path helper: rules never compute paths inline.
+
+import pandas as pd
+from snakemake.utils import validate
+
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
+
+RESULTS = config["results"]
+DATASETS = config["datasets"]
+
+
+def num_shards(ds):
+    return DATASETS[ds].get("num_shards", 4)
+
+
+def shards(ds):
+    """Shard numbers of a dataset: crc32(video_id) % num_shards, so the DAG is static."""
+    return list(range(num_shards(ds)))
+
+
+def synthetic_datasets():
+    return [ds for ds, cfg in DATASETS.items() if cfg["adapter"] == "synthetic"]
+
+
+def result(*parts):
+    return "/".join([RESULTS, *map(str, parts)])
+
+
+def log_path(rule_name, *parts):
+    return result("logs", rule_name, *parts) + ".log"
+
+
+def benchmark_path(rule_name, *parts):
+    return result("benchmarks", rule_name, *parts) + ".tsv"
+
+
+def manifest_inputs(wildcards):
+    """What a dataset's manifest is built from: the synthetic corpus, or the user's index files."""
+    cfg = DATASETS[wildcards.ds]
+    if cfg["adapter"] == "synthetic":
+        return {"corpus": result(wildcards.ds, "corpus")}
+    keys = {"wlasl": ["index", "videos"], "msasl": ["index_dir", "videos"], "folder": ["root"], "csv": ["manifest"]}
+    return {key: cfg[key] for key in keys[cfg["adapter"]]}
+
+
+def frames_shards(wildcards):
+    return expand(result(wildcards.ds, "frames", "{shard}.h5"), shard=shards(wildcards.ds))
+
+
+def frames_failures(wildcards):
+    return expand(result(wildcards.ds, "frames", "{shard}.failures.csv"), shard=shards(wildcards.ds))
+
+
+def all_outputs():
+    """Targets of the default run: the final artifacts of each stage built so far."""
+    outputs = []
+    for ds in DATASETS:
+        outputs.append(result(ds, "manifest.csv"))
+        outputs.append(result(ds, "failures.csv"))
+        outputs += expand(result(ds, "frames", "{shard}.h5"), shard=shards(ds))
+    return outputs

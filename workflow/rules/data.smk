@@ -1,0 +1,83 @@
+# Data stages: synthetic corpus (demo only) -> manifest -> decode (video -> JPEG frames shards).
+
+
+rule synth:
+    output:
+        directory(result("{ds}", "corpus")),
+    params:
+        cfg=lambda wc: DATASETS[wc.ds],
+    log:
+        log_path("synth", "{ds}"),
+    benchmark:
+        benchmark_path("synth", "{ds}")
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/synth.py"
+
+
+rule manifest:
+    input:
+        unpack(manifest_inputs),
+    output:
+        manifest=result("{ds}", "manifest.csv"),
+        missing=result("{ds}", "missing.csv"),
+    params:
+        cfg=lambda wc: DATASETS[wc.ds],
+    log:
+        log_path("manifest", "{ds}"),
+    benchmark:
+        benchmark_path("manifest", "{ds}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/manifest.py"
+
+
+rule decode:
+    input:
+        manifest=result("{ds}", "manifest.csv"),
+    output:
+        frames=result("{ds}", "frames", "{shard}.h5"),
+        failures=result("{ds}", "frames", "{shard}.failures.csv"),
+    params:
+        decode=config["decode"],
+    log:
+        log_path("decode", "{ds}", "{shard}"),
+    benchmark:
+        benchmark_path("decode", "{ds}", "{shard}")
+    threads: config["decode"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/decode.py"
+
+
+rule failures:
+    input:
+        frames_failures,
+    output:
+        result("{ds}", "failures.csv"),
+    log:
+        log_path("failures", "{ds}"),
+    benchmark:
+        benchmark_path("failures", "{ds}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/failures.py"
