@@ -130,10 +130,9 @@ class ShardWriter:
             ds.resize(self._total + length, axis=0)
             if length:
                 if ds.dtype == VLEN_BYTES:
-                    rows = np.empty(length, dtype=object)
-                    rows[:] = [np.frombuffer(buf, dtype=np.uint8) for buf in values]
-                    values = rows
-                ds[self._total:self._total + length] = np.asarray(values) if ds.dtype != VLEN_BYTES else values
+                    _write_vlen(ds, self._total, values)
+                else:
+                    ds[self._total:self._total + length] = values
         extra = dict(extra or {})
         row = [str(video_id), self._total, length, int(label), str(split)]
         row += [extra.get(name, 0) for name in self.index_dtype.names[len(INDEX_FIELDS):]]
@@ -148,6 +147,20 @@ class ShardWriter:
         finally:
             self.file.close()
             self._atomic.__exit__(exc_type, exc, tb)
+
+
+def _write_vlen(ds: h5py.Dataset, start: int, values: Sequence[bytes]) -> None:
+    """Write byte strings as rows ``start:start+len(values)`` of a vlen dataset.
+
+    Goes through the low-level API: h5py's ``ds[a:b] = rows`` turns rows of equal length into
+    a 2-D array and refuses them, which JPEG frames of a static scene can hit.
+    """
+    rows = np.empty(len(values), dtype=object)
+    for i, buf in enumerate(values):
+        rows[i] = np.frombuffer(buf, dtype=np.uint8)
+    file_space = ds.id.get_space()
+    file_space.select_hyperslab((start,), (len(values),))
+    ds.id.write(h5py.h5s.create_simple((len(values),)), file_space, rows)
 
 
 def read_index(f: h5py.File) -> pd.DataFrame:

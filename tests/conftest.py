@@ -1,0 +1,43 @@
+"""Shared fixtures: the real data beside the repo (../shared/data) and small generated videos."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SIGNPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real clips, the real WLASL index); tests that need it skip without it."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set SIGNPIPE_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def write_video(path: Path, frames: int = 12, width: int = 96, height: int = 64, fps: int = 25,
+                faststart: bool = False) -> Path:
+    """An H.264 MP4 whose frame i shows a bright bar at column 4*i (so frame order is checkable).
+
+    ``faststart`` puts the header first, as web videos do, so a cut file still opens.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            image = np.full((height, width, 3), 40, np.uint8)
+            x = (i * 4) % (width - 8)
+            image[:, x:x + 8] = 230
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -1,0 +1,132 @@
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import simplejpeg
+
+from conftest import write_video
+from signpipe.decode import DecodeError, decode_shard, decode_video, target_size
+from signpipe.shards import read_index, read_video
+
+
+def _manifest(tmp_path, rows):
+    base = {"label": 0, "gloss": "x", "split": "train", "signer": "", "frame_start": 0,
+            "frame_end": -1, "shard": 0}
+    path = tmp_path / "manifest.csv"
+    pd.DataFrame([{**base, **r} for r in rows]).to_csv(path, index=False)
+    return path
+
+
+def _bar_column(jpeg: bytes) -> int:
+    """Column of the bright bar drawn by write_video, in the decoded image."""
+    image = simplejpeg.decode_jpeg(bytes(jpeg))
+    return int(np.argmax(image[..., 0].mean(axis=0)))
+
+
+def test_target_size_only_shrinks_and_keeps_even_sides():
+    assert target_size(640, 360, 256) == (456, 256)
+    assert target_size(320, 240, 256) == (320, 240)  # never enlarged
+    assert target_size(1280, 720, 256) == (456, 256)
+    w, h = target_size(333, 999, 100)
+    assert w == 100 and h % 2 == 0 and abs(h - 300) <= 1
+
+
+def test_clip_window_and_order(tmp_path):
+    video = write_video(tmp_path / "v.mp4", frames=20, width=128, height=64)
+    full = decode_video(video, short_side=256)
+    clip = decode_video(video, frame_start=5, frame_end=9, short_side=256)
+    assert len(full.jpeg) == 20 and len(clip.jpeg) == 4
+    # frame i has its bar at column 4*i: the clip holds frames 5..8
+    assert [_bar_column(j) for j in clip.jpeg] == [_bar_column(j) for j in full.jpeg[5:9]]
+    assert _bar_column(clip.jpeg[0]) > _bar_column(full.jpeg[0])
+    assert (clip.height, clip.width, clip.src_height, clip.src_width) == (64, 128, 64, 128)
+    assert clip.fps == pytest.approx(25)
+
+
+def test_resize_to_short_side(tmp_path):
+    video = write_video(tmp_path / "v.mp4", frames=3, width=160, height=96)
+    out = decode_video(video, short_side=48)
+    image = simplejpeg.decode_jpeg(out.jpeg[0])
+    assert image.shape == (48, 80, 3) == (out.height, out.width, 3)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p, "file not found"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
+        (lambda p: (p.write_bytes(b"not a video at all" * 50), p)[1], "cannot open"),
+    ],
+)
+def test_bad_videos_raise_with_reason(tmp_path, make, reason):
+    with pytest.raises(DecodeError, match=reason):
+        decode_video(make(tmp_path / "bad.mp4"))
+
+
+@pytest.mark.parametrize("faststart, reason", [(True, "truncated"), (False, "cannot open")])
+def test_truncated_video_is_detected(tmp_path, faststart, reason):
+    """A download cut in half: with the header first it opens but falls short; without, it cannot open."""
+    video = write_video(tmp_path / "v.mp4", frames=60, width=128, height=96, faststart=faststart)
+    data = video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DecodeError, match=reason):
+        decode_video(cut)
+
+
+def test_clip_beyond_video_end(tmp_path):
+    video = write_video(tmp_path / "v.mp4", frames=6)
+    with pytest.raises(DecodeError, match="clip starts at frame 10 but the video has 6 frames"):
+        decode_video(video, frame_start=10)
+
+
+def test_shard_keeps_good_videos_and_lists_failures(tmp_path):
+    good = write_video(tmp_path / "good.mp4", frames=8)
+    other = write_video(tmp_path / "other.mp4", frames=5)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    manifest = _manifest(tmp_path, [
+        {"video_id": "007", "path": str(good), "label": 3, "split": "test"},
+        {"video_id": "b", "path": str(tmp_path / "empty.mp4")},
+        {"video_id": "c", "path": str(tmp_path / "missing.mp4")},
+        {"video_id": "d", "path": str(other), "frame_start": 1, "frame_end": 4},
+        {"video_id": "e", "path": str(other), "shard": 1},  # another shard: not here
+    ])
+    frames, failures = tmp_path / "out" / "0.h5", tmp_path / "out" / "0.failures.csv"
+    stats = decode_shard(manifest, 0, frames, failures, short_side=256, threads=2, progress=False)
+    assert stats == {"videos": 2, "failed": 2, "frames": 11}
+    failed = pd.read_csv(failures)
+    assert dict(zip(failed["video_id"], failed["reason"])) == {
+        "b": "empty file (0 bytes)", "c": "file not found"}
+    with h5py.File(frames) as f:
+        index = read_index(f)
+        assert index["video_id"].tolist() == ["007", "d"]
+        assert index["length"].tolist() == [8, 3]
+        assert index.loc[0, "label"] == 3 and index.loc[0, "split"] == "test"
+        assert index.loc[0, "src_width"] == 96 and index.loc[0, "fps"] == pytest.approx(25)
+        assert f.attrs["schema"] == "signpipe/frames/1"
+        jpeg = read_video(f, "jpeg", index.iloc[1])
+        assert simplejpeg.decode_jpeg(bytes(jpeg[0])).shape == (64, 96, 3)
+        assert (f["height"][:] == 64).all()
+
+
+def test_real_clips_decode(shared_data, tmp_path):
+    clips = shared_data / "clips"
+    manifest = _manifest(tmp_path, [
+        {"video_id": "FOOTBALL", "path": str(clips / "FOOTBALL.mp4")},
+        {"video_id": "SOUP", "path": str(clips / "SOUP.mp4")},
+    ])
+    stats = decode_shard(manifest, 0, tmp_path / "f.h5", tmp_path / "f.csv", short_side=256, progress=False)
+    assert stats == {"videos": 2, "failed": 0, "frames": 62 + 41}  # frame counts from data/README.md
+    with h5py.File(tmp_path / "f.h5") as f:
+        index = read_index(f).set_index("video_id")
+        assert (index.loc["FOOTBALL", "src_width"], index.loc["FOOTBALL", "src_height"]) == (640, 360)
+        first = simplejpeg.decode_jpeg(bytes(f["jpeg"][0]))
+        assert first.shape == (256, 456, 3) and first.std() > 10  # a real picture, not blank
+
+
+def test_real_clip_cut_short_is_truncated(shared_data, tmp_path):
+    """A real web video cut mid-stream decodes cleanly up to the cut: only the header's count betrays it."""
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes((shared_data / "clips" / "FOOTBALL.mp4").read_bytes()[:30000])
+    with pytest.raises(DecodeError, match=r"truncated: decoded \d+ of the 64 frames"):
+        decode_video(cut)
