@@ -3,6 +3,7 @@
 # script in workflow/scripts/ and its logic in the `signpipe` library.
 
 import os
+import sys
 
 from snakemake.utils import min_version
 
@@ -12,8 +13,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
-# Jobs import the signpipe library from this checkout, also inside --use-conda envs and on
-# cluster nodes, where it is not pip-installed.
+# The workflow and its jobs import the signpipe library from this checkout, also inside
+# --use-conda envs and on cluster nodes, where it is not pip-installed.
+sys.path.insert(0, workflow.basedir)
 os.environ.update(
     PYTHONPATH=os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 )

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from signpipe.datasets import read_manifest
 from signpipe.shards import VLEN_BYTES, ShardWriter, write_csv
 
 log = logging.getLogger(__name__)
@@ -147,7 +148,7 @@ def decode_shard(manifest_csv: str | os.PathLike, shard: int, frames_h5: str | o
 
     Returns counts: videos written, failed, frames written.
     """
-    manifest = pd.read_csv(manifest_csv, dtype={"video_id": str, "signer": str}, keep_default_na=False)
+    manifest = read_manifest(manifest_csv)
     rows = manifest[manifest["shard"] == shard]
     failures: list[dict[str, str]] = []
     frames_total = 0

@@ -1,7 +1,10 @@
 # Config validation and every path helper: rules never compute paths inline.
 
-import pandas as pd
+from pathlib import Path
+
 from snakemake.utils import validate
+
+from signpipe.datasets import wlasl
 
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
@@ -9,13 +12,9 @@ RESULTS = config["results"]
 DATASETS = config["datasets"]
 
 
-def num_shards(ds):
-    return DATASETS[ds].get("num_shards", 4)
-
-
 def shards(ds):
     """Shard numbers of a dataset: crc32(video_id) % num_shards, so the DAG is static."""
-    return list(range(num_shards(ds)))
+    return list(range(DATASETS[ds]["num_shards"]))
 
 
 def synthetic_datasets():
@@ -39,8 +38,12 @@ def manifest_inputs(wildcards):
     cfg = DATASETS[wildcards.ds]
     if cfg["adapter"] == "synthetic":
         return {"corpus": result(wildcards.ds, "corpus")}
-    keys = {"wlasl": ["index", "videos"], "msasl": ["index_dir", "videos"], "folder": ["root"], "csv": ["manifest"]}
-    return {key: cfg[key] for key in keys[cfg["adapter"]]}
+    keys = {"wlasl": ["index", "videos"], "msasl": ["index_dir", "videos"], "folder": ["root", "classes"],
+            "csv": ["manifest"]}
+    inputs = {key: cfg[key] for key in keys[cfg["adapter"]] if key in cfg}
+    if cfg["adapter"] == "wlasl" and "subset" in cfg:
+        inputs["subset"] = str(wlasl.subset_file(cfg, Path(cfg["index"]), f"datasets.{wildcards.ds}"))
+    return inputs
 
 
 def frames_shards(wildcards):

@@ -6,5 +6,5 @@ from signpipe.logs import log_to
 with log_to(snakemake.log[0]):
     write_manifest(
         snakemake.params.cfg, snakemake.output.manifest, snakemake.output.missing,
-        corpus_dir=snakemake.input.get("corpus"),
+        corpus_dir=snakemake.input.get("corpus"), name=snakemake.wildcards.ds,
     )

@@ -1,0 +1,251 @@
+"""Dataset adapters: one ``datasets:`` config block -> the manifest of DESIGN §2.
+
+An adapter (one module per dataset format) reads its index files and returns the rows it
+found with their video on disk, and the rows whose video is absent. Everything the adapters
+share lives here, in one place: resolving config paths, finding video files, checking the
+rows, assigning shards with :func:`signpipe.shards.shard_of`, and writing the two CSVs.
+
+Manifest conventions (docs/datasets.md): ``video_id`` str (leading zeros kept), ``path``
+absolute, ``label`` int >= 0, ``gloss`` str, ``split`` one of train/val/test, ``signer``
+str ('' when unknown), ``frame_start`` 0-based inclusive, ``frame_end`` 0-based exclusive
+or -1 for "to the end of the video". Adapter extras follow as further columns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from signpipe.shards import shard_of, write_csv
+
+log = logging.getLogger(__name__)
+
+MANIFEST_COLUMNS = ["video_id", "path", "label", "gloss", "split", "signer", "frame_start", "frame_end", "shard"]
+MISSING_COLUMNS = ["video_id", "path", "reason", "label", "gloss", "split"]
+SPLITS = ("train", "val", "test")
+DEFAULT_NUM_SHARDS = 4
+"""``num_shards`` of a dataset whose config block has none (the schema's default)."""
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
+"""Default video file extensions, in order of preference when one name has several."""
+BBOX_COLUMNS = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
+"""Extra columns of adapters that know the signer's box: pixels of the source video."""
+
+Adapter = Callable[[Mapping[str, Any], str, Path | None], tuple[pd.DataFrame, pd.DataFrame]]
+"""``load(cfg, where, corpus_dir) -> (rows, missing)``; ``where`` is the config location for
+messages (``datasets.wlasl100``); rows hold MANIFEST_COLUMNS but ``shard``, plus extras."""
+
+
+def adapters() -> dict[str, Adapter]:
+    """The known adapters by their ``adapter:`` name (each ``load(cfg, where, corpus_dir)``)."""
+    # Imported here, not at the top: the adapter modules import the helpers of this module.
+    from signpipe.datasets import csvfile, folder, msasl, synthetic, wlasl
+
+    return {"wlasl": wlasl.load, "msasl": msasl.load, "folder": folder.load,
+            "csv": csvfile.load, "synthetic": synthetic.load}
+
+
+def build_manifest(
+    cfg: Mapping[str, Any], corpus_dir: str | os.PathLike | None = None, name: str | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(manifest, missing) for one dataset's config block.
+
+    ``name`` is the dataset's key under ``datasets:``; it only makes error messages point at
+    the right place (``datasets.wlasl100.index: ...``). Relative config paths are resolved
+    against the current working directory (the Snakemake workdir).
+    """
+    where = f"datasets.{name or cfg.get('adapter', '?')}"
+    known = adapters()
+    adapter = cfg.get("adapter")
+    if adapter not in known:
+        raise ValueError(f"{where}.adapter: unknown adapter {adapter!r}; known: {', '.join(sorted(known))}")
+    num_shards = cfg.get("num_shards", DEFAULT_NUM_SHARDS)
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
+        raise ValueError(f"{where}.num_shards: must be a positive integer, got {num_shards!r}")
+    rows, missing = known[adapter](cfg, where, Path(corpus_dir) if corpus_dir is not None else None)
+    return _checked_manifest(rows, num_shards, where), _checked_missing(missing)
+
+
+def write_manifest(
+    cfg: Mapping[str, Any],
+    manifest_csv: str | os.PathLike,
+    missing_csv: str | os.PathLike,
+    corpus_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """Build the manifest and write it and missing.csv (always, maybe header only) atomically."""
+    manifest, missing = build_manifest(cfg, corpus_dir, name)
+    write_csv(manifest, manifest_csv)
+    write_csv(missing, missing_csv)
+    per_split = ", ".join(f"{split} {int((manifest['split'] == split).sum())}" for split in SPLITS)
+    log.info("%s: %d videos (%s) in %s; %d missing, listed in %s",
+             name or cfg["adapter"], len(manifest), per_split, manifest_csv, len(missing), missing_csv)
+    return manifest
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a manifest.csv or missing.csv back with its types.
+
+    ``video_id`` '05237' stays a str, an unknown ``signer`` stays '', and a gloss such as
+    'null' is not taken for a missing value (only empty cells are).
+    """
+    text_columns = ["video_id", "path", "reason", "gloss", "split", "signer"]
+    table = pd.read_csv(path, dtype=dict.fromkeys(text_columns, str), keep_default_na=False, na_values=[""])
+    present = [c for c in text_columns if c in table.columns]
+    table[present] = table[present].fillna("")
+    return table
+
+
+# -- helpers shared by the adapters -------------------------------------------------------
+
+
+def required(cfg: Mapping[str, Any], key: str, where: str) -> Any:
+    """``cfg[key]``, or a ValueError naming the missing key."""
+    if cfg.get(key) is None:
+        raise ValueError(f"{where}.{key}: required key is missing")
+    return cfg[key]
+
+
+def flag(cfg: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    """A true/false config key."""
+    value = cfg.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{where}.{key}: expected true or false, got {value!r}")
+    return value
+
+
+def resolve(value: str | os.PathLike, base: Path | None = None) -> Path:
+    """An absolute, normalised path (``~`` expanded; relative ones against ``base`` or the cwd)."""
+    return Path(os.path.abspath(Path(base or Path.cwd()) / Path(value).expanduser()))
+
+
+def config_path(cfg: Mapping[str, Any], key: str, where: str, kind: str = "file",
+                base: Path | None = None) -> Path:
+    """The existing file (``kind='file'``) or directory (``'dir'``) that config key ``key`` names."""
+    path = resolve(str(required(cfg, key, where)), base)
+    return existing(path, f"{where}.{key}", kind)
+
+
+def existing(path: Path, what: str, kind: str = "file") -> Path:
+    """``path`` if it is an existing file/dir, else an error that names ``what`` and the path."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what}: {path} does not exist")
+    if not (path.is_dir() if kind == "dir" else path.is_file()):
+        raise ValueError(f"{what}: {path} is not a {'directory' if kind == 'dir' else 'file'}")
+    return path
+
+
+def video_extensions(cfg: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """The ``extensions`` config key as lower-case '.ext' strings (default VIDEO_EXTENSIONS)."""
+    values = cfg.get("extensions") or VIDEO_EXTENSIONS
+    if isinstance(values, str) or not all(isinstance(v, str) and v.strip(".") for v in values):
+        raise ValueError(f"{where}.extensions: expected a list such as [mp4, mkv], got {values!r}")
+    return tuple("." + v.lower().lstrip(".") for v in values)
+
+
+def videos_by_stem(directory: Path, extensions: Sequence[str]) -> dict[str, Path]:
+    """Video files directly in ``directory`` by file name without extension.
+
+    One listing of the directory instead of a stat per id and extension (WLASL has 21k ids).
+    When a name exists with several extensions, the earliest in ``extensions`` wins.
+    """
+    rank = {ext: i for i, ext in enumerate(extensions)}
+    best: dict[str, tuple[int, Path]] = {}
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            stem, ext = os.path.splitext(entry.name)
+            r = rank.get(ext.lower())
+            if r is not None and (stem not in best or r < best[stem][0]) and entry.is_file():
+                best[stem] = (r, Path(entry.path))
+    return {stem: path for stem, (_, path) in best.items()}
+
+
+def locate_videos(rows: pd.DataFrame, stems: pd.Series, directory: Path,
+                  extensions: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Set ``path`` to the file ``{directory}/{stem}.{ext}`` of each row; split off rows without one.
+
+    A missing row's ``path`` is the file expected with the first extension.
+    """
+    files = videos_by_stem(directory, extensions)
+    found = stems.map(files)
+    expected = stems.map(lambda stem: str(directory / f"{stem}{extensions[0]}"))
+    rows = rows.assign(path=found.map(str, na_action="ignore").fillna(expected))
+    return split_missing(rows, found.notna(), "video file not found")
+
+
+def no_missing() -> pd.DataFrame:
+    """An empty missing table."""
+    return pd.DataFrame(columns=MISSING_COLUMNS)
+
+
+def split_missing(rows: pd.DataFrame, present: pd.Series,
+                  reason: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(rows where ``present``, MISSING_COLUMNS table of the others with ``reason``)."""
+    missing = rows.loc[~present].assign(reason=reason)[MISSING_COLUMNS]
+    return rows.loc[present].reset_index(drop=True), missing.reset_index(drop=True)
+
+
+def youtube_id(url: str) -> str | None:
+    """The 11-character video id of a YouTube URL (watch?v=, youtu.be/, embed/), else None."""
+    match = re.search(r"(?:[?&]v=|youtu\.be/|youtube\.com/embed/)([\w-]{11})", url)
+    return match.group(1) if match else None
+
+
+def to_int(values: pd.Series, what: str) -> pd.Series:
+    """``values`` as int64, or a ValueError naming ``what`` and the offending values."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = numbers.isna() | (numbers != numbers.round())
+    if bad.any():
+        raise ValueError(f"{what}: not an integer: {examples(values[bad])}")
+    return numbers.astype("int64")
+
+
+def examples(values: Sequence[Any] | pd.Series, limit: int = 5) -> str:
+    """A short list of values for an error message: 'a, b, c (and 12 more)'."""
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
+
+
+def _checked_manifest(rows: pd.DataFrame, num_shards: int, where: str) -> pd.DataFrame:
+    """Check the adapter's rows against the manifest contract, add ``shard``, order them."""
+    absent = [c for c in MANIFEST_COLUMNS if c != "shard" and c not in rows.columns]
+    if absent:
+        raise ValueError(f"{where}: adapter rows lack columns {absent}")
+    rows = rows.copy()
+    rows["video_id"] = rows["video_id"].astype(str)
+    duplicated = rows["video_id"][rows["video_id"].duplicated()].unique()
+    if len(duplicated):
+        raise ValueError(f"{where}: video_id is not unique: {examples(sorted(duplicated))}")
+    for column in ("label", "frame_start", "frame_end"):
+        rows[column] = to_int(rows[column], f"{where}: {column}")
+    negative = rows.loc[rows["label"] < 0, "video_id"]
+    if len(negative):
+        raise ValueError(f"{where}: label must be >= 0; videos {examples(negative)}")
+    bad_split = rows.loc[~rows["split"].isin(SPLITS)]
+    if len(bad_split):
+        raise ValueError(f"{where}: split must be one of {', '.join(SPLITS)}; got "
+                         f"{examples(sorted(bad_split['split'].astype(str).unique()))} "
+                         f"(videos {examples(bad_split['video_id'])})")
+    start, end = rows["frame_start"], rows["frame_end"]
+    bad_frames = rows.loc[(start < 0) | ((end != -1) & (end <= start)), "video_id"]
+    if len(bad_frames):
+        raise ValueError(f"{where}: need 0 <= frame_start < frame_end (or frame_end -1); "
+                         f"videos {examples(bad_frames)}")
+    for column in ("path", "gloss", "signer"):
+        rows[column] = rows[column].fillna("").astype(str)
+    rows["shard"] = rows["video_id"].map(lambda v: shard_of(v, num_shards)).astype("int64")
+    extras = [c for c in rows.columns if c not in MANIFEST_COLUMNS]
+    return rows[MANIFEST_COLUMNS + extras].sort_values("video_id").reset_index(drop=True)
+
+
+def _checked_missing(missing: pd.DataFrame) -> pd.DataFrame:
+    """The missing table with exactly MISSING_COLUMNS, sorted by video_id."""
+    missing = missing.reindex(columns=MISSING_COLUMNS)
+    missing["video_id"] = missing["video_id"].astype(str)
+    return missing.sort_values("video_id").reset_index(drop=True)

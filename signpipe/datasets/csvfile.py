@@ -1,0 +1,39 @@
+"""A manifest the user wrote: a CSV with at least ``video_id, path, label, split``.
+
+Optional columns and their defaults: ``gloss`` (the label as text), ``signer`` (''),
+``frame_start`` (0), ``frame_end`` (-1). Other columns are kept as extras. Relative paths
+are resolved against the CSV's folder, so the CSV can travel with its videos.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from signpipe.datasets import config_path, read_manifest, resolve, split_missing
+
+REQUIRED = ["video_id", "path", "label", "split"]
+DEFAULTS = {"gloss": "", "signer": "", "frame_start": 0, "frame_end": -1}
+"""Optional columns; an empty gloss becomes the label as text."""
+
+
+def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of the ``manifest`` CSV whose video file exists, and the missing."""
+    return read_table(config_path(cfg, "manifest", where), f"{where}.manifest")
+
+
+def read_table(csv_path: Path, what: str, path_columns: Sequence[str] = ("path",)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A manifest-like CSV with defaults filled and ``path_columns`` made absolute; split on ``path``."""
+    table = read_manifest(csv_path)
+    absent = [c for c in [*REQUIRED, *path_columns] if c not in table.columns]
+    if absent:
+        raise ValueError(f"{what}: {csv_path} lacks the columns {absent}")
+    table = table.assign(**{c: v for c, v in DEFAULTS.items() if c not in table.columns}).fillna(DEFAULTS)
+    table["gloss"] = table["gloss"].where(table["gloss"] != "", table["label"].astype(str))
+    for column in path_columns:
+        table[column] = [str(resolve(p, csv_path.parent)) for p in table[column]]
+    return split_missing(table, table["path"].map(os.path.isfile).astype(bool), "video file not found")

@@ -1,0 +1,113 @@
+"""A folder per class (``root/<gloss>/...video files``), signer read from each file name.
+
+Fits corpora recorded in a lab and shipped as one directory per sign, such as the Chinese
+CSL/SLR500 and NMFs-CSL sets, where the file name carries the signer
+(``P01_s3_00_1_color.avi``) and the official split is by signer.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from signpipe.datasets import (
+    SPLITS,
+    config_path,
+    examples,
+    no_missing,
+    required,
+    video_extensions,
+)
+
+log = logging.getLogger(__name__)
+
+
+def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows of every video under ``root``; nothing is missing (the rows come from the files)."""
+    root = config_path(cfg, "root", where, kind="dir")
+    pattern = name_pattern(cfg, where)
+    extensions = video_extensions(cfg, where)
+    split_of = signer_splits(cfg, where)
+    records, unmatched = [], []
+    for label, gloss in enumerate(class_names(cfg, root, where)):
+        for path in sorted((root / gloss).rglob("*")):
+            if path.suffix.lower() not in extensions or not path.is_file():
+                continue
+            match = pattern.match(path.stem)
+            if match is None:
+                unmatched.append(str(path.relative_to(root)))
+                continue
+            groups = match.groupdict()
+            records.append({
+                "video_id": video_id(gloss, path.relative_to(root / gloss)), "path": str(path),
+                "label": label, "gloss": gloss, "signer": groups.pop("signer"),
+                "frame_start": 0, "frame_end": -1, **groups,
+            })
+    if unmatched:
+        raise ValueError(f"{where}.pattern: {pattern.pattern!r} does not match {len(unmatched)} file names "
+                         f"(without extension), e.g. {examples(unmatched)}")
+    rows = pd.DataFrame.from_records(
+        records, columns=list(dict.fromkeys(["video_id", "path", "label", "gloss", "signer", "frame_start",
+                                             "frame_end", *pattern.groupindex])))
+    rows.insert(4, "split", rows["signer"].map(split_of))
+    unlisted = sorted(rows.loc[rows["split"].isna(), "signer"].unique())
+    if unlisted:
+        default = cfg.get("default_split")
+        if default is None:
+            raise ValueError(f"{where}.splits: signers {examples(unlisted)} are in no split; "
+                             f"list them or set {where}.default_split")
+        if default not in SPLITS:
+            raise ValueError(f"{where}.default_split: must be one of {', '.join(SPLITS)}, got {default!r}")
+        rows["split"] = rows["split"].fillna(default)
+    return rows, no_missing()
+
+
+def name_pattern(cfg: Mapping[str, Any], where: str) -> re.Pattern:
+    """The ``pattern`` regex; it must have a named group ``signer``."""
+    try:
+        pattern = re.compile(required(cfg, "pattern", where))
+    except re.error as error:
+        raise ValueError(f"{where}.pattern: not a valid regular expression: {error}") from error
+    if "signer" not in pattern.groupindex:
+        raise ValueError(f"{where}.pattern: needs a named group (?P<signer>...), got {pattern.pattern!r}")
+    return pattern
+
+
+def class_names(cfg: Mapping[str, Any], root: Path, where: str) -> list[str]:
+    """Glosses in label order: the ``classes`` file's lines, else the class folders sorted by name."""
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if cfg.get("classes") is None:
+        return folders
+    path = config_path(cfg, "classes", where)
+    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    unlisted = sorted(set(folders) - set(names))
+    if unlisted:
+        raise ValueError(f"{where}.classes: {path} does not list the class folders {examples(unlisted)}")
+    empty = [name for name in names if name not in folders]
+    if empty:
+        log.warning("%s: classes %s of %s have no folder under %s", where, examples(empty), path.name, root)
+    return names
+
+
+def signer_splits(cfg: Mapping[str, Any], where: str) -> dict[str, str]:
+    """``splits: {train: [signers], ...}`` as signer -> split (signers compared as strings)."""
+    splits = required(cfg, "splits", where)
+    if not isinstance(splits, Mapping) or set(splits) - set(SPLITS):
+        raise ValueError(f"{where}.splits: expected a mapping with keys among {', '.join(SPLITS)}, "
+                         f"got {splits!r}")
+    split_of: dict[str, str] = {}
+    for split, signers in splits.items():
+        for signer in map(str, signers or []):
+            if split_of.setdefault(signer, split) != split:
+                raise ValueError(f"{where}.splits: signer {signer!r} is in both {split_of[signer]} and {split}")
+    return split_of
+
+
+def video_id(gloss: str, relative: Path) -> str:
+    """``{gloss}__{path under the class folder, no extension}``: '/' -> '__', unsafe characters -> '_'."""
+    return "__".join(re.sub(r"[^\w.-]+", "_", part) for part in [gloss, *relative.with_suffix("").parts])
