@@ -1,0 +1,184 @@
+"""Writing the synthetic corpus: videos, keypoint sidecars with detector-like noise, tables."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from signpipe.keypoints.layout import HAND_SLICES
+from signpipe.shards import atomic_path, write_csv
+from signpipe.synth.classes import SignClass, make_classes
+from signpipe.synth.pose import Pose, Signer, clean_pose, make_signer, make_variation, num_frames
+from signpipe.synth.render import render, write_video
+
+CORPUS_COLUMNS = ["video_id", "path", "keypoints", "label", "gloss", "split", "signer", "frame_start",
+                  "frame_end", "repeat", "num_frames"]
+
+
+@dataclass(frozen=True)
+class VideoSpec:
+    """Everything needed to make one clip, independent of every other clip."""
+
+    video_id: str
+    sign: SignClass
+    signer: int
+    repeat: int
+    split: str
+    frames: int
+    width: int
+    height: int
+    fps: float
+    seed: int
+
+
+def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
+    """Random stream ``stream`` of one clip (0: its variation, 1: detector noise), from the seed and a
+    stable hash of the clip id (not Python's ``hash``), so a clip never depends on the others."""
+    return np.random.default_rng([spec.seed, zlib.crc32(spec.video_id.encode("utf-8")), stream])
+
+
+def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
+    """The signer and the clean pose (the drawn truth) of one clip."""
+    signer = make_signer(spec.signer, spec.seed, spec.width, spec.height)
+    variation = make_variation(video_rng(spec, 0))
+    length = num_frames(spec.frames, signer, variation)
+    return signer, clean_pose(spec.sign, signer, variation, length, spec.width, spec.height)
+
+
+def detector_noise(pose: Pose, rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints as a pose detector would report them: the clean pose plus noise.
+
+    Gaussian jitter of 0.7% of the larger image side (1.8 px at 256 x 192); about 3% of the
+    points with a low score (0.1-0.5) and 4x the error; in a third of the clips one hand lost
+    for 2-5 frames; other scores uniform in 0.75-1. Off-image points, legs and feet get score 0
+    and xy 0.
+    Returns xy (T, 133, 2) float32 in video pixels and score (T, 133) float32 in [0, 1].
+    """
+    sigma = 0.007 * max(width, height)
+    shape = pose.visible.shape
+    xy = pose.xy + rng.normal(0.0, sigma, pose.xy.shape)
+    score = rng.uniform(0.75, 1.0, shape)
+    weak = rng.random(shape) < 0.03
+    score[weak] = rng.uniform(0.1, 0.5, weak.sum())
+    xy[weak] += rng.normal(0.0, 4 * sigma, (weak.sum(), 2))
+    detected = pose.visible.copy()
+    if rng.random() < 0.33:
+        span = int(rng.integers(2, 6))
+        start = int(rng.integers(0, max(len(detected) - span, 1)))
+        detected[start:start + span, HAND_SLICES[rng.integers(2)]] = False
+    xy = np.clip(xy, 0.0, [width - 1, height - 1])
+    xy[~detected] = 0.0
+    score[~detected] = 0.0
+    return xy.astype(np.float32), score.astype(np.float32)
+
+
+def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Save arrays as a compressed ``.npz`` whose bytes depend only on the arrays (fixed zip dates)."""
+    with atomic_path(path, ".npz") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, buffer.getvalue())
+
+
+def make_video(spec: VideoSpec, out_dir: Path) -> dict:
+    """Draw, encode and annotate one clip; return its corpus row."""
+    signer, pose = video_pose(spec)
+    video = Path("videos") / f"{spec.video_id}.mp4"
+    keypoints = Path("keypoints") / f"{spec.video_id}.npz"
+    write_video(render(pose, signer, spec.width, spec.height), out_dir / video, spec.fps)
+    xy, score = detector_noise(pose, video_rng(spec, 1), spec.width, spec.height)
+    write_npz(out_dir / keypoints, xy=xy, score=score)
+    return {"video_id": spec.video_id, "path": video.as_posix(), "keypoints": keypoints.as_posix(),
+            "label": spec.sign.label, "gloss": spec.sign.gloss, "split": spec.split, "signer": spec.signer,
+            "frame_start": 0, "frame_end": -1, "repeat": spec.repeat, "num_frames": len(pose.xy)}
+
+
+def _make_video_job(job: tuple[VideoSpec, Path]) -> dict:
+    return make_video(*job)
+
+
+def signer_splits(signers: int, val_signers: int, test_signers: int) -> list[str]:
+    """Split of each signer: the last ``test_signers`` test, the ``val_signers`` before them val."""
+    if signers < 1:
+        raise ValueError(f"signers={signers}: need at least 1 signer")
+    for name, value in (("val_signers", val_signers), ("test_signers", test_signers)):
+        if value < 0:
+            raise ValueError(f"{name}={value}: must be 0 or more")
+    if val_signers + test_signers > signers - 1:
+        raise ValueError(f"val_signers + test_signers = {val_signers + test_signers}: must leave at least one "
+                         f"of the {signers} signers for training (lower val_signers/test_signers or raise signers)")
+    train = signers - val_signers - test_signers
+    return ["train"] * train + ["val"] * val_signers + ["test"] * test_signers
+
+
+def _check_at_least(name: str, value: float, low: float) -> None:
+    if not value >= low:
+        raise ValueError(f"{name}={value}: must be at least {low}")
+
+
+def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, frames: int = 32,
+                 width: int = 256, height: int = 192, fps: float = 25.0, val_signers: int = 1,
+                 test_signers: int = 1, seed: int = 0) -> list[VideoSpec]:
+    """The clips of a corpus, ordered by signer, class, repeat; raises ValueError naming a bad argument."""
+    for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1)):
+        _check_at_least(name, value, low)
+    for name, value in (("width", width), ("height", height)):
+        _check_at_least(name, value, 32)
+        if value % 2:
+            raise ValueError(f"{name}={value}: must be even (H.264 yuv420p)")
+    splits = signer_splits(signers, val_signers, test_signers)
+    classes = make_classes(num_classes, seed)
+    digits_s, digits_c = (max(2, len(str(n - 1))) for n in (signers, num_classes))
+    digits_r = len(str(repeats - 1))
+    return [
+        VideoSpec(f"s{s:0{digits_s}d}_c{c.label:0{digits_c}d}_r{r:0{digits_r}d}", c, s, r, splits[s],
+                  frames, width, height, fps, seed)
+        for s in range(signers) for c in classes for r in range(repeats)
+    ]
+
+
+def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, repeats: int = 3,
+                frames: int = 32, width: int = 256, height: int = 192, fps: float = 25.0,
+                val_signers: int = 1, test_signers: int = 1, seed: int = 0,
+                workers: int = 1, progress: bool = True) -> pd.DataFrame:
+    """Generate the synthetic ISLR corpus under ``out_dir`` and return its table (one row per clip).
+
+    Writes ``videos/{video_id}.mp4`` (H.264), ``keypoints/{video_id}.npz`` (``xy`` (T, 133, 2)
+    float32 in video pixels, ``score`` (T, 133) float32), ``classes.csv`` (label, gloss,
+    confusing_with), ``confusing.txt`` (labels in a confusing pair) and, last, ``corpus.csv``.
+    Clip ids are ``s{signer}_c{label}_r{repeat}`` (0-based). A clip has ``frames`` frames
+    stretched by its signer's speed and its repeat's timing, within ±25% (``num_frames``
+    column). Splits are by signer: the last ``test_signers`` are test, the ``val_signers``
+    before them val. The same arguments give the same files whatever ``workers`` is.
+    """
+    _check_at_least("workers", workers, 1)
+    specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed)
+    out_dir = Path(out_dir)
+    jobs = [(spec, out_dir) for spec in specs]
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(multiprocessing.Pool(workers))
+            results = pool.imap(_make_video_job, jobs, chunksize=4)
+        else:
+            results = map(_make_video_job, jobs)
+        rows = list(tqdm(results, total=len(jobs), desc="synth videos", unit="video", disable=not progress))
+    classes = [spec.sign for spec in specs if spec.signer == 0 and spec.repeat == 0]
+    table = pd.DataFrame([{"label": c.label, "gloss": c.gloss, "confusing_with": c.confusing_with} for c in classes])
+    write_csv(table, out_dir / "classes.csv")
+    with atomic_path(out_dir / "confusing.txt", ".txt") as tmp:
+        tmp.write_text("".join(f"{c.label}\n" for c in classes if c.confusing_with >= 0))
+    corpus = pd.DataFrame(rows, columns=CORPUS_COLUMNS)
+    write_csv(corpus, out_dir / "corpus.csv")
+    return corpus

@@ -1,0 +1,248 @@
+"""The synthetic corpus: files, video decoding, sidecar layout, determinism, splits, confusing
+pairs, chirality, drawing/keypoint agreement, detector noise and argument checks."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import pytest
+
+from signpipe.keypoints.layout import FACE_MOUTH, LEFT_WRIST, PARTS, RIGHT_WRIST
+from signpipe.synth import make_corpus
+from signpipe.synth.classes import make_classes, num_pairs
+from signpipe.synth.corpus import corpus_specs, detector_noise, video_pose
+from signpipe.synth.pose import clean_pose, make_signer, make_variation, num_frames
+from signpipe.synth.render import render
+
+SMALL = dict(num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, val_signers=1,
+             test_signers=1, seed=3)
+MANUAL = [PARTS["body"], PARTS["left_hand"], PARTS["right_hand"]]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    out = tmp_path_factory.mktemp("synth")
+    return out, make_corpus(out, progress=False, **SMALL)
+
+
+def _digests(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_files_exist_and_videos_decode(corpus):
+    out, table = corpus
+    assert len(table) == 4 * 3 * 1
+    assert table["video_id"].is_unique
+    assert (table["frame_start"] == 0).all() and (table["frame_end"] == -1).all()
+    assert set(pd.read_csv(out / "corpus.csv")["video_id"]) == set(table["video_id"])
+    for row in table.itertuples():
+        assert row.path == f"videos/{row.video_id}.mp4" and row.keypoints == f"keypoints/{row.video_id}.npz"
+        with av.open(str(out / row.path)) as container:
+            stream = container.streams.video[0]
+            assert stream.codec_context.name == "h264"
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        sidecar = np.load(out / row.keypoints)
+        assert len(frames) == row.num_frames == len(sidecar["xy"])
+        assert frames[0].shape == (72, 96, 3)
+        assert 9 <= row.num_frames <= 15  # 12 frames within ±25%
+    assert not list(out.rglob("*.tmp")), "atomic writes left temp files"
+
+
+def test_sidecar_layout(corpus):
+    out, table = corpus
+    for row in table.itertuples():
+        sidecar = np.load(out / row.keypoints)
+        xy, score = sidecar["xy"], sidecar["score"]
+        assert xy.dtype == np.float32 and score.dtype == np.float32
+        assert xy.shape == (row.num_frames, 133, 2) and score.shape == (row.num_frames, 133)
+        assert score.min() >= 0 and score.max() <= 1
+        assert (score[:, 13:23] == 0).all() and (xy[:, 13:23] == 0).all(), "legs and feet are out of frame"
+        assert (xy[score == 0] == 0).all()
+        seen = xy[score > 0]
+        assert (seen[:, 0] <= 95).all() and (seen[:, 1] <= 71).all() and (seen >= 0).all()
+        assert (score[:, PARTS["face"]] > 0).mean() > 0.9
+
+
+def test_video_shows_the_keypoints(corpus):
+    """The decoded video is what the clean pose says: the nearer hand's palm centre shows the hand
+    (its skin or its dark rim), not the backdrop or the clothes."""
+    out, table = corpus
+    spec = next(s for s in corpus_specs(**SMALL) if s.video_id == table["video_id"][0])
+    signer, pose = video_pose(spec)
+    with av.open(str(out / table["path"][0])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    hand_colours = np.array([signer.skin, np.array(signer.skin) * 0.6])
+    hits = []
+    for t, frame in enumerate(frames):
+        hand = max(MANUAL[1:], key=lambda part: pose.z[t, part].mean())
+        x, y = np.round(pose.xy[t, hand][[0, 5, 17]].mean(axis=0)).astype(int)
+        if 0 <= x < 96 and 0 <= y < 72:
+            hits.append(np.abs(frame[y, x] - hand_colours).max(axis=1).min() < 25)
+    assert len(hits) >= 3 and np.mean(hits) >= 0.9
+
+
+def test_deterministic_and_independent_of_workers(corpus, tmp_path):
+    out, table = corpus
+    again = make_corpus(tmp_path, progress=False, workers=2, **SMALL)
+    pd.testing.assert_frame_equal(table, again)
+    assert _digests(out) == _digests(tmp_path), "npz, csv and (one x264 thread) mp4 bytes must match"
+    for name in table["keypoints"]:
+        a, b = np.load(out / name), np.load(tmp_path / name)
+        assert np.array_equal(a["xy"], b["xy"]) and np.array_equal(a["score"], b["score"])
+
+
+def test_splits_are_signer_independent(corpus):
+    _, table = corpus
+    per_signer = table.groupby("signer")["split"].nunique()
+    assert (per_signer == 1).all()
+    split_of = table.groupby("signer")["split"].first().to_dict()
+    assert split_of == {0: "train", 1: "val", 2: "test"}
+    for split in ("train", "val", "test"):
+        assert set(table.loc[table["split"] == split, "label"]) == set(range(4))
+
+
+def test_confusing_pairs_in_tables(corpus):
+    out, _ = corpus
+    classes = pd.read_csv(out / "classes.csv")
+    partner = dict(zip(classes["label"], classes["confusing_with"]))
+    paired = sorted(label for label, other in partner.items() if other >= 0)
+    assert len(paired) == 2 * num_pairs(4) == 2
+    for label in paired:
+        assert partner[partner[label]] == label
+    assert [int(line) for line in (out / "confusing.txt").read_text().split()] == paired
+    assert classes["gloss"].is_unique
+
+
+@pytest.mark.parametrize("num_classes", [4, 20, 100])
+def test_class_definitions(num_classes):
+    classes = make_classes(num_classes, seed=7)
+    assert [c.label for c in classes] == list(range(num_classes))
+    assert classes == make_classes(num_classes, seed=7)
+    paired = [c for c in classes if c.confusing_with >= 0]
+    if num_classes >= 20:
+        assert 0.2 <= len(paired) / num_classes <= 0.3
+    for c in paired:
+        other = classes[c.confusing_with]
+        assert c.manual == other.manual and c.expression != other.expression
+    one_per_pair = [c.manual for c in classes if c.confusing_with < 0 or c.label < c.confusing_with]
+    assert len(set(one_per_pair)) == len(one_per_pair), "only a confusing pair may share manual parameters"
+
+
+def test_confusing_pair_differs_only_in_the_face():
+    classes = make_classes(20, seed=1)
+    a = next(c for c in classes if c.confusing_with >= 0)
+    b = classes[a.confusing_with]
+    signer = make_signer(2, seed=1, width=256, height=192)
+    variation = make_variation(np.random.default_rng(5))
+    pose_a, pose_b = (clean_pose(c, signer, variation, 30, 256, 192) for c in (a, b))
+    for part in MANUAL:
+        assert np.array_equal(pose_a.xy[:, part], pose_b.xy[:, part])
+    assert np.abs(pose_a.xy[:, FACE_MOUTH] - pose_b.xy[:, FACE_MOUTH]).max() > 1.0
+    other = next(c for c in classes if c.confusing_with < 0 and c.manual != a.manual)
+    pose_c = clean_pose(replace(other, expression=a.expression), signer, variation, 30, 256, 192)
+    assert np.abs(pose_c.xy[:, PARTS["right_hand"]] - pose_a.xy[:, PARTS["right_hand"]]).max() > 5.0
+
+
+def test_distinct_manual_parameters_give_distinct_hands():
+    """Classes outside a pair differ in their hand keypoints, not only in their parameters."""
+    classes = make_classes(60, seed=2)
+    signer = make_signer(0, seed=2, width=256, height=192)
+    variation = make_variation(np.random.default_rng(0))
+    hands = {}
+    for c in classes:
+        if c.manual not in hands:
+            pose = clean_pose(c, signer, variation, 32, 256, 192)
+            hands[c.manual] = pose.xy[:, PARTS["left_hand"].start:]
+    tracks = list(hands.values())
+    closest = min(np.abs(a - b).max() for i, a in enumerate(tracks) for b in tracks[i + 1:])
+    assert closest > 2.0
+
+
+def test_chirality_in_neutral_pose():
+    """The signer faces the camera: the signer's left side is on the image's right."""
+    sign = make_classes(4, seed=0)[0]
+    for index in range(4):
+        signer = make_signer(index, seed=0, width=256, height=192)
+        pose = clean_pose(sign, signer, make_variation(np.random.default_rng(index)), 32, 256, 192)
+        xy = pose.xy[0]  # rest pose, hands down
+        assert xy[LEFT_WRIST, 0] > xy[RIGHT_WRIST, 0]
+        assert xy[5, 0] > xy[6, 0] and xy[1, 0] > xy[2, 0] and xy[3, 0] > xy[4, 0]
+        assert xy[PARTS["left_hand"], 0].mean() > xy[PARTS["right_hand"], 0].mean()
+        assert np.array_equal(xy[PARTS["left_hand"].start], xy[LEFT_WRIST])
+        face = xy[PARTS["face"]]
+        assert face[0, 0] < face[16, 0] and face[36:42, 0].mean() < face[42:48, 0].mean()
+        assert (xy[[LEFT_WRIST, RIGHT_WRIST], 1] > xy[[5, 6], 1]).all(), "hands rest below the shoulders"
+
+
+def test_sign_moves_from_rest_and_back():
+    sign = next(c for c in make_classes(20, seed=0) if c.hands != "one")
+    signer = make_signer(0, seed=0, width=256, height=192)
+    pose = clean_pose(sign, signer, make_variation(np.random.default_rng(0)), 32, 256, 192)
+    wrists = pose.xy[:, [LEFT_WRIST, RIGHT_WRIST]]
+    assert np.abs(wrists[0] - wrists[-1]).max() < 1.0
+    assert (wrists[:, :, 1].min(axis=0) < wrists[0, :, 1] - 0.3 * signer.scale).all()
+
+
+def test_frame_counts_stay_within_25_percent():
+    for index in range(10):
+        signer = make_signer(index, seed=0, width=256, height=192)
+        for k in range(10):
+            length = num_frames(32, signer, make_variation(np.random.default_rng(k)))
+            assert 24 <= length <= 40
+
+
+def test_detector_noise_statistics():
+    spec = corpus_specs(**SMALL)[0]
+    _, pose = video_pose(spec)
+    dropped, errors, weak = 0, [], []
+    for k in range(40):
+        xy, score = detector_noise(pose, np.random.default_rng(k), 96, 72)
+        on = pose.visible & (score >= 0.75)
+        errors.append(np.linalg.norm(xy[on] - pose.xy[on], axis=-1))
+        weak.append(((score > 0) & (score < 0.5)).mean())
+        hands = [(score[:, part] == 0).all(axis=1) & pose.visible[:, part].any(axis=1)
+                 for part in (PARTS["left_hand"], PARTS["right_hand"])]
+        dropped += any(h.any() for h in hands)
+        assert not (score[~pose.visible] > 0).any()
+    median = np.median(np.concatenate(errors))
+    assert 0.3 < median < 1.5  # ~0.7 px sigma at 72 px height
+    assert 0.01 < np.mean(weak) < 0.06
+    assert 5 <= dropped <= 25
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(signers=3, val_signers=2, test_signers=1), "val_signers"),
+    (dict(signers=0), "signers"),
+    (dict(val_signers=-1), "val_signers"),
+    (dict(num_classes=1), "num_classes"),
+    (dict(repeats=0), "repeats"),
+    (dict(frames=4), "frames"),
+    (dict(width=95), "width"),
+    (dict(height=16), "height"),
+    (dict(fps=0), "fps"),
+    (dict(seed=-1), "seed"),
+    (dict(workers=0), "workers"),
+])
+def test_invalid_arguments_name_the_argument(tmp_path, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        make_corpus(tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_render_draws_a_signer(tmp_path):
+    """A frame has the backdrop at the corner, skin on the face and clothes on the chest."""
+    sign = make_classes(4, seed=0)[1]
+    signer = make_signer(1, seed=0, width=256, height=192)
+    pose = clean_pose(sign, signer, make_variation(np.random.default_rng(1)), 16, 256, 192)
+    frame = render(pose, signer, 256, 192)[0]
+    assert np.abs(frame[2, 2].astype(float) - np.clip(np.array(signer.background) * 1.08, 0, 255)).max() < 8
+    nose = np.round(pose.xy[0, PARTS["face"]][[29, 28]].mean(axis=0)).astype(int)
+    assert np.abs(frame[nose[1] + 1, nose[0] + 3].astype(float) - signer.skin).max() < 10
+    chest = np.round((pose.xy[0, 5] + pose.xy[0, 6]) / 2 + [0, 0.6 * signer.scale]).astype(int)
+    assert np.abs(frame[chest[1], chest[0]].astype(float) - signer.clothes).max() < 10
