@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("files", nargs="+", help="HDF5 files (e.g. results/demo/frames/0.h5)")
     inspect.set_defaults(func=_inspect)
+
+    from signpipe.handmodel.cli import register as register_handmodel
+
+    register_handmodel(sub)
     return parser
 
 

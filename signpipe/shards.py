@@ -39,6 +39,16 @@ def shard_of(video_id: str, num_shards: int) -> int:
     return zlib.crc32(str(video_id).encode("utf-8")) % num_shards
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+FILE_MODE = _default_file_mode()
+"""Mode of files we write: what open() would give (mkstemp's temp files are private, 0600)."""
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
@@ -52,6 +62,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
@@ -69,7 +80,8 @@ class ShardWriter:
 
     ``arrays`` declares every per-frame array up front (name -> (dtype, per-frame shape)), so
     a shard with no videos is still a complete, readable file. ``index_extra`` adds columns to
-    ``/index`` (e.g. a video's fps) beyond the five of DESIGN §3.
+    ``/index`` (e.g. a video's fps) beyond the five of DESIGN §3; ``attrs`` adds file attributes
+    (e.g. the pose backend's provenance).
 
     >>> with ShardWriter(out, "frames", 1, {"jpeg": (VLEN_BYTES, ())}) as w:
     ...     w.add("69241", label=3, split="train", jpeg=encoded_frames)
@@ -86,6 +98,7 @@ class ShardWriter:
         index_extra: Sequence[tuple[str, Any]] = (),
         chunk_frames: int = 64,
         compression: str | None = None,
+        attrs: Mapping[str, str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.stage, self.version = stage, version
@@ -95,6 +108,7 @@ class ShardWriter:
             "created_by": f"signpipe {signpipe.__version__}",
             "config": json.dumps(dict(config or {}), sort_keys=True, default=str),
             "source": json.dumps([source] if isinstance(source, str) else list(source)),
+            **dict(attrs or {}),
         }
         self.index_dtype = np.dtype(INDEX_FIELDS + list(index_extra))
         self.chunk_frames, self.compression = chunk_frames, compression
