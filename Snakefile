@@ -30,6 +30,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/pose.smk"
 
 
 rule all:

@@ -9,6 +9,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from signpipe.keypoints import NUM_KEYPOINTS
+from signpipe.keypoints.quality import DETECTION_THRESHOLD, detection_rates
 from signpipe.shards import VLEN_BYTES, read_index
 
 MAX_STAT_BYTES = 64 << 20
@@ -59,6 +61,13 @@ def describe(path: str | os.PathLike) -> str:
             if len(index):
                 lines.append(f"  frames per video: min {lengths.min()} median {np.median(lengths):.0f} "
                              f"max {lengths.max()}; labels {index['label'].nunique()}")
+
+        if "score" in f and f["score"].ndim == 2 and f["score"].shape[1] == NUM_KEYPOINTS and len(f["score"]):
+            rows = _rows_for_stats(f["score"])
+            rates = detection_rates(f["score"][rows])
+            lines.append("  detected (share of frames, score > "
+                         f"{DETECTION_THRESHOLD} on half a part's points): "
+                         + ", ".join(f"{part} {rate:.2f}" for part, rate in rates.items()))
 
         def visit(name: str, obj: h5py.HLObject) -> None:
             depth = name.count("/") + 1

@@ -39,3 +39,15 @@ def test_help_explains_commands(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "inspect" in out and "synth" in out and "snakemake --cores all" in out
+
+
+def test_inspect_reports_part_detection_of_keypoints(tmp_path, capsys):
+    path = tmp_path / "kp.h5"
+    score = np.zeros((4, 133), np.float32)
+    score[:, :11] = 0.9
+    score[:1, 112:133] = 0.9
+    arrays = {"score": (np.float32, (133,))}
+    with ShardWriter(path, "keypoints", 1, arrays) as w:
+        w.add("a", 0, "train", score=score)
+    assert main(["inspect", str(path)]) == 0
+    assert "body 1.00, face 0.00, left_hand 0.00, right_hand 0.25" in capsys.readouterr().out

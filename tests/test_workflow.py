@@ -29,7 +29,9 @@ datasets:
     width: 96
     height: 72
     num_shards: 2
+    pose: {backend: sidecar}
 decode: {short_side: 64, jpeg_quality: 80, threads: 1}
+pose: {threads: 1}
 """
 
 
@@ -62,10 +64,13 @@ def test_lint_is_clean():
 
 
 @pytest.mark.parametrize("profile", ["local", "slurm"])
-def test_profiles_dry_run(profile):
-    proc = snakemake("-n", "--profile", str(REPO / "workflow" / "profiles" / profile))
+def test_profiles_dry_run(profile, tmp_path):
+    """The default config.yaml plans the whole demo DAG under each profile (in a fresh workdir)."""
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    proc = snakemake("-n", "--profile", str(REPO / "workflow" / "profiles" / profile), cwd=tmp_path)
     counts = jobs_planned(proc.stdout + proc.stderr)
-    assert counts["decode"] == 4 and counts["manifest"] == 1 and counts["synth"] == 1
+    assert counts["synth"] == 1 and counts["manifest"] == 1
+    assert counts["decode"] == counts["pose"] == 4
 
 
 @pytest.mark.parametrize(
@@ -103,16 +108,28 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     assert sorted(seen) == sorted(manifest["video_id"])
     assert (tmp_path / "results" / "logs" / "decode" / "tiny" / "0.log").exists()
     assert (tmp_path / "results" / "benchmarks" / "decode" / "tiny" / "0.tsv").exists()
+    quality = pd.read_csv(results / "keypoints" / "quality.csv", dtype={"video_id": str})
+    assert sorted(quality["video_id"]) == sorted(manifest["video_id"]) and (quality["rate_body"] == 1).all()
+    with h5py.File(results / "keypoints" / "0.h5") as f, h5py.File(results / "frames" / "0.h5") as frames:
+        assert read_index(f)["length"].tolist() == read_index(frames)["length"].tolist()
+        assert f.attrs["pose_backend"] == "sidecar"
 
     again = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
     forced = snakemake("-n", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
     counts = jobs_planned(forced.stdout + forced.stderr)
-    assert counts.get("decode") == 2 and "manifest" not in counts and "synth" not in counts
+    assert counts.get("decode") == 2 and counts.get("pose") == 2
+    assert "manifest" not in counts and "synth" not in counts
     before = (results / "manifest.csv").stat().st_mtime_ns
     snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
     assert (results / "manifest.csv").stat().st_mtime_ns == before
+
+    # A changed pose option of one dataset reruns its pose jobs only.
+    (tmp_path / "config.yaml").write_text(TINY.replace("pose: {backend: sidecar}", "pose: {backend: sidecar, threads: 2}"))
+    changed = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
+    counts = jobs_planned(changed.stdout + changed.stderr)
+    assert counts.get("pose") == 2 and "decode" not in counts and "manifest" not in counts
 
     # A changed decode param reruns decode (Snakemake's params trigger), not the manifest.
     (tmp_path / "config.yaml").write_text(TINY.replace("short_side: 64", "short_side: 48"))

@@ -9,6 +9,20 @@ Modules: ``classes`` (the vocabulary), ``pose`` (the clean pose), ``render`` (dr
 MP4), ``corpus`` (noise, files, :func:`make_corpus`).
 """
 
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
 from signpipe.synth.corpus import make_corpus
 
-__all__ = ["make_corpus"]
+CORPUS_KEYS = tuple(name for name in inspect.signature(make_corpus).parameters
+                    if name not in ("out_dir", "workers", "progress"))
+"""The keys of a ``synthetic`` dataset block that define its corpus (what the synth rule depends on)."""
+
+
+def corpus_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The corpus-defining keys of a dataset block (not adapter, num_shards or pose)."""
+    return {key: cfg[key] for key in CORPUS_KEYS if key in cfg}
+
+
+__all__ = ["CORPUS_KEYS", "corpus_options", "make_corpus"]

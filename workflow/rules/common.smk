@@ -1,11 +1,16 @@
 # Config validation and every path helper: rules never compute paths inline.
 
+import copy
 from pathlib import Path
 
 from snakemake.utils import validate
 
 from signpipe.datasets import wlasl
+from signpipe.synth import corpus_options
 
+# A dataset's own stage blocks override the global ones key by key, so they are kept as the
+# user wrote them: validation would fill them with the schema's defaults.
+OVERRIDES = {ds: copy.deepcopy(cfg.get("pose", {})) for ds, cfg in config.get("datasets", {}).items()}
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results"]
@@ -46,12 +51,21 @@ def manifest_inputs(wildcards):
     return inputs
 
 
-def frames_shards(wildcards):
-    return expand(result(wildcards.ds, "frames", "{shard}.h5"), shard=shards(wildcards.ds))
+def manifest_config(ds):
+    """A dataset's block without its per-stage overrides: what its manifest depends on."""
+    return {key: value for key, value in DATASETS[ds].items() if key != "pose"}
 
 
-def frames_failures(wildcards):
-    return expand(result(wildcards.ds, "frames", "{shard}.failures.csv"), shard=shards(wildcards.ds))
+def pose_config(ds):
+    """The pose block for one dataset: the global `pose:` keys, overridden by the dataset's own."""
+    return {**config["pose"], **OVERRIDES[ds], "device": config["device"]}
+
+
+def per_shard(ds, *parts):
+    """One path per shard of a dataset; the last part names the file with `{shard}`."""
+    return expand(result(ds, *parts), shard=shards(ds))
+
+
 
 
 def all_outputs():
@@ -60,5 +74,6 @@ def all_outputs():
     for ds in DATASETS:
         outputs.append(result(ds, "manifest.csv"))
         outputs.append(result(ds, "failures.csv"))
-        outputs += expand(result(ds, "frames", "{shard}.h5"), shard=shards(ds))
+        outputs.append(result(ds, "keypoints", "quality.csv"))
+        outputs += per_shard(ds, "keypoints", "{shard}.h5")
     return outputs

@@ -5,7 +5,7 @@ rule synth:
     output:
         directory(result("{ds}", "corpus")),
     params:
-        cfg=lambda wc: DATASETS[wc.ds],
+        corpus=lambda wc: corpus_options(DATASETS[wc.ds]),
     log:
         log_path("synth", "{ds}"),
     benchmark:
@@ -27,7 +27,7 @@ rule manifest:
         manifest=result("{ds}", "manifest.csv"),
         missing=result("{ds}", "missing.csv"),
     params:
-        cfg=lambda wc: DATASETS[wc.ds],
+        cfg=lambda wc: manifest_config(wc.ds),
     log:
         log_path("manifest", "{ds}"),
     benchmark:
@@ -66,7 +66,7 @@ rule decode:
 
 rule failures:
     input:
-        frames_failures,
+        lambda wc: per_shard(wc.ds, "frames", "{shard}.failures.csv"),
     output:
         result("{ds}", "failures.csv"),
     log:

@@ -4,5 +4,4 @@ from signpipe.logs import log_to
 from signpipe.synth import make_corpus
 
 with log_to(snakemake.log[0]):
-    cfg = {k: v for k, v in snakemake.params.cfg.items() if k not in ("adapter", "num_shards")}
-    make_corpus(snakemake.output[0], workers=snakemake.threads, **cfg)
+    make_corpus(snakemake.output[0], workers=snakemake.threads, **snakemake.params.corpus)

@@ -1,0 +1,91 @@
+"""The pose stage around any backend: shard layout, clip windows, threads, quality, provenance."""
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.keypoints.quality import detection_rates
+from signpipe.pose import Keypoints, collect_quality, extract_shard, fit_length, make_backend
+from signpipe.pose.sidecar import read_sidecar
+from signpipe.shards import read_index, read_video
+from signpipe.synth import make_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A tiny synthetic corpus decoded into one frames shard, plus its manifest."""
+    root = tmp_path_factory.mktemp("pose")
+    make_corpus(root / "corpus", num_classes=3, signers=3, repeats=1, frames=12, width=96, height=72,
+                progress=False)
+    cfg = {"adapter": "synthetic", "num_shards": 1}
+    manifest = write_manifest(cfg, root / "manifest.csv", root / "missing.csv", corpus_dir=root / "corpus")
+    # One clip cut to a window, as a dataset with frame_start/frame_end would have it.
+    manifest.loc[0, ["frame_start", "frame_end"]] = [2, 7]
+    manifest.to_csv(root / "manifest.csv", index=False)
+    decode_shard(root / "manifest.csv", 0, root / "frames.h5", root / "failures.csv", short_side=48,
+                 progress=False)
+    return root, manifest
+
+
+def test_sidecar_shard_matches_the_files(corpus, tmp_path):
+    root, manifest = corpus
+    quality = extract_shard(root / "manifest.csv", root / "frames.h5", tmp_path / "kp.h5", tmp_path / "q.csv",
+                            {"backend": "sidecar"}, threads=1, progress=False)
+    with h5py.File(tmp_path / "kp.h5") as f, h5py.File(root / "frames.h5") as frames:
+        index, frame_index = read_index(f), read_index(frames)
+        assert index[["video_id", "length", "label", "split"]].equals(
+            frame_index[["video_id", "length", "label", "split"]])  # frame t <-> keypoints t
+        assert f.attrs["schema"] == "signpipe/keypoints/1" and f.attrs["pose_backend"] == "sidecar"
+        for row in index.itertuples():
+            expect = read_sidecar(manifest.set_index("video_id").loc[row.video_id, "keypoints"])
+            m = manifest.set_index("video_id").loc[row.video_id]
+            window = slice(m.frame_start, None if m.frame_end < 0 else m.frame_end)
+            np.testing.assert_array_equal(read_video(f, "xy", row._asdict()), expect.xy[window])
+            np.testing.assert_array_equal(read_video(f, "score", row._asdict()), expect.score[window])
+        first = index.set_index("video_id").loc[manifest.loc[0, "video_id"]]
+        assert first["length"] == 5  # the cut clip
+    table = pd.read_csv(tmp_path / "q.csv", dtype={"video_id": str})
+    assert table.equals(quality.astype(table.dtypes.to_dict())) and len(table) == len(manifest)
+    assert (table["rate_body"] == 1).all() and (table["multi_person_frames"] == 0).all()
+
+
+def test_threads_give_the_same_shard(corpus, tmp_path):
+    root, _ = corpus
+    for threads in (1, 2):
+        extract_shard(root / "manifest.csv", root / "frames.h5", tmp_path / f"{threads}.h5", tmp_path / f"{threads}.csv",
+                      {"backend": "sidecar"}, threads=threads, progress=False)
+    with h5py.File(tmp_path / "1.h5") as one, h5py.File(tmp_path / "2.h5") as two:
+        np.testing.assert_array_equal(one["xy"][:], two["xy"][:])
+        assert read_index(one).equals(read_index(two))
+
+
+def test_collect_quality_concatenates_shards(tmp_path):
+    a = pd.DataFrame({"video_id": ["07", "b"], "frames": [3, 4], "rate_body": [1.0, 0.5], "rate_face": [1, 1],
+                      "rate_left_hand": [0, 1], "rate_right_hand": [1, 0], "multi_person_frames": [0, 2]})
+    a.iloc[:1].to_csv(tmp_path / "0.csv", index=False)
+    a.iloc[1:].to_csv(tmp_path / "1.csv", index=False)
+    table = collect_quality([tmp_path / "1.csv", tmp_path / "0.csv"], tmp_path / "all.csv")
+    assert table["video_id"].tolist() == ["07", "b"]
+
+
+def test_fit_length_pads_with_undetected_frames():
+    kp = Keypoints(np.ones((3, 133, 2), np.float32), np.ones((3, 133), np.float32), np.ones(3, np.int64))
+    padded = fit_length(kp, 5, "v")
+    assert padded.score[3:].sum() == 0 and padded.score[:3].sum() == 3 * 133
+    assert len(fit_length(kp, 2, "v").xy) == 2
+
+
+def test_detection_rates_per_part():
+    score = np.zeros((4, 133), np.float32)
+    score[:, :11] = 0.9  # upper body in every frame
+    score[:2, 91:112] = 0.8  # left hand in half the frames
+    score[0, 112:120] = 0.9  # a few right-hand points: less than half the hand
+    assert detection_rates(score) == {"body": 1.0, "face": 0.0, "left_hand": 0.5, "right_hand": 0.0}
+
+
+def test_unknown_backend_names_the_key():
+    with pytest.raises(ValueError, match="pose.backend: unknown backend 'openpifpaf'"):
+        make_backend({"backend": "openpifpaf"})

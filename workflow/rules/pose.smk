@@ -1,0 +1,43 @@
+# Pose stage: frames shard -> 133 COCO-WholeBody keypoints per frame (+ per-video quality).
+
+
+rule pose:
+    input:
+        manifest=result("{ds}", "manifest.csv"),
+        frames=result("{ds}", "frames", "{shard}.h5"),
+    output:
+        keypoints=result("{ds}", "keypoints", "{shard}.h5"),
+        quality=result("{ds}", "keypoints", "{shard}.quality.csv"),
+    params:
+        pose=lambda wc: pose_config(wc.ds),
+    log:
+        log_path("pose", "{ds}", "{shard}"),
+    benchmark:
+        benchmark_path("pose", "{ds}", "{shard}")
+    threads: lambda wc: pose_config(wc.ds)["threads"]
+    resources:
+        mem_mb=lambda wc, threads: 1500 + 1500 * threads,
+        runtime=240,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/pose.py"
+
+
+rule pose_quality:
+    input:
+        lambda wc: per_shard(wc.ds, "keypoints", "{shard}.quality.csv"),
+    output:
+        result("{ds}", "keypoints", "quality.csv"),
+    log:
+        log_path("pose_quality", "{ds}"),
+    benchmark:
+        benchmark_path("pose_quality", "{ds}")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/pose_quality.py"
