@@ -22,7 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from signpipe.datasets import read_manifest
-from signpipe.shards import VLEN_BYTES, ShardWriter, write_csv
+from signpipe.shards import VLEN_BYTES, ShardWriter, concat_csvs, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +183,6 @@ def decode_shard(manifest_csv: str | os.PathLike, shard: int, frames_h5: str | o
 
 def collect_failures(failure_csvs: list[str | os.PathLike], out_csv: str | os.PathLike) -> pd.DataFrame:
     """Concatenate the per-shard failure lists into one ``{ds}/failures.csv``."""
-    parts = [pd.read_csv(p, dtype=str, keep_default_na=False) for p in failure_csvs]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=FAILURE_COLUMNS)
-    write_csv(table, out_csv)
+    table = concat_csvs(failure_csvs, out_csv, FAILURE_COLUMNS)
     log.info("%d failed videos in %d shards", len(table), len(failure_csvs))
     return table

@@ -75,6 +75,16 @@ def write_csv(frame: pd.DataFrame, path: str | os.PathLike) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def concat_csvs(paths: Sequence[str | os.PathLike], out_csv: str | os.PathLike,
+                columns: Sequence[str]) -> pd.DataFrame:
+    """Join per-shard tables (failures, quality) into one dataset-level CSV, sorted by video_id."""
+    parts = [pd.read_csv(p, dtype={"video_id": str}, keep_default_na=False) for p in paths]
+    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(columns))
+    table = table.sort_values("video_id", kind="stable").reset_index(drop=True)
+    write_csv(table, out_csv)
+    return table
+
+
 class ShardWriter:
     """Append videos to a new shard; the file appears under its final name only on success.
 

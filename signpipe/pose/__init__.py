@@ -27,7 +27,7 @@ from tqdm import tqdm
 from signpipe.datasets import read_manifest
 from signpipe.keypoints import NUM_KEYPOINTS
 from signpipe.keypoints.quality import PART_NAMES, detection_rates
-from signpipe.shards import ShardWriter, read_index, write_csv
+from signpipe.shards import ShardWriter, concat_csvs, read_index, write_csv
 
 log = logging.getLogger(__name__)
 
@@ -211,8 +211,4 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
 
 def collect_quality(quality_csvs: list[str | os.PathLike], out_csv: str | os.PathLike) -> pd.DataFrame:
     """Concatenate the per-shard quality tables into ``{ds}/keypoints/quality.csv``."""
-    parts = [pd.read_csv(p, dtype={"video_id": str}) for p in quality_csvs]
-    table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=QUALITY_COLUMNS)
-    table = table.sort_values("video_id").reset_index(drop=True)
-    write_csv(table, out_csv)
-    return table
+    return concat_csvs(quality_csvs, out_csv, QUALITY_COLUMNS)

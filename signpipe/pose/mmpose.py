@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from signpipe.keypoints import NUM_KEYPOINTS
 from signpipe.pose import Backend, Clip, Keypoints
 from signpipe.pose.mmpose_json import instance_person
 from signpipe.pose.track import POLICY, Person, select_signer
@@ -37,9 +38,9 @@ DET_SCORE = 0.3
 BOX_ENLARGE = 1.25
 """Side scale of the previous keypoint box when no detector is configured."""
 INSTALL_HINT = ("the mmpose backend needs the optional MMPose stack (mmpose 1.3.2, mmdet 3.3.0, mmcv 2.1.0 "
-                "with its compiled ops, mmengine 0.10), which does not install beside signpipe's torch: create "
-                "the pinned environment workflow/envs/mmpose.yaml (snakemake --use-conda does) or install the "
-                "`mmpose` extra into an environment made as that file's comments say")
+                "with its compiled ops, mmengine 0.10), which cannot live beside signpipe's torch: use the "
+                "pinned conda env workflow/envs/mmpose.yaml (`snakemake --use-conda` builds it), or install "
+                "the `mmpose` extra into a python 3.10 / torch 2.1 environment as that file's comments say")
 
 
 def model_paths(options: Mapping[str, Any]) -> dict[str, Path]:
@@ -124,7 +125,8 @@ def instance_people(instances: Sequence[Mapping[str, Any]], keep_boxes: bool) ->
     """MMPose's instances of one frame (``split_instances`` dicts) as People.
 
     Without a detector the instance's box is the crop signpipe gave the model, not a detection,
-    so it is dropped and the person's box comes from its keypoints.
+    so it is dropped and the person's box comes from its confident keypoints (a frame with
+    fewer than two of them then counts as having nobody).
     """
     return [instance_person(inst if keep_boxes else {k: v for k, v in inst.items() if k != "bbox"})
             for inst in instances]
@@ -159,6 +161,9 @@ def make_backend(cfg: Mapping[str, Any]) -> Backend:
     device = resolve_device(str(cfg.get("device", "auto")), torch.cuda.is_available())
     batch_size = int(options.get("batch_size", 16))
     model = init_model(str(paths["config"]), str(paths["checkpoint"]), device=device)
+    if model.dataset_meta.get("num_keypoints") != NUM_KEYPOINTS:
+        raise ValueError(f"pose.mmpose.config: {paths['config']} predicts {model.dataset_meta.get('num_keypoints')} "
+                         "keypoints; signpipe needs a COCO-WholeBody (133 keypoints) model")
     scope = model.cfg.get("default_scope", "mmpose")
     pipeline = Compose(model.cfg.test_dataloader.dataset.pipeline)
     provenance = {"backend": "mmpose", "version": mmpose.__version__, "mmcv": mmcv.__version__,
