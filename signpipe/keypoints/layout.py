@@ -49,8 +49,8 @@ def keypoint_names() -> list[str]:
     """Names of all 133 keypoints in index order."""
     names = list(BODY_NAMES) + list(FOOT_NAMES)
     names += [f"face{i}" for i in range(68)]
-    names += [f"left_{n}" for n in HAND_JOINT_NAMES]
-    names += [f"right_{n}" for n in HAND_JOINT_NAMES]
+    names += [f"left_hand_{n}" for n in HAND_JOINT_NAMES]
+    names += [f"right_hand_{n}" for n in HAND_JOINT_NAMES]
     return names
 
 

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -105,6 +106,29 @@ def empty_keypoints(num_frames: int) -> Keypoints:
     """Keypoints of a clip where nothing was detected."""
     return Keypoints(np.zeros((num_frames, NUM_KEYPOINTS, 2), np.float32),
                      np.zeros((num_frames, NUM_KEYPOINTS), np.float32), np.zeros(num_frames, np.int64))
+
+
+def file_import_backend(cfg: Mapping[str, Any], key: str, default_pattern: str,
+                        read: Callable[[Path, tuple[int, int], int, int], Keypoints],
+                        provenance: Mapping[str, Any]) -> Backend:
+    """A backend that imports one prediction file (or folder) per video: ``{dir}/{pattern}`` of ``pose.<key>``.
+
+    ``read(path, source_size, frame_start, frame_end)`` turns it into the clip's keypoints. A
+    video without predictions keeps score 0 throughout and is named in the log.
+    """
+    block = {"pattern": default_pattern, **(cfg.get(key) or {})}
+    if not block.get("dir"):
+        raise ValueError(f"pose.{key}.dir: the folder of per-video prediction files is not set")
+
+    def extract(clip: Clip) -> Keypoints:
+        path = Path(block["dir"]) / block["pattern"].format(video_id=clip.video_id)
+        if not path.exists():
+            log.warning("video %s: no predictions at %s (pose.%s.dir / pattern); its keypoints are left "
+                        "undetected", clip.video_id, path, key)
+            return empty_keypoints(clip.num_frames)
+        return read(path, clip.source_size, int(clip.row["frame_start"]), int(clip.row["frame_end"]))
+
+    return Backend(extract, {**provenance, "dir": block["dir"], "pattern": block["pattern"]})
 
 
 def fit_length(kp: Keypoints, num_frames: int, video_id: str) -> Keypoints:

@@ -11,8 +11,7 @@ conversion the live ``mmpose`` backend uses, so it is what CI checks on real MMP
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,8 @@ import numpy as np
 
 import signpipe
 from signpipe.keypoints import NUM_KEYPOINTS
-from signpipe.pose import Backend, Clip, Keypoints, empty_keypoints
+from signpipe.pose import Backend, Keypoints, file_import_backend
 from signpipe.pose.track import POLICY, Person, select_signer
-
-log = logging.getLogger(__name__)
 
 
 def instance_person(instance: Mapping[str, Any]) -> Person:
@@ -39,9 +36,16 @@ def instance_person(instance: Mapping[str, Any]) -> Person:
 
 
 def frames_of(predictions: Any) -> list[list[Person]]:
-    """People per frame of a prediction file's content, frames ordered by ``frame_id`` (gaps stay empty)."""
+    """People per frame of a prediction file's content, frames ordered by ``frame_id`` (gaps stay empty).
+
+    Frame ids may start at 0 or, as MMPose's video demo writes them, at 1.
+    """
     entries = predictions["instance_info"] if isinstance(predictions, Mapping) else predictions
     by_frame = {int(e.get("frame_id", i)): e.get("instances", []) for i, e in enumerate(entries)}
+    if min(by_frame, default=0) == 1:
+        # MMPose's video demo numbers frames from 1 (it counts before saving); a file made
+        # frame by frame from 0 always has an entry for frame 0, empty or not.
+        by_frame = {t - 1: people for t, people in by_frame.items()}
     count = max(by_frame, default=-1) + 1
     return [[instance_person(inst) for inst in by_frame.get(t, [])] for t in range(count)]
 
@@ -61,23 +65,6 @@ def read_mmpose_json(path: str | Path, size: tuple[int, int], frame_start: int =
     return Keypoints(*select_signer(frames, size))
 
 
-def prediction_path(cfg: Mapping[str, Any], video_id: str, key: str) -> Path:
-    """``{dir}/{pattern}`` of a video for an import backend's config block ``pose.<key>``."""
-    block = cfg.get(key) or {}
-    if not block.get("dir"):
-        raise ValueError(f"pose.{key}.dir: the folder of per-video files is not set")
-    return Path(block["dir"]) / block.get("pattern", "{video_id}.json").format(video_id=video_id)
-
-
 def make_backend(cfg: Mapping[str, Any]) -> Backend:
-    def extract(clip: Clip) -> Keypoints:
-        path = prediction_path(cfg, clip.video_id, "mmpose_json")
-        if not path.is_file():
-            log.warning("video %s: no MMPose predictions at %s (pose.mmpose_json.dir / pattern); "
-                        "its keypoints are left undetected", clip.video_id, path)
-            return empty_keypoints(clip.num_frames)
-        return read_mmpose_json(path, clip.source_size, int(clip.row["frame_start"]), int(clip.row["frame_end"]))
-
-    return Backend(extract, {"backend": "mmpose-json", "version": signpipe.__version__,
-                             "dir": (cfg.get("mmpose_json") or {}).get("dir"), "people": POLICY})
-
+    return file_import_backend(cfg, "mmpose_json", "{video_id}.json", read_mmpose_json,
+                               {"backend": "mmpose-json", "version": signpipe.__version__, "people": POLICY})

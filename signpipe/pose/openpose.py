@@ -13,7 +13,6 @@ clip window of the manifest row is cut by frame number.
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,13 +20,9 @@ from typing import Any
 
 import signpipe
 from signpipe.keypoints.openpose_map import openpose_to_wholebody
-from signpipe.pose import Backend, Clip, Keypoints, empty_keypoints
-from signpipe.pose.mmpose_json import prediction_path
+from signpipe.pose import Backend, Keypoints, file_import_backend
 from signpipe.pose.track import POLICY, Person, select_signer
 
-log = logging.getLogger(__name__)
-
-DEFAULT_PATTERN = "{video_id}"
 FRAME_FILE = re.compile(r"(\d+)_keypoints\.json$")
 """An OpenPose frame file; the digits before ``_keypoints.json`` are the frame number."""
 
@@ -72,17 +67,6 @@ def read_openpose(folder: str | Path, size: tuple[int, int], frame_start: int = 
 
 
 def make_backend(cfg: Mapping[str, Any]) -> Backend:
-    block = {"openpose": {"pattern": DEFAULT_PATTERN, **(cfg.get("openpose") or {})}}
-
-    def extract(clip: Clip) -> Keypoints:
-        folder = prediction_path(block, clip.video_id, "openpose")
-        if not folder.is_dir():
-            log.warning("video %s: no OpenPose folder at %s (pose.openpose.dir / pattern); "
-                        "its keypoints are left undetected", clip.video_id, folder)
-            return empty_keypoints(clip.num_frames)
-        return read_openpose(folder, clip.source_size, int(clip.row["frame_start"]), int(clip.row["frame_end"]))
-
-    return Backend(extract, {"backend": "openpose", "version": signpipe.__version__,
-                             "dir": block["openpose"].get("dir"), "pattern": block["openpose"]["pattern"],
-                             "map": "signpipe.keypoints.openpose_map: BODY_25 + face 68 of 70 + 2x21 hands",
-                             "people": POLICY})
+    return file_import_backend(cfg, "openpose", "{video_id}", read_openpose, {
+        "backend": "openpose", "version": signpipe.__version__,
+        "map": "signpipe.keypoints.openpose_map: BODY_25 + face 68 of 70 + 2x21 hands", "people": POLICY})

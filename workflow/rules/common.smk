@@ -61,6 +61,11 @@ def pose_config(ds):
     return {**config["pose"], **OVERRIDES[ds], "device": config["device"]}
 
 
+def pose_env(ds):
+    """The conda env of a dataset's pose jobs: MMPose has its own pinned stack (envs/mmpose.yaml)."""
+    return "../envs/mmpose.yaml" if pose_config(ds)["backend"] == "mmpose" else "../envs/signpipe.yaml"
+
+
 def per_shard(ds, *parts):
     """One path per shard of a dataset; the last part names the file with `{shard}`."""
     return expand(result(ds, *parts), shard=shards(ds))

@@ -19,7 +19,7 @@ rule pose:
         mem_mb=lambda wc, threads: 1500 + 1500 * threads,
         runtime=240,
     conda:
-        "../envs/signpipe.yaml"
+        lambda wc: pose_env(wc.ds)
     script:
         "../scripts/pose.py"
 
