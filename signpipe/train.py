@@ -1,0 +1,248 @@
+"""The training loop every signpipe model shares (SignBERT pre-training and fine-tuning, baselines).
+
+One function, :func:`fit`, runs a model for some epochs and owns what every run needs:
+device choice (CUDA when present, else CPU), mixed precision on CUDA, DistributedDataParallel
+when started by ``torchrun`` (no code change: the ``RANK``/``WORLD_SIZE`` variables decide),
+seeding, tqdm progress, a CSV log with a PNG of its curves, and a checkpoint written at the
+end of every epoch under a temporary name, so a killed job leaves the previous checkpoint or
+the new one, never a broken file. Started again, it resumes from the checkpoint and ends where
+an uninterrupted run would have ended (the data order and dropout are seeded per epoch).
+The paper defaults (SignBERT §4: Adam, lr 1e-3 decayed x0.1 every 20 epochs, weight decay
+1e-4) are the defaults of :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm import tqdm
+
+from signpipe.shards import atomic_path, write_csv
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT = "checkpoint.pt"
+LOG = "log.csv"
+CURVES = "curves.png"
+
+Batch = Mapping[str, Any]
+Step = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]
+"""``step(model, batch) -> (loss, metrics)``: one training step's forward pass and loss."""
+Evaluate = Callable[[nn.Module], dict[str, float]]
+"""``evaluate(model) -> metrics`` after each epoch (e.g. validation accuracy), on rank 0."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; defaults are SignBERT's (§4 of the paper)."""
+
+    epochs: int = 60
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    lr_step: int = 20
+    """Epochs between learning-rate decays."""
+    lr_gamma: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    """Mixed precision (float16 autocast + gradient scaling); only ever used on CUDA."""
+    num_workers: int = 0
+    grad_clip: float | None = None
+
+
+def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA (this process's GPU under torchrun) when present, else CPU."""
+    if name not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device: expected auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device: cuda was asked for but no CUDA device is visible")
+    if name == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+def distributed() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) for a plain run."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _init_distributed(device: torch.device, world: int) -> None:
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+
+
+def to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
+    """Move the tensors of a batch to ``device``; other values (video ids) stay as they are."""
+    return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
+    """torch.save under a temporary name, then rename: a kill leaves the old file or the new one."""
+    with atomic_path(path, ".pt") as tmp:
+        torch.save(dict(state), tmp)
+
+
+def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
+    """A PNG with one panel for losses and one for the other metrics, against the epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    skip = {"epoch", "lr", "seconds", "samples_per_s"}
+    losses = [c for c in history.columns if "loss" in c]
+    others = [c for c in history.columns if c not in skip and c not in losses]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, columns, label in ((axes[0], losses, "loss"), (axes[1], others, "metric")):
+        for column in columns:
+            ax.plot(history["epoch"], history[column], marker="o", label=column)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        if columns:
+            ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+
+
+def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.PathLike,
+        cfg: TrainConfig, evaluate: Evaluate | None = None, collate: Callable | None = None,
+        title: str = "", progress: bool = True) -> pd.DataFrame:
+    """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; resume from ``out_dir`` if a run stopped.
+
+    Writes ``out_dir/checkpoint.pt`` (model, optimiser, schedule, scaler, history) after every
+    epoch, ``log.csv`` and ``curves.png``. ``step`` computes the loss of a batch (already on the
+    device); ``evaluate`` adds metrics after each epoch. A dataset with ``set_epoch`` (e.g.
+    ``signpipe.data.ShardDataset``) is told the epoch, so its random clips differ per epoch.
+    Returns the history, one row per epoch.
+    """
+    out_dir = Path(out_dir)
+    rank, world, local_rank = distributed()
+    device = resolve_device(cfg.device, local_rank)
+    _init_distributed(device, world)
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    amp = cfg.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    history: list[dict[str, float]] = []
+    start = 0
+    checkpoint = out_dir / CHECKPOINT
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        scaler.load_state_dict(state["scaler"])
+        history, start = state["history"], state["epoch"]
+        if rank == 0:
+            log.info("%s: resuming after epoch %d of %d", checkpoint, start, cfg.epochs)
+    trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+                        collate_fn=collate, pin_memory=device.type == "cuda", drop_last=False,
+                        persistent_workers=cfg.num_workers > 0)
+    for epoch in range(start, cfg.epochs):
+        torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout and masking: same stream when resumed
+        np.random.seed((cfg.seed * 100003 + epoch) % 2**32)
+        sampler.set_epoch(epoch)
+        if hasattr(train_set, "set_epoch"):
+            train_set.set_epoch(epoch)
+        row = _train_epoch(trained, step, loader, optimizer, scaler, device, amp, cfg, epoch, rank == 0 and progress)
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        schedule.step()
+        if evaluate is not None and rank == 0:
+            model.eval()
+            with torch.no_grad():
+                row.update(evaluate(model))
+        history.append(row)
+        if rank == 0:
+            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                         "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
+                                         "epoch": epoch + 1, "history": history, "config": asdict(cfg)})
+            frame = pd.DataFrame(history)
+            write_csv(frame, out_dir / LOG)
+            plot_curves(frame, out_dir / CURVES, title)
+            log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
+                     ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        if world > 1:
+            dist.barrier()
+    return pd.DataFrame(history)
+
+
+def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, device: torch.device, amp: bool, cfg: TrainConfig,
+                 epoch: int, progress: bool) -> dict[str, float]:
+    model.train()
+    totals: dict[str, float] = {}
+    seen = 0
+    started = time.perf_counter()
+    bar = tqdm(loader, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+    for batch in bar:
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            loss, metrics = step(model, batch)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise FloatingPointError(f"epoch {epoch + 1}: the loss became {value}; lower the learning rate")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.grad_clip:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        size = _batch_size(batch)
+        seen += size
+        for name, number in {"train_loss": value, **metrics}.items():
+            totals[name] = totals.get(name, 0.0) + float(number) * size
+        bar.set_postfix(loss=f"{value:.4f}")
+    seconds = time.perf_counter() - started
+    return {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in totals.items()},
+            "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0}
+
+
+def _batch_size(batch: Batch) -> int:
+    for value in batch.values():
+        if isinstance(value, Tensor) and value.ndim:
+            return len(value)
+    return 1
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: Dataset, forward: Callable[[nn.Module, Batch], Tensor],
+            batch_size: int = 64, device: str = "auto", collate: Callable | None = None,
+            num_workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Logits (N, C), labels (N,) and video ids of every sample, in dataset order."""
+    target = resolve_device(device, distributed()[2])
+    model.to(target).eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    logits, labels, ids = [], [], []
+    for batch in loader:
+        batch = to_device(batch, target)
+        logits.append(forward(model, batch).float().cpu().numpy())
+        labels.append(batch["label"].cpu().numpy())
+        ids += list(batch["video_id"])
+    if not logits:
+        return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), []
+    return np.concatenate(logits), np.concatenate(labels).astype(np.int64), ids
