@@ -31,6 +31,7 @@ wildcard_constraints:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pose.smk"
+include: "workflow/rules/hands.smk"
 
 
 rule all:

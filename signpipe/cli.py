@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     from signpipe.handmodel.cli import register as register_handmodel
 
     register_handmodel(sub)
+
+    from signpipe.show import register as register_show
+
+    register_show(sub)
     return parser
 
 

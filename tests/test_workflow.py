@@ -32,6 +32,7 @@ datasets:
     pose: {backend: sidecar}
 decode: {short_side: 64, jpeg_quality: 80, threads: 1}
 pose: {threads: 1}
+hands: {crop_size: 32, threads: 1}
 """
 
 
@@ -70,7 +71,7 @@ def test_profiles_dry_run(profile, tmp_path):
     proc = snakemake("-n", "--profile", str(REPO / "workflow" / "profiles" / profile), cwd=tmp_path)
     counts = jobs_planned(proc.stdout + proc.stderr)
     assert counts["synth"] == 1 and counts["manifest"] == 1
-    assert counts["decode"] == counts["pose"] == 4
+    assert counts["decode"] == counts["pose"] == counts["hands"] == 4
 
 
 @pytest.mark.parametrize(
@@ -126,7 +127,8 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     assert (results / "manifest.csv").stat().st_mtime_ns == before
 
     # A changed pose option of one dataset reruns its pose jobs only.
-    (tmp_path / "config.yaml").write_text(TINY.replace("pose: {backend: sidecar}", "pose: {backend: sidecar, threads: 2}"))
+    (tmp_path / "config.yaml").write_text(
+        TINY.replace("pose: {backend: sidecar}", "pose: {backend: sidecar, sidecar_column: keypoints2}"))
     changed = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     counts = jobs_planned(changed.stdout + changed.stderr)
     assert counts.get("pose") == 2 and "decode" not in counts and "manifest" not in counts

@@ -81,4 +81,5 @@ def all_outputs():
         outputs.append(result(ds, "failures.csv"))
         outputs.append(result(ds, "keypoints", "quality.csv"))
         outputs += per_shard(ds, "keypoints", "{shard}.h5")
+        outputs += per_shard(ds, "hands", "{shard}.h5")
     return outputs

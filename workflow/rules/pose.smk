@@ -9,7 +9,7 @@ rule pose:
         keypoints=result("{ds}", "keypoints", "{shard}.h5"),
         quality=result("{ds}", "keypoints", "{shard}.quality.csv"),
     params:
-        pose=lambda wc: pose_config(wc.ds),
+        pose=lambda wc: {k: v for k, v in pose_config(wc.ds).items() if k != "threads"},
     log:
         log_path("pose", "{ds}", "{shard}"),
     benchmark:

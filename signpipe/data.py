@@ -1,0 +1,270 @@
+"""Training loader: fixed-length clips from signpipe shards as a PyTorch ``Dataset``.
+
+Temporal sampling follows SignBERT and HMA: 32 frames, random during training and centred at
+test. A clip of L frames is cut into ``num_frames`` equal segments and one frame is taken from
+each: a uniformly random one in training, the middle one at test. Every sample thus spans the
+whole sign at the same relative time scale in training and at test. Clips shorter than
+``num_frames`` come out stretched: each frame is repeated (in order) ``num_frames / L`` times
+on average, so there is no padding and no mask; ``frames`` says which frames were taken.
+
+Files are opened lazily in the process that reads (each DataLoader worker opens its own
+handles), so ``num_workers > 0`` is safe. Sampling is deterministic: the random frames of
+item ``i`` are a hash of ``(seed, epoch, i)``, whatever worker reads it and in whatever order;
+call :meth:`ShardDataset.set_epoch` before each epoch (as with ``DistributedSampler``). The
+epoch lives in shared memory, so it reaches persistent DataLoader workers too.
+
+A DataLoader hands whole batches to :meth:`ShardDataset.__getitems__`, which samples and reads
+them vectorised; uncompressed numeric arrays (poses, keypoints, boxes) are read from the
+memory-mapped shard (:class:`MappedArray`), so a batch of pose clips costs within about twice
+what indexing one in-memory array costs (docs/hands.md has the numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import mmap
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from signpipe.hands import decode_crops
+from signpipe.shards import VLEN_BYTES, read_index
+
+log = logging.getLogger(__name__)
+
+NUM_FRAMES = 32
+"""Frames per sample (SignBERT, HMA)."""
+DEFAULT_ARRAYS = {"keypoints": ("xy", "score"), "hands": ("pose",)}
+"""The stages the loader reads, and the arrays it returns when none are named."""
+CACHE_MB = 16
+"""HDF5 chunk cache per array and open file, in MiB (h5py's default is 1), for arrays read through h5py."""
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser of uint64 values: a cheap hash whose outputs look independent."""
+    x = x + np.uint64(0x9E3779B97F4A7C15)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def random_offsets(seed: int, epoch: int, items: np.ndarray, num_frames: int) -> np.ndarray:
+    """Uniform numbers in [0, 1), (B, num_frames), a function of (seed, epoch, item, slot) only.
+
+    A counter-based hash rather than a generator per item: seeding numpy's generator costs
+    about 30 us, more than reading the clip.
+    """
+    key = _splitmix64(_splitmix64(np.array([seed & (2**64 - 1)], np.uint64)) + np.uint64(epoch & (2**64 - 1)))
+    per_item = _splitmix64(key + np.asarray(items, np.uint64))
+    bits = _splitmix64(per_item[:, None] * np.uint64(num_frames) + np.arange(num_frames, dtype=np.uint64))
+    return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+
+def sample_frames(lengths: np.ndarray | int, num_frames: int = NUM_FRAMES,
+                  offsets: np.ndarray | None = None) -> np.ndarray:
+    """Frame indices (..., num_frames) int64, ascending, of clips of ``lengths`` frames.
+
+    One frame per equal segment: at ``offsets`` (..., num_frames) in [0, 1) within it (random
+    offsets in training), or its middle when ``offsets`` is None (test). Clips shorter than
+    ``num_frames`` repeat frames.
+    """
+    lengths = np.asarray(lengths, np.int64)[..., None]
+    offsets = np.full(num_frames, 0.5) if offsets is None else offsets
+    return np.minimum(((np.arange(num_frames) + offsets) * (lengths / num_frames)).astype(np.int64), lengths - 1)
+
+
+class MappedArray:
+    """One uncompressed chunked array of several shards, read as numpy views of the memory-mapped files.
+
+    HDF5 tells where each chunk lies in its file (``chunk_iter``), so row r of shard s starts at
+    byte ``offset[s, r // chunk_rows] + (r % chunk_rows) * row_bytes``: a batch of clips is one
+    numpy gather per shard, shared through the OS page cache by every worker, without the
+    per-call cost of the HDF5 library (h5py spends tens of microseconds on any read, more than
+    copying a 32-frame pose clip). Rows are gathered as single opaque items of ``row_bytes``
+    (one memcpy each) and viewed as the array's dtype afterwards.
+    """
+
+    def __init__(self, datasets: Sequence[h5py.Dataset], buffers: Sequence[np.ndarray]) -> None:
+        first = datasets[0]
+        self.dtype, self.shape, self.chunk_rows = first.dtype, first.shape[1:], first.chunks[0]
+        self.row = np.dtype((np.void, first.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))))
+        counts = [-(-len(ds) // self.chunk_rows) for ds in datasets]
+        self.base = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+        self.offsets = np.full(sum(counts), -1, np.int64)
+        for ds, base in zip(datasets, self.base):
+            def add(info: Any, base: int = int(base)) -> None:
+                self.offsets[base + info.chunk_offset[0] // self.chunk_rows] = info.byte_offset
+
+            ds.id.chunk_iter(add)
+        if (self.offsets < 0).any():
+            raise ValueError(f"{first.name}: some chunks were never written")
+        self.rows = [np.ndarray((len(buffer) - self.row.itemsize + 1,), self.row, buffer, strides=(1,))
+                     for buffer in buffers]
+
+    @staticmethod
+    def fits(datasets: Sequence[h5py.Dataset]) -> bool:
+        """Whether arrays can be mapped: chunked alike along time, no filters (compression), fixed-size native dtype."""
+        return all(hasattr(ds.id, "chunk_iter") and ds.chunks is not None and ds.chunks[0] == datasets[0].chunks[0]
+                   and ds.id.get_create_plist().get_nfilters() == 0
+                   and ds.dtype.kind in "biuf" and ds.dtype.isnative for ds in datasets)
+
+    def take(self, shards: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Rows ``rows`` (B, N) of shards ``shards`` (B,) as a new array (B, N, ...)."""
+        chunk, within = np.divmod(rows, self.chunk_rows)
+        start = self.offsets[self.base[shards][:, None] + chunk] + within * self.row.itemsize
+        if (shards == shards[0]).all():
+            out = self.rows[shards[0]][start]
+        else:
+            out = np.empty(rows.shape, self.row)
+            for shard in np.unique(shards):
+                mine = np.flatnonzero(shards == shard)
+                out[mine] = self.rows[shard][start[mine]]
+        return out.view(self.dtype).reshape(*rows.shape, *self.shape)
+
+
+def _stage(f: h5py.File, path: Path) -> str:
+    parts = str(f.attrs.get("schema", "")).split("/")
+    if len(parts) != 3 or parts[0] != "signpipe" or parts[1] not in DEFAULT_ARRAYS:
+        raise ValueError(f"{path}: not a signpipe keypoints or hands shard (schema {f.attrs.get('schema')!r})")
+    return parts[1]
+
+
+class ShardDataset(Dataset):
+    """Fixed-length clips of the videos in one or more shards of one stage.
+
+    An item is a dict: one tensor per array in ``arrays``, sampled at ``frames`` (e.g. ``pose``
+    (N, 2, 21, 3) float32 from a hands shard, ``xy`` (N, 133, 2) and ``score`` (N, 133) from a
+    keypoints shard, ``crop`` (N, 2, S, S, 3) uint8 decoded from JPEG), plus ``label`` (int),
+    ``video_id`` (str), ``frames`` (N,) int64 (the frame indices) and ``length`` (frames of the
+    video). ``split`` keeps only those splits (a name or several); ``train`` picks random
+    (True) or centred (False) sampling. Uncompressed numeric arrays are read through
+    :class:`MappedArray` unless ``memory_map`` is False; other arrays (JPEG, compressed) through
+    h5py with a chunk cache of ``cache_mb`` MiB per array.
+    """
+
+    def __init__(self, shards: str | os.PathLike | Sequence[str | os.PathLike], arrays: Sequence[str] | None = None,
+                 split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False,
+                 seed: int = 0, memory_map: bool = True, cache_mb: float = CACHE_MB) -> None:
+        self.paths = [Path(shards)] if isinstance(shards, (str, os.PathLike)) else [Path(p) for p in shards]
+        if not self.paths:
+            raise ValueError("ShardDataset: no shards given")
+        self.num_frames, self.train, self.seed = num_frames, train, seed
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self.memory_map, self.cache_bytes = memory_map, int(cache_mb * (1 << 20))
+        tables, stages = [], set()
+        for number, path in enumerate(self.paths):
+            with h5py.File(path, "r") as f:
+                stage = _stage(f, path)
+                stages.add(stage)
+                wanted = list(arrays) if arrays is not None else list(DEFAULT_ARRAYS[stage])
+                unknown = [name for name in wanted if name not in f or name == "index"]
+                if unknown or not wanted:
+                    have = ", ".join(sorted(name for name in f if name != "index"))
+                    raise ValueError(f"{path}: no array {', '.join(unknown) or '(none named)'}; it has {have}")
+                tables.append(read_index(f)[["video_id", "start", "length", "label", "split"]].assign(shard=number))
+        if len(stages) > 1:
+            raise ValueError(f"ShardDataset: shards of different stages {sorted(stages)}; use one stage")
+        self.arrays = wanted
+        index = pd.concat(tables, ignore_index=True)
+        if split is not None:
+            index = index[index["split"].isin([split] if isinstance(split, str) else list(split))]
+        empty = index["length"] <= 0
+        if empty.any():
+            log.warning("skipping %d videos without frames: %s", int(empty.sum()),
+                        ", ".join(index["video_id"][empty][:5]))
+        self.index = index[~empty].reset_index(drop=True)
+        self._shard, self._start, self._length, self._label = (
+            self.index[c].to_numpy(np.int64) for c in ("shard", "start", "length", "label"))
+        self._video_ids = self.index["video_id"].tolist()
+        self._handles: dict[str, MappedArray | list[h5py.Dataset]] = {}
+        self._files: list[h5py.File] = []
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def epoch(self) -> int:
+        """The epoch whose random clips are drawn."""
+        return int(self._epoch)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw the random clips of ``epoch`` from now on, in this process and in its DataLoader
+        workers (also persistent ones: the value is in shared memory). Call it before iterating."""
+        self._epoch.fill_(int(epoch))
+
+    def frames(self, items: np.ndarray) -> np.ndarray:
+        """Frame indices (B, N) of ``items`` (B,) for the current epoch (random in training, centred at test)."""
+        offsets = random_offsets(self.seed, self.epoch, items, self.num_frames) if self.train else None
+        return sample_frames(self._length[items], self.num_frames, offsets)
+
+    def _arrays(self) -> dict[str, MappedArray | list[h5py.Dataset]]:
+        """Every requested array over all shards, opened once per process: mapped where it can be."""
+        if self._pid != os.getpid():  # a forked worker must not use its parent's handles
+            self._files = [h5py.File(path, "r", rdcc_nbytes=self.cache_bytes) for path in self.paths]
+            self._handles, self._pid = {}, os.getpid()
+            buffers = None
+            for name in self.arrays:
+                datasets = [f[name] for f in self._files]
+                if self.memory_map and MappedArray.fits(datasets):
+                    buffers = buffers or [_map(path) for path in self.paths]
+                    self._handles[name] = MappedArray(datasets, buffers)
+                else:
+                    self._handles[name] = datasets
+        return self._handles
+
+    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The arrays of videos ``items`` (B,) at ``frames`` (B, N): name -> (B, N, ...).
+
+        Mapped arrays are gathered in one step per shard; the others are read per video, one
+        h5py read of the span its frames cover (JPEG crops decoded once each).
+        """
+        rows = self._start[items, None] + frames
+        shards = self._shard[items]
+        return {name: (ds.take(shards, rows) if isinstance(ds, MappedArray)
+                       else np.stack([_read_rows(ds[s], r) for s, r in zip(shards, rows)]))
+                for name, ds in self._arrays().items()}
+
+    def __getitems__(self, items: Sequence[int]) -> list[dict[str, Any]]:
+        """Samples of a batch of items, sampled and read together (the DataLoader calls this)."""
+        items = np.asarray(items, np.int64)
+        frames = self.frames(items)
+        arrays = self.read(items, frames)
+        return [{**{name: torch.from_numpy(values[k]) for name, values in arrays.items()},
+                 "label": int(self._label[item]), "video_id": self._video_ids[item],
+                 "frames": torch.from_numpy(frames[k]), "length": int(self._length[item])}
+                for k, item in enumerate(items)]
+
+    def __getitem__(self, item: int) -> dict[str, Any]:
+        if not -len(self) <= item < len(self):
+            raise IndexError(f"item {item} out of range for {len(self)} videos")
+        return self.__getitems__([item % len(self)])[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (spawned workers) without open files; each process opens its own."""
+        state = dict(self.__dict__)
+        state.update(_handles={}, _files=[], _pid=-1)
+        return state
+
+
+def _map(path: Path) -> np.ndarray:
+    """The bytes of a file, memory-mapped read-only."""
+    with open(path, "rb") as f:
+        return np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
+
+
+def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` (N,) ascending of an h5py array with one read of their span; JPEG crops decoded once each."""
+    lo = int(rows[0])
+    span = ds[lo:int(rows[-1]) + 1]
+    if ds.dtype != VLEN_BYTES:
+        return span[rows - lo]
+    unique, where = np.unique(rows - lo, return_inverse=True)
+    return decode_crops(span[unique])[where]

@@ -1,0 +1,255 @@
+"""`signpipe show`: a PNG contact sheet of one video from any signpipe HDF5 artifact.
+
+Given one shard, its siblings are found by the results layout
+(``results/<ds>/{frames,keypoints,hands}/<shard>.h5``) and everything that exists is drawn for
+evenly spaced frames: the stored frame with the 133 keypoints and both hand boxes, then the
+left and the right hand crop with their 21-joint poses. Box outlines tell how a box was found:
+thick where the hand was detected, thin where it was interpolated, red where it was
+extrapolated from the arm. A glance shows whether extraction and cropping worked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+import h5py
+import numpy as np
+import simplejpeg
+
+from signpipe.hands import BOX_SOURCES, DETECTED, INTERPOLATED, read_crops
+from signpipe.keypoints import HAND_EDGES, HAND_SLICES, PARTS, skeleton_edges
+from signpipe.keypoints.quality import DETECTION_THRESHOLD
+from signpipe.shards import read_index
+
+STAGES = ("frames", "keypoints", "hands")
+CELL = 240
+"""Width in pixels of one frame's column; crops are drawn CELL x CELL."""
+HEADER = 76
+"""Height of the text strip above the sheet (three lines)."""
+LABEL = 20
+"""Height of the strip under each row that names the frame or the hand."""
+HAND_NAMES = ("left", "right")
+HAND_COLOURS = ((255, 140, 0), (0, 170, 255))
+"""RGB of the signer's (left, right) hand: orange, blue."""
+BODY_COLOUR, FACE_COLOUR, EXTRAPOLATED_COLOUR = (255, 255, 255), (190, 190, 190), (230, 30, 30)
+BACKDROP = (40, 40, 40)
+
+
+def _stage(path: Path) -> str:
+    """The stage of a signpipe shard from its ``schema`` attr ("signpipe/<stage>/<version>")."""
+    with h5py.File(path, "r") as f:
+        schema = str(f.attrs.get("schema", ""))
+    parts = schema.split("/")
+    if len(parts) != 3 or parts[0] != "signpipe" or parts[1] not in STAGES:
+        raise ValueError(f"{path}: not a signpipe frames, keypoints or hands shard (schema {schema!r})")
+    return parts[1]
+
+
+def siblings(path: str | os.PathLike) -> dict[str, Path]:
+    """The shards of the same dataset and shard number that exist, by stage.
+
+    ``results/<ds>/keypoints/3.h5`` -> the existing ones of ``results/<ds>/{frames,keypoints,hands}/3.h5``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    found = {_stage(path): path}
+    if path.parent.name in STAGES:
+        for stage in STAGES:
+            other = path.parent.parent / stage / path.name
+            if stage not in found and other.is_file():
+                found[stage] = other
+    return {stage: found[stage] for stage in STAGES if stage in found}
+
+
+def _entry(f: h5py.File, video_id: str) -> Mapping[str, Any] | None:
+    index = read_index(f)
+    rows = index[index["video_id"] == video_id]
+    return None if rows.empty else rows.iloc[0].to_dict()
+
+
+def _missing(path: Path, video_id: str) -> ValueError:
+    with h5py.File(path, "r") as f:
+        ids = read_index(f)["video_id"].tolist()
+    shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
+    return ValueError(f"{path}: no video {video_id!r}; it holds {len(ids)} videos: {shown or 'none'}")
+
+
+def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dict[str, Any]:
+    """What the sheet draws, for ``count`` evenly spaced frames of the video (``named``: the file the user gave)."""
+    data: dict[str, Any] = {"absent": []}
+    for stage, path in files.items():
+        with h5py.File(path, "r") as f:
+            entry = _entry(f, video_id)
+            if entry is None:
+                data["absent"].append(stage)
+                continue
+            if "times" not in data:
+                length = int(entry["length"])
+                data["entry"], data["length"] = entry, length
+                data["times"] = np.unique(np.linspace(0, length - 1, count).round().astype(int)) if length else []
+            start = int(entry["start"])
+            rows = [start + t for t in data["times"]]  # siblings hold the same frames (DESIGN §3)
+            if stage == "frames":
+                data["images"] = [simplejpeg.decode_jpeg(f["jpeg"][r], colorspace="RGB") for r in rows]
+                data["source_size"] = (int(entry["src_width"]), int(entry["src_height"]))
+            elif stage == "keypoints":
+                data["xy"], data["score"] = f["xy"][rows], f["score"][rows]
+            else:
+                data["crops"] = [read_crops(f["crop"], slice(r, r + 1))[0] for r in rows]
+                data["pose"], data["box"], data["box_source"] = f["pose"][rows], f["box"][rows], f["box_source"][rows]
+                data["crop_size"] = json.loads(f.attrs["config"])["crop_size"]
+                data.setdefault("source_size", (int(entry["src_width"]), int(entry["src_height"])))
+                sources = f["box_source"][start:start + int(entry["length"])]
+                data["box_counts"] = [np.bincount(sources[:, hand], minlength=len(BOX_SOURCES)) for hand in range(2)]
+    if "times" not in data:
+        raise _missing(named, video_id)
+    return data
+
+
+def _points(xy: np.ndarray, scale: float) -> np.ndarray:
+    return np.round(xy * scale * 16).astype(np.int32)
+
+
+def _draw_skeleton(canvas: np.ndarray, xy: np.ndarray, score: np.ndarray, scale: float) -> None:
+    """The 133 keypoints (source pixels) of one frame on ``canvas``, scaled by ``scale``."""
+    seen = score > DETECTION_THRESHOLD
+    p = _points(xy, scale)
+    colour_of = np.array([BODY_COLOUR] * len(xy))
+    colour_of[PARTS["face"]] = FACE_COLOUR
+    for hand, part in enumerate(HAND_SLICES):
+        colour_of[part] = HAND_COLOURS[hand]
+    for a, b in skeleton_edges():
+        if seen[a] and seen[b]:
+            cv2.line(canvas, tuple(p[a]), tuple(p[b]), tuple(int(c) for c in colour_of[b]), 1, cv2.LINE_AA, 4)
+    for k in np.flatnonzero(seen):
+        radius = 1 if PARTS["face"].start <= k < PARTS["face"].stop else 2
+        cv2.circle(canvas, tuple(p[k]), radius * 16, tuple(int(c) for c in colour_of[k]), -1, cv2.LINE_AA, 4)
+
+
+def _draw_box(canvas: np.ndarray, box: np.ndarray, source: int, hand: int, scale: float) -> None:
+    x0, y0, x1, y1 = _points(box, scale)
+    colour = HAND_COLOURS[hand] if source in (DETECTED, INTERPOLATED) else EXTRAPOLATED_COLOUR
+    cv2.rectangle(canvas, (x0, y0), (x1, y1), colour, 2 if source == DETECTED else 1, cv2.LINE_AA, 4)
+    cv2.putText(canvas, "LR"[hand], (int(x0 / 16) + 3, int(y0 / 16) + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.45,
+                colour, 1, cv2.LINE_AA)
+
+
+def _text(canvas: np.ndarray, text: str, x: int, y: int, colour=(230, 230, 230), size: float = 0.45) -> None:
+    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, size, colour, 1, cv2.LINE_AA)
+
+
+def _frame_cell(data: dict[str, Any], i: int, height: int) -> np.ndarray:
+    """One frame (or a blank of the source's shape) with keypoints and boxes, CELL wide."""
+    if "images" in data:
+        cell = cv2.resize(data["images"][i], (CELL, height), interpolation=cv2.INTER_AREA)
+    else:
+        cell = np.full((height, CELL, 3), BACKDROP, np.uint8)
+    scale = CELL / data["source_size"][0]
+    if "xy" in data:
+        _draw_skeleton(cell, data["xy"][i], data["score"][i], scale)
+    if "box" in data:
+        for hand in range(2):
+            _draw_box(cell, data["box"][i, hand], int(data["box_source"][i, hand]), hand, scale)
+    return cell
+
+
+def _crop_cell(data: dict[str, Any], i: int, hand: int) -> np.ndarray:
+    """One hand's crop with its pose (crop pixels), CELL x CELL, outlined by how its box was found."""
+    cell = cv2.resize(data["crops"][i][hand], (CELL, CELL), interpolation=cv2.INTER_LINEAR)
+    pose = data["pose"][i, hand]
+    seen = pose[:, 2] > DETECTION_THRESHOLD
+    p = _points(pose[:, :2], CELL / data["crop_size"])
+    for a, b in HAND_EDGES:
+        if seen[a] and seen[b]:
+            cv2.line(cell, tuple(p[a]), tuple(p[b]), HAND_COLOURS[hand], 2, cv2.LINE_AA, 4)
+    for k in np.flatnonzero(seen):
+        cv2.circle(cell, tuple(p[k]), 3 * 16, (255, 255, 255), -1, cv2.LINE_AA, 4)
+    source = int(data["box_source"][i, hand])
+    colour = HAND_COLOURS[hand] if source in (DETECTED, INTERPOLATED) else EXTRAPOLATED_COLOUR
+    cv2.rectangle(cell, (0, 0), (CELL - 1, CELL - 1), colour, 3 if source == DETECTED else 1)
+    return cell
+
+
+def _label(text: str, colour=(230, 230, 230)) -> np.ndarray:
+    strip = np.full((LABEL, CELL, 3), BACKDROP, np.uint8)
+    _text(strip, text, 4, LABEL - 6, colour)
+    return strip
+
+
+def sheet_size(columns: int, frame_shape: tuple[int, int], crops: bool) -> tuple[int, int]:
+    """(width, height) of a sheet of ``columns`` frames of shape (width, height), with or without crop rows."""
+    height = HEADER + round(CELL * frame_shape[1] / frame_shape[0]) + LABEL
+    return columns * CELL, height + (2 * (CELL + LABEL) if crops else 0)
+
+
+def contact_sheet(path: str | os.PathLike, video_id: str, out: str | os.PathLike | None = None,
+                  frames: int = 8) -> Path:
+    """Write the PNG contact sheet of ``video_id`` (see the module docstring); returns its path.
+
+    Raises ValueError listing the file's first video ids when ``video_id`` is not in it.
+    """
+    files = siblings(path)
+    if frames < 1:
+        raise ValueError(f"--frames: at least 1, got {frames}")
+    data = _load(files, str(video_id), frames, Path(path))
+    if "source_size" not in data:
+        xy = data["xy"][data["score"] > 0]
+        data["source_size"] = tuple(int(1.05 * v) + 1 for v in (xy.max(axis=0) if len(xy) else (CELL, CELL)))
+    shape = (data["images"][0].shape[1], data["images"][0].shape[0]) if data.get("images") else data["source_size"]
+    width, height = sheet_size(len(data["times"]), shape, "crops" in data)
+    row_height = round(CELL * shape[1] / shape[0])
+    sheet = np.full((height, width, 3), BACKDROP, np.uint8)
+    entry = data["entry"]
+    _text(sheet, f"{video_id}   label {entry['label']}   split {entry['split']}   {data['length']} frames   "
+                 f"shard {Path(path).name}   drawn: {', '.join(s for s in files if s not in data['absent'])}",
+          8, 20, size=0.55)
+    notes = []
+    if "box_counts" in data:
+        for hand in range(2):
+            counts = ", ".join(f"{n} {name}" for name, n in zip(BOX_SOURCES, data["box_counts"][hand]) if n)
+            notes.append(f"{HAND_NAMES[hand]} boxes: {counts}")
+    if data["absent"]:
+        notes.append(f"not in {', '.join(data['absent'])}")
+    _text(sheet, "   ".join(notes), 8, 44)
+    if "box" in data:
+        _text(sheet, "boxes: thick = detected, thin = interpolated, red = extrapolated", 8, 66, (170, 170, 170))
+    for i, t in enumerate(data["times"]):
+        x, y = i * CELL, HEADER
+        column = [_frame_cell(data, i, row_height), _label(f"frame {t}")]
+        if "crops" in data:
+            for hand in range(2):
+                source = BOX_SOURCES[int(data["box_source"][i, hand])]
+                column += [_crop_cell(data, i, hand), _label(f"{HAND_NAMES[hand]}: {source}", HAND_COLOURS[hand])]
+        block = np.concatenate(column)
+        sheet[y:y + len(block), x:x + CELL] = block
+    out = Path(out) if out else Path(f"{video_id}.png")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{out}: cannot write the PNG")
+    return out
+
+
+def _show(args: argparse.Namespace) -> None:
+    print(contact_sheet(args.file, args.video_id, args.out, args.frames))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``show`` subcommand to signpipe's command line."""
+    parser = subparsers.add_parser(
+        "show", help="draw one video of an HDF5 artifact as a PNG contact sheet",
+        description="Draw evenly spaced frames of one video with its 133 keypoints and hand boxes, "
+                    "and both hand crops with their poses, from FILE and its sibling shards "
+                    "(results/<ds>/{frames,keypoints,hands}/<shard>.h5), whichever exist.",
+    )
+    parser.add_argument("file", help="a frames, keypoints or hands shard (e.g. results/demo/hands/0.h5)")
+    parser.add_argument("video_id", help="the video to draw (see `signpipe inspect FILE`)")
+    parser.add_argument("--out", type=Path, default=None, help="PNG to write (default: VIDEO_ID.png)")
+    parser.add_argument("--frames", type=int, default=8, help="frames to draw, evenly spaced (default 8)")
+    parser.set_defaults(func=_show)

@@ -1,0 +1,150 @@
+"""The training loader on real shards: temporal sampling, determinism, memory-mapped reads, workers."""
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from signpipe.data import ShardDataset, random_offsets, sample_frames
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.hands import crop_shard, read_crops
+from signpipe.pose import extract_shard
+from signpipe.shards import read_index
+from signpipe.synth import make_corpus
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """Keypoints and hands shards (two of each) of a tiny synthetic corpus; hands chunked by 8 frames
+    so that clips cross chunk boundaries."""
+    root = tmp_path_factory.mktemp("data")
+    make_corpus(root / "corpus", num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, progress=False)
+    write_manifest({"adapter": "synthetic", "num_shards": 2}, root / "manifest.csv", root / "missing.csv",
+                   corpus_dir=root / "corpus")
+    out = {"keypoints": [], "hands": []}
+    for shard in (0, 1):
+        frames, keypoints, hands = (root / f"{stage}{shard}.h5" for stage in ("frames", "keypoints", "hands"))
+        decode_shard(root / "manifest.csv", shard, frames, root / "failures.csv", short_side=48, progress=False)
+        extract_shard(root / "manifest.csv", frames, keypoints, root / "quality.csv", {"backend": "sidecar"},
+                      progress=False)
+        crop_shard(frames, keypoints, hands, crop_size=16, chunk_frames=8, progress=False)
+        out["keypoints"].append(keypoints)
+        out["hands"].append(hands)
+    return out
+
+
+def test_centre_sampling_takes_the_middle_of_equal_segments():
+    np.testing.assert_array_equal(sample_frames(64, 32), np.arange(1, 64, 2))
+    np.testing.assert_array_equal(sample_frames(32, 32), np.arange(32))
+    short = sample_frames(10, 32)  # stretched: every frame, in order, about 3.2 times each
+    assert short.shape == (32,) and set(short) == set(range(10)) and (np.diff(short) >= 0).all()
+    assert np.bincount(short).min() >= 3 and np.bincount(short).max() <= 4
+    np.testing.assert_array_equal(sample_frames(1, 4), [0, 0, 0, 0])
+
+
+def test_random_sampling_stays_within_its_segments():
+    offsets = random_offsets(0, 0, np.arange(500), 32)
+    assert offsets.shape == (500, 32) and 0 <= offsets.min() and offsets.max() < 1
+    assert abs(offsets.mean() - 0.5) < 0.01 and abs(np.corrcoef(offsets[:, 0], offsets[:, 1])[0, 1]) < 0.1
+    frames = sample_frames(np.full(500, 100), 32, offsets)
+    segment = np.arange(32) * 100 / 32
+    assert ((frames >= np.floor(segment)) & (frames < segment + 100 / 32)).all()
+    assert len({tuple(f) for f in frames}) == 500  # every item gets its own clip
+
+
+def test_items_are_the_shard_rows_at_the_sampled_frames(shards):
+    data = ShardDataset(shards["keypoints"], num_frames=8)
+    indexes = [read_index(h5py.File(path)) for path in shards["keypoints"]]
+    assert len(data) == sum(len(index) for index in indexes)
+    for item in (0, len(data) - 1):
+        sample = data[item]
+        shard = int(data.index.at[item, "shard"])
+        row = indexes[shard].set_index("video_id").loc[sample["video_id"]]
+        assert sample["label"] == row["label"] and sample["length"] == row["length"]
+        assert sample["xy"].shape == (8, 133, 2) and sample["score"].shape == (8, 133)
+        with h5py.File(shards["keypoints"][shard]) as f:
+            expected = f["xy"][row["start"]:row["start"] + row["length"]][sample["frames"].numpy()]
+        np.testing.assert_array_equal(sample["xy"].numpy(), expected)
+    np.testing.assert_array_equal(data[0]["frames"], sample_frames(data[0]["length"], 8))
+
+
+def test_split_filter_and_array_choice(shards):
+    train = ShardDataset(shards["hands"], split="train")
+    both = ShardDataset(shards["hands"], split=["val", "test"])
+    assert set(train.index["split"]) == {"train"} and set(both.index["split"]) == {"val", "test"}
+    assert len(train) + len(both) == len(ShardDataset(shards["hands"]))
+    sample = ShardDataset(shards["hands"], arrays=["pose", "box", "crop"], num_frames=4)[0]
+    assert sample["pose"].shape == (4, 2, 21, 3) and sample["pose"].dtype == torch.float32
+    assert sample["box"].shape == (4, 2, 4)
+    assert sample["crop"].shape == (4, 2, 16, 16, 3) and sample["crop"].dtype == torch.uint8
+    with h5py.File(shards["hands"][0]) as f:
+        start = int(read_index(f).set_index("video_id").loc[sample["video_id"], "start"])
+        frames = sample["frames"].numpy()
+        expected = read_crops(f["crop"], slice(start, start + frames[-1] + 1))[frames]
+    np.testing.assert_array_equal(sample["crop"].numpy(), expected)
+    with pytest.raises(ValueError, match="no array nope; it has box, box_source, crop, pose"):
+        ShardDataset(shards["hands"], arrays=["pose", "nope"])
+    with pytest.raises(ValueError, match="different stages"):
+        ShardDataset([shards["hands"][0], shards["keypoints"][0]])
+
+
+def test_same_seed_same_clips_new_epoch_new_clips(shards):
+    def clips(seed, epoch, train=True):
+        data = ShardDataset(shards["hands"], train=train, seed=seed, num_frames=6)
+        data.set_epoch(epoch)
+        return np.stack([data[k]["frames"].numpy() for k in range(len(data))])
+
+    assert (clips(1, 0) == clips(1, 0)).all()
+    assert (clips(1, 0) != clips(1, 1)).any(axis=1).mean() > 0.5
+    assert (clips(1, 0) != clips(2, 0)).any(axis=1).mean() > 0.5
+    assert (clips(1, 0, train=False) == clips(1, 5, train=False)).all()
+
+
+def test_memory_mapped_reads_equal_h5py_reads(shards):
+    mapped = ShardDataset(shards["hands"], arrays=["pose", "box", "box_source"], train=True, num_frames=12)
+    plain = ShardDataset(shards["hands"], arrays=["pose", "box", "box_source"], train=True, num_frames=12,
+                         memory_map=False)
+    items = np.random.default_rng(0).permutation(len(mapped))  # a batch spanning both shards
+    a, b = mapped.__getitems__(items), plain.__getitems__(items)
+    assert type(mapped._arrays()["pose"]).__name__ == "MappedArray"
+    assert type(plain._arrays()["pose"]).__name__ == "list"
+    for x, y, item in zip(a, b, items):
+        assert x["video_id"] == y["video_id"] == mapped[int(item)]["video_id"]
+        for name in ("pose", "box", "box_source", "frames"):
+            np.testing.assert_array_equal(x[name].numpy(), y[name].numpy())
+
+
+def test_dataloader_with_two_workers_matches_one_process(shards):
+    data = ShardDataset(shards["hands"], train=True, seed=3, num_frames=8)
+    data[0]  # open the files in this process first: the workers must open their own
+
+    def epoch(number, workers):
+        data.set_epoch(number)
+        loader = DataLoader(data, batch_size=3, shuffle=False, num_workers=workers)
+        batches = list(loader)
+        return (sum((b["video_id"] for b in batches), []), torch.cat([b["frames"] for b in batches]),
+                torch.cat([b["pose"] for b in batches]), torch.cat([b["label"] for b in batches]))
+
+    ids, frames, pose, labels = epoch(0, 2)
+    ids1, frames1, pose1, labels1 = epoch(0, 0)
+    assert ids == ids1 == data.index["video_id"].tolist()
+    assert torch.equal(frames, frames1) and torch.equal(pose, pose1) and torch.equal(labels, labels1)
+    assert pose.shape == (len(data), 8, 2, 21, 3)
+    assert not torch.equal(epoch(1, 2)[1], frames)
+
+
+def test_persistent_workers_see_the_new_epoch(shards):
+    data = ShardDataset(shards["hands"], train=True, seed=3, num_frames=8)
+    loader = DataLoader(data, batch_size=4, num_workers=2, persistent_workers=True)
+    seen = []
+    for number in (0, 1, 0):
+        data.set_epoch(number)
+        seen.append(torch.cat([batch["frames"] for batch in loader]))
+    expected = []
+    for number in (0, 1):
+        data.set_epoch(number)
+        expected.append(torch.stack([data[k]["frames"] for k in range(len(data))]))
+    assert torch.equal(seen[0], expected[0]) and torch.equal(seen[1], expected[1]) and torch.equal(seen[2], seen[0])
+    assert not torch.equal(seen[0], seen[1])

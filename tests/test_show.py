@@ -1,0 +1,92 @@
+"""`signpipe show`: contact sheets from any artifact and its siblings in the results layout."""
+
+import argparse
+import shutil
+
+import cv2
+import h5py
+import numpy as np
+import pytest
+
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.hands import DETECTED, INTERPOLATED, crop_shard
+from signpipe.pose import extract_shard
+from signpipe.shards import read_index
+from signpipe.show import (
+    CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, contact_sheet, register, sheet_size, siblings,
+)
+from signpipe.synth import make_corpus
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    """results/demo/{frames,keypoints,hands}/0.h5 of a tiny synthetic corpus (frames stored 64 x 48)."""
+    root = tmp_path_factory.mktemp("show")
+    make_corpus(root / "corpus", num_classes=2, signers=3, repeats=1, frames=12, width=96, height=72, progress=False)
+    ds = root / "results" / "demo"
+    manifest = write_manifest({"adapter": "synthetic", "num_shards": 1}, ds / "manifest.csv", ds / "missing.csv",
+                              corpus_dir=root / "corpus")
+    decode_shard(ds / "manifest.csv", 0, ds / "frames" / "0.h5", ds / "failures.csv", short_side=48, progress=False)
+    extract_shard(ds / "manifest.csv", ds / "frames" / "0.h5", ds / "keypoints" / "0.h5", ds / "quality.csv",
+                  {"backend": "sidecar"}, progress=False)
+    crop_shard(ds / "frames" / "0.h5", ds / "keypoints" / "0.h5", ds / "hands" / "0.h5", crop_size=32, progress=False)
+    return ds, manifest
+
+
+def test_sheet_from_any_sibling_draws_frames_keypoints_and_crops(results, tmp_path):
+    ds, manifest = results
+    with h5py.File(ds / "hands" / "0.h5") as f:  # the video with the most detected hands
+        index = read_index(f)
+        detected = [(f["box_source"][r.start:r.start + r.length] == DETECTED).sum() for r in index.itertuples()]
+        row = index.iloc[int(np.argmax(detected))]
+        times = np.linspace(0, row["length"] - 1, 4).round().astype(int)
+        source = f["box_source"][row["start"] + times]
+    assert list(siblings(ds / "keypoints" / "0.h5")) == ["frames", "keypoints", "hands"]
+    out = contact_sheet(ds / "keypoints" / "0.h5", row["video_id"], tmp_path / "sheet.png", frames=4)
+    image = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
+    expected = (4 * CELL, HEADER + 180 + LABEL + 2 * (CELL + LABEL))  # 64 x 48 frames drawn 240 x 180
+    assert (image.shape[1], image.shape[0]) == sheet_size(4, (64, 48), crops=True) == expected
+    frame_row = image[HEADER:HEADER + 180]
+    assert frame_row.std() > 20 and image[HEADER + 200:].std() > 20  # pictures, not blanks
+    for hand in range(2):
+        if (source[:, hand] == DETECTED).any():  # its keypoints and box drawn in its colour
+            assert (np.abs(frame_row.astype(int) - HAND_COLOURS[hand]).sum(axis=-1) < 30).sum() > 20
+        # Each crop is outlined by how its box was found: the hand's colour when detected, red when extrapolated.
+        top = HEADER + 180 + LABEL + hand * (CELL + LABEL)
+        for column, how in enumerate(source[:, hand]):
+            expected = HAND_COLOURS[hand] if how in (DETECTED, INTERPOLATED) else EXTRAPOLATED_COLOUR
+            np.testing.assert_allclose(image[top + CELL // 2, column * CELL], expected, atol=12)
+    assert (source == DETECTED).any()
+
+
+def test_sheet_of_a_lone_keypoints_file(results, tmp_path):
+    ds, manifest = results
+    lone = tmp_path / "kp.h5"
+    shutil.copy(ds / "keypoints" / "0.h5", lone)
+    assert list(siblings(lone)) == ["keypoints"]
+    video = manifest["video_id"][1]
+    out = contact_sheet(lone, video, tmp_path / "lone.png", frames=100)  # more than the video has: every frame
+    image = cv2.imread(str(out))
+    with h5py.File(lone) as f:
+        length = int(read_index(f).set_index("video_id").loc[video, "length"])
+    assert image.shape[1] == length * CELL
+    assert HEADER + LABEL + CELL // 2 < image.shape[0] < HEADER + LABEL + 2 * CELL  # one row: no frames, no crops
+
+
+def test_unknown_video_lists_the_files_ids(results, tmp_path):
+    ds, manifest = results
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["show", str(ds / "hands" / "0.h5"), "nope", "--out", str(tmp_path / "x.png")])
+    first = manifest["video_id"][0]
+    with pytest.raises(ValueError, match=rf"hands/0.h5: no video 'nope'; it holds {len(manifest)} videos: {first}"):
+        args.func(args)
+    assert not (tmp_path / "x.png").exists()
+    args = parser.parse_args(["show", str(ds / "frames" / "0.h5"), manifest["video_id"][2], "--frames", "2",
+                              "--out", str(tmp_path / "two.png")])
+    args.func(args)
+    assert cv2.imread(str(tmp_path / "two.png")).shape[1] == 2 * CELL
+    h5py.File(tmp_path / "other.h5", "w").close()
+    with pytest.raises(ValueError, match="not a signpipe frames, keypoints or hands shard"):
+        contact_sheet(tmp_path / "other.h5", "x")
