@@ -27,11 +27,14 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     ds="|".join(DATASETS),
     shard=r"\d+",
+    model="|".join(config["finetune"]["models"]),
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pose.smk"
 include: "workflow/rules/hands.smk"
+include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/train.smk"
 
 
 rule all:

@@ -13,6 +13,8 @@ The paper defaults (SignBERT §4: Adam, lr 1e-3 decayed x0.1 every 20 epochs, we
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import os
@@ -92,6 +94,19 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
+def input_fingerprint(paths: Iterable[str | os.PathLike], settings: Mapping[str, Any]) -> str:
+    """A digest of input files (path, size, modification time) and settings.
+
+    A checkpoint resumes only the run that wrote it: after a kill the inputs are the same, but
+    after re-extracted keypoints or another model size the stale weights must not be reused.
+    """
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for path in sorted(map(str, paths)):
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+    return digest.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
     """torch.save under a temporary name, then rename: a kill leaves the old file or the new one."""
     with atomic_path(path, ".pt") as tmp:
@@ -126,13 +141,16 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
 
 def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.PathLike,
         cfg: TrainConfig, evaluate: Evaluate | None = None, collate: Callable | None = None,
-        title: str = "", progress: bool = True) -> pd.DataFrame:
+        title: str = "", progress: bool = True, fingerprint: str = "") -> pd.DataFrame:
     """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; resume from ``out_dir`` if a run stopped.
 
     Writes ``out_dir/checkpoint.pt`` (model, optimiser, schedule, scaler, history) after every
     epoch, ``log.csv`` and ``curves.png``. ``step`` computes the loss of a batch (already on the
     device); ``evaluate`` adds metrics after each epoch. A dataset with ``set_epoch`` (e.g.
     ``signpipe.data.ShardDataset``) is told the epoch, so its random clips differ per epoch.
+    A checkpoint is resumed only when it was written with the same ``fingerprint`` (see
+    :func:`input_fingerprint`) and settings other than ``epochs``, so a longer schedule
+    continues a finished run while changed inputs or settings start afresh.
     Returns the history, one row per epoch.
     """
     out_dir = Path(out_dir)
@@ -147,8 +165,13 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
     history: list[dict[str, float]] = []
     start = 0
     checkpoint = out_dir / CHECKPOINT
-    if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
+    run = {"fingerprint": fingerprint, **{k: v for k, v in asdict(cfg).items() if k not in ("epochs", "num_workers")}}
+    state = torch.load(checkpoint, map_location=device, weights_only=False) if checkpoint.exists() else None
+    if state is not None and state.get("run") != run:
+        if rank == 0:
+            log.warning("%s was written by a run with other inputs or settings; starting afresh", checkpoint)
+        state = None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
@@ -179,7 +202,7 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
         if rank == 0:
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
-                                         "epoch": epoch + 1, "history": history, "config": asdict(cfg)})
+                                         "epoch": epoch + 1, "history": history, "run": run})
             frame = pd.DataFrame(history)
             write_csv(frame, out_dir / LOG)
             plot_curves(frame, out_dir / CURVES, title)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
-from signpipe.train import CHECKPOINT, TrainConfig, fit, predict, resolve_device, save_checkpoint
+from signpipe.train import CHECKPOINT, TrainConfig, fit, input_fingerprint, predict, resolve_device, save_checkpoint
 
 
 class TinyData(torch.utils.data.Dataset):
@@ -89,6 +89,30 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
     again = fit(TinyNet(), classification_step, TinyData(), tmp_path / "b", CFG, progress=False)
     assert len(again) == 4  # finished runs do no more work
+
+
+def test_checkpoint_of_other_inputs_or_settings_is_not_resumed(tmp_path):
+    first = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 2}),
+                progress=False, fingerprint="inputs-a")
+    longer = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 3}),
+                 progress=False, fingerprint="inputs-a")
+    assert longer["epoch"].tolist() == [1, 2, 3]
+    assert longer["seconds"].iloc[:2].tolist() == first["seconds"].tolist()  # continued, not retrained
+    other_inputs = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 1}),
+                       progress=False, fingerprint="inputs-b")
+    assert other_inputs["epoch"].tolist() == [1]  # a fresh run, not "already past epoch 1"
+    other_lr = fit(TinyNet(), classification_step, TinyData(), tmp_path,
+                   TrainConfig(**{**CFG.__dict__, "epochs": 2, "lr": 5e-3}), progress=False, fingerprint="inputs-b")
+    assert other_lr["epoch"].tolist() == [1, 2] and other_lr["lr"].iloc[0] == 5e-3
+
+
+def test_input_fingerprint_follows_files_and_settings(tmp_path):
+    a = tmp_path / "a.h5"
+    a.write_bytes(b"1")
+    first = input_fingerprint([a], {"hidden": 64})
+    assert input_fingerprint([a], {"hidden": 64}) == first != input_fingerprint([a], {"hidden": 32})
+    a.write_bytes(b"22")
+    assert input_fingerprint([a], {"hidden": 64}) != first
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):

@@ -12,6 +12,7 @@ import h5py
 import pandas as pd
 import pytest
 
+from signpipe.predictions import read_predictions
 from signpipe.shards import read_index
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,6 +34,13 @@ datasets:
 decode: {short_side: 64, jpeg_quality: 80, threads: 1}
 pose: {threads: 1}
 hands: {crop_size: 32, threads: 1}
+device: cpu
+pretrain:
+  epochs: 1
+  batch_size: 4
+  threads: 1
+  model: {hidden: 16, layers: 1, heads: 2, feedforward: 32, gcn_channels: 8}
+finetune: {epochs: 1, batch_size: 4, threads: 1}
 """
 
 
@@ -114,6 +122,11 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     with h5py.File(results / "keypoints" / "0.h5") as f, h5py.File(results / "frames" / "0.h5") as frames:
         assert read_index(f)["length"].tolist() == read_index(frames)["length"].tolist()
         assert f.attrs["pose_backend"] == "sidecar"
+
+    splits, _ = read_predictions(results / "models" / "signbert" / "predictions.h5")
+    assert set(splits) == {"val", "test"}
+    assert sorted(splits["test"].video_id) == sorted(manifest.loc[manifest["split"] == "test", "video_id"])
+    assert (tmp_path / "results" / "pretrain" / "feasibility.json").exists()
 
     again = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -6,6 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from signpipe.datasets import wlasl
+from signpipe.models import model_spec
 from signpipe.synth import corpus_options
 
 # A dataset's own stage blocks override the global ones key by key, so they are kept as the
@@ -73,6 +74,54 @@ def per_shard(ds, *parts):
 
 
 
+def pretrain_datasets():
+    """The datasets whose train splits SignBERT is pre-trained on (`pretrain.datasets`: all or names)."""
+    names = config["pretrain"]["datasets"]
+    return list(DATASETS) if names == "all" else names
+
+
+def pretrain_hands():
+    """Every hands shard of the pre-training datasets (pretrain keeps their train splits only)."""
+    return [path for ds in pretrain_datasets() for path in per_shard(ds, "hands", "{shard}.h5")]
+
+
+def training_config(stage, skip=()):
+    """A training stage's block for its script: without the DAG-only keys, plus the global device and seed."""
+    block = {k: v for k, v in config[stage].items() if k not in ("threads", "gpus", *skip)}
+    return {**block, "device": config["device"], "seed": config["seed"]}
+
+
+def pretrain_config():
+    return {**training_config("pretrain", skip=("datasets",)), "hand_model": config["hand_model"]}
+
+
+def finetune_config():
+    return training_config("finetune", skip=("models", "pretrained"))
+
+
+def gpus(stage):
+    """GPUs a training job asks for (the slurm executor's `gpu` resource): none when device is cpu."""
+    return 0 if config["device"] == "cpu" else config[stage]["gpus"]
+
+
+def finetune_inputs(wildcards):
+    """The shards a model reads (its spec's stage), the manifest (class count) and, for SignBERT
+    with `finetune.pretrained`, the pre-trained encoder."""
+    spec = model_spec(wildcards.model)
+    inputs = {
+        "shards": per_shard(wildcards.ds, spec.stage, "{shard}.h5"),
+        "manifest": result(wildcards.ds, "manifest.csv"),
+    }
+    if wildcards.model == "signbert" and config["finetune"]["pretrained"]:
+        inputs["pretrained"] = result("pretrain", "signbert.pt")
+    return inputs
+
+
+def predictions(ds):
+    """predictions.h5 of every model in `finetune.models` for one dataset."""
+    return [result(ds, "models", model, "predictions.h5") for model in config["finetune"]["models"]]
+
+
 def all_outputs():
     """Targets of the default run: the final artifacts of each stage built so far."""
     outputs = []
@@ -82,4 +131,6 @@ def all_outputs():
         outputs.append(result(ds, "keypoints", "quality.csv"))
         outputs += per_shard(ds, "keypoints", "{shard}.h5")
         outputs += per_shard(ds, "hands", "{shard}.h5")
+        outputs += predictions(ds)
+    outputs.append(result("pretrain", "signbert.pt"))
     return outputs

@@ -1,0 +1,101 @@
+"""SignBERT on the synthetic corpus (CPU): pre-training and fine-tuning throughput, peak memory,
+the feasibility PCK of §4.3, and test accuracy with and without pre-training (the question of
+the paper's Table 4).
+
+    python benchmarks/signbert.py [--classes 10 --signers 6 --repeats 3 ...]
+
+Builds the corpus and its hands shards in a temporary folder (synth -> manifest -> decode ->
+sidecar pose -> hands), pre-trains on its train split, fine-tunes twice with the same schedule
+and seed (from the pre-trained encoder, from scratch) and prints one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.finetune import finetune
+from signpipe.hands import crop_shard
+from signpipe.pose import extract_shard
+from signpipe.pretrain import pretrain
+from signpipe.synth import make_corpus
+
+
+def hands_shards(root: Path, args: argparse.Namespace) -> list[Path]:
+    """The synthetic corpus through the data stages; returns its hands shards."""
+    make_corpus(root / "corpus", num_classes=args.classes, signers=args.signers, repeats=args.repeats,
+                frames=args.frames, width=160, height=120, progress=False)
+    write_manifest({"adapter": "synthetic", "num_shards": args.shards}, root / "manifest.csv", root / "missing.csv",
+                   corpus_dir=root / "corpus")
+    paths = []
+    for shard in range(args.shards):
+        frames, keypoints, hands = (root / f"{stage}{shard}.h5" for stage in ("frames", "keypoints", "hands"))
+        decode_shard(root / "manifest.csv", shard, frames, root / "failures.csv", short_side=120, progress=False)
+        extract_shard(root / "manifest.csv", frames, keypoints, root / "quality.csv", {"backend": "sidecar"},
+                      progress=False)
+        crop_shard(frames, keypoints, hands, crop_size=args.crop, progress=False)
+        paths.append(hands)
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--signers", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--crop", type=int, default=64)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=3)
+    parser.add_argument("--pretrain-epochs", type=int, default=10)
+    parser.add_argument("--finetune-epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    arch = {"hidden": args.hidden, "layers": args.layers, "heads": 4, "feedforward": 2 * args.hidden,
+            "gcn_channels": 32}
+    common = {"batch_size": args.batch_size, "device": "cpu", "seed": 0, "num_frames": 32}
+    with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
+        root = Path(tmp)
+        started = time.perf_counter()
+        shards = hands_shards(root, args)
+        data_s = time.perf_counter() - started
+        measured = pretrain(shards, root / "pretrain" / "signbert.pt",
+                            {**common, "epochs": args.pretrain_epochs, "lr_step": args.pretrain_epochs,
+                             "model": arch})
+        pretrain_log = pd.read_csv(root / "pretrain" / "log.csv")
+        tuning = {**common, "epochs": args.finetune_epochs, "lr_step": args.finetune_epochs, "signbert": arch}
+        pretrained = finetune("signbert", shards, root / "pretrained", args.classes, tuning,
+                              pretrained=root / "pretrain" / "signbert.pt")
+        scratch = finetune("signbert", shards, root / "scratch", args.classes, tuning)
+        finetune_log = pd.read_csv(root / "pretrained" / "log.csv")
+        videos = len(pd.read_csv(root / "manifest.csv"))
+    print(json.dumps({
+        "videos": videos, "classes": args.classes, "crop": args.crop, "model": arch,
+        "pretrain_epochs": args.pretrain_epochs, "finetune_epochs": args.finetune_epochs, "data_s": round(data_s, 1),
+        "total_s": round(time.perf_counter() - started, 1),
+        "pretrain_samples_per_s": round(float(pretrain_log["samples_per_s"].mean()), 2),
+        "finetune_samples_per_s": round(float(finetune_log["samples_per_s"].mean()), 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "pck20_input": round(measured["pck20_input"], 4), "pck20_output": round(measured["pck20_output"], 4),
+        "auc_input": round(measured["auc_input"], 4), "auc_output": round(measured["auc_output"], 4),
+        "acc_pretrained": round(pretrained["test_acc"], 4), "acc_scratch": round(scratch["test_acc"], 4),
+        "val_acc_pretrained": round(pretrained["val_acc"], 4), "val_acc_scratch": round(scratch["val_acc"], 4),
+    }))
+
+
+if __name__ == "__main__":
+    main()

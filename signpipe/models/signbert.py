@@ -1,0 +1,287 @@
+"""SignBERT (Hu et al., ICCV 2021): hand pose tokens, Transformer encoder, hand-model-aware decoder.
+
+Every hand in every frame is one token: its 21 joints (x, y, score), x and y normalised from the
+crop frame to [-1, 1] (crop centre 0), so the model is the same whatever the crop size. A token's
+embedding is the sum of (§3.1)
+
+- the **gesture state embedding** f_p: a GCN over the hand graph (physical bones plus
+  symmetrical links between the same joint of neighbouring fingers), run frame by frame, then
+  graph pooling over neighbouring joints (palm and the five fingers);
+- the **temporal embedding** f_o: sinusoidal in the frame index, the same for both hands of a frame;
+- the **chirality embedding** f_h: one learned vector for the left hand, one for the right.
+
+The tokens (B, 2T) go through a post-norm Transformer encoder (eq. 1, N = 3 layers). For
+pre-training the **hand-model-aware decoder** (eq. 2-5) maps every output token with one linear
+layer to theta (25 pose PCA coefficients), beta (10 shape coefficients) and a weak-perspective
+camera, and the hand model layer (``signpipe.handmodel``) turns those into 21 joints projected
+to 2D. For fine-tuning the **prediction head** (§3.1) weights the tokens with a temporal
+attention, sums them and classifies with a linear layer. ``SPEC`` is this model for the
+finetune stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import h5py
+import torch
+from torch import Tensor, nn
+
+from signpipe.data import NUM_FRAMES, ShardDataset
+from signpipe.handmodel import CAMERA_DIM, NUM_BETAS, HandModel
+from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
+from signpipe.keypoints import HAND_EDGES, NUM_HAND_JOINTS
+from signpipe.models import ModelSpec
+from signpipe.train import save_checkpoint
+
+log = logging.getLogger(__name__)
+
+FINGERS = tuple(tuple(range(1 + 4 * f, 5 + 4 * f)) for f in range(5))
+"""Joints of the five fingers (thumb to pinky), base to tip, in the hand joint order."""
+PARTS = ((0,) + tuple(finger[0] for finger in FINGERS),) + FINGERS
+"""Graph pooling regions: the palm (wrist and finger bases), then each finger."""
+INITIAL_LOG_SCALE = math.log(8.0)
+"""Camera log-scale the decoder starts from: the hand model's hand (about 0.12 units from wrist
+to fingertip) then spans about half the normalised crop, as the hands stage's crops do."""
+
+
+def hand_graph() -> Tensor:
+    """(21, 21) normalised adjacency D^-1/2 (A + I) D^-1/2 of the hand graph.
+
+    A joins the physical bones (``HAND_EDGES``) and, symmetrically across the hand, the same
+    joint of neighbouring fingers (thumb-index, index-middle, ...), undirected (SignBERT §3.1).
+    """
+    edges = list(HAND_EDGES) + [(a[k], b[k]) for a, b in zip(FINGERS, FINGERS[1:]) for k in range(4)]
+    adjacency = torch.eye(NUM_HAND_JOINTS)
+    for a, b in edges:
+        adjacency[a, b] = adjacency[b, a] = 1.0
+    degree = adjacency.sum(1).rsqrt()
+    return degree[:, None] * adjacency * degree[None, :]
+
+
+def normalise_pose(pose: Tensor, crop_size: float) -> Tensor:
+    """(..., 21, 3) crop pixels and score -> x, y in [-1, 1] of the crop (centre 0), score unchanged."""
+    return torch.cat([pose[..., :2] * (2.0 / crop_size) - 1.0, pose[..., 2:]], dim=-1)
+
+
+def temporal_embedding(length: int, dim: int) -> Tensor:
+    """(length, dim) sinusoidal position encoding of frames 0..length-1 (Vaswani et al. 2017)."""
+    position = torch.arange(length, dtype=torch.float32)[:, None]
+    frequency = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(length, dim)
+    table[:, 0::2] = torch.sin(position * frequency)
+    table[:, 1::2] = torch.cos(position * frequency[: dim // 2])
+    return table
+
+
+@dataclass(frozen=True)
+class SignBERTConfig:
+    """Sizes of the encoder. The paper gives N = 3 layers (Table 6); the widths are signpipe's."""
+
+    hidden: int = 256
+    layers: int = 3
+    heads: int = 8
+    feedforward: int = 1024
+    gcn_channels: int = 64
+    gcn_layers: int = 2
+    dropout: float = 0.1
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> SignBERTConfig:
+        """The sizes named in ``cfg`` (other keys ignored), defaults for the rest."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (cfg or {}).items() if k in names})
+
+
+class GestureStateEmbedding(nn.Module):
+    """f_p: (..., 21, 3) joints -> (..., hidden); graph convolutions per frame, then graph pooling.
+
+    Each layer is ``ReLU(LayerNorm(A X W))`` over the normalised hand graph A; pooling takes the
+    maximum over each region of ``PARTS`` and a linear layer maps the regions to ``hidden``.
+    """
+
+    def __init__(self, hidden: int, channels: int, layers: int) -> None:
+        super().__init__()
+        self.register_buffer("adjacency", hand_graph())
+        sizes = [3] + [channels] * layers
+        self.weights = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
+        self.norms = nn.ModuleList(nn.LayerNorm(b) for b in sizes[1:])
+        self.pool = nn.Linear(len(PARTS) * channels, hidden)
+        self.parts = [list(part) for part in PARTS]
+
+    def forward(self, joints: Tensor) -> Tensor:
+        x = joints
+        for weight, norm in zip(self.weights, self.norms):
+            x = torch.relu(norm(self.adjacency @ weight(x)))
+        pooled = torch.cat([x[..., part, :].amax(dim=-2) for part in self.parts], dim=-1)
+        return self.pool(pooled)
+
+
+class SignBERTEncoder(nn.Module):
+    """Embeddings and post-norm Transformer encoder (eq. 1): pose (B, T, 2, 21, 3) -> (B, T, 2, hidden)."""
+
+    def __init__(self, arch: SignBERTConfig) -> None:
+        super().__init__()
+        self.arch = arch
+        self.gesture_state_embedding = GestureStateEmbedding(arch.hidden, arch.gcn_channels, arch.gcn_layers)
+        self.chirality_embedding = nn.Embedding(len(SIDES), arch.hidden)
+        layer = nn.TransformerEncoderLayer(arch.hidden, arch.heads, arch.feedforward, arch.dropout,
+                                           batch_first=True, norm_first=False)  # post-norm: F = L(M(F) + F)
+        self.transformer = nn.TransformerEncoder(layer, arch.layers, enable_nested_tensor=False)
+
+    def embed(self, pose: Tensor) -> Tensor:
+        """F_0 = f_p + f_o + f_h, (B, T, 2, hidden)."""
+        _, length, hands = pose.shape[:3]
+        f_p = self.gesture_state_embedding(pose)
+        f_o = temporal_embedding(length, self.arch.hidden).to(pose.device, f_p.dtype)[:, None, :]
+        f_h = self.chirality_embedding(torch.arange(hands, device=pose.device))
+        return f_p + f_o + f_h
+
+    def forward(self, pose: Tensor) -> Tensor:
+        tokens = self.embed(pose)
+        batch, length, hands, hidden = tokens.shape
+        return self.transformer(tokens.reshape(batch, length * hands, hidden)).reshape(batch, length, hands, hidden)
+
+
+@dataclass
+class HandLatent:
+    """The decoder's latent per token (eq. 2): theta (..., 25), beta (..., 10), camera (..., 9)."""
+
+    theta: Tensor
+    beta: Tensor
+    camera: Tensor
+
+
+class HandModelAwareDecoder(nn.Module):
+    """Eq. 2-5: features (B, T, 2, hidden) -> ``HandLatent``; :meth:`project` -> 2D joints.
+
+    One linear layer D gives theta, beta and the camera (6D rotation, translation, log-scale;
+    see ``signpipe.handmodel.camera``) of every token; the left and right hand model layers
+    (the left one the mirror of the right) decode the left and right tokens.
+    """
+
+    def __init__(self, hidden: int, hand_model: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        config = {"hand_model": {"num_pca": PAPER_NUM_PCA["signbert"], **(hand_model or {})}}
+        self.hands = nn.ModuleList(HandModel.from_config(config, side) for side in SIDES)
+        self.num_pca = self.hands[0].num_pca
+        self.latent = nn.Linear(hidden, self.num_pca + NUM_BETAS + CAMERA_DIM)
+        with torch.no_grad():
+            self.latent.weight.mul_(0.1)
+            self.latent.bias.zero_()
+            self.latent.bias[-1] = INITIAL_LOG_SCALE
+
+    def forward(self, features: Tensor) -> HandLatent:
+        theta, beta, camera = self.latent(features).split([self.num_pca, NUM_BETAS, CAMERA_DIM], dim=-1)
+        return HandLatent(theta, beta, camera)
+
+    def project(self, latent: HandLatent, hand: int) -> Tensor:
+        """2D joints (..., 21, 2) of tokens of hand ``hand`` (0 left, 1 right) from their latent (..., *)."""
+        return self.hands[hand](latent.theta.float(), latent.beta.float(), latent.camera.float()).joints2d
+
+    def joints2d(self, latent: HandLatent) -> Tensor:
+        """2D joints (B, T, 2, 21, 2) of every token of a latent (B, T, 2, *)."""
+        return torch.stack([self.project(HandLatent(latent.theta[:, :, h], latent.beta[:, :, h],
+                                                    latent.camera[:, :, h]), h) for h in range(len(SIDES))], dim=2)
+
+
+class PredictionHead(nn.Module):
+    """Temporal attention over the tokens, weighted sum, linear classifier: (B, T, 2, hidden) -> (B, C)."""
+
+    def __init__(self, hidden: int, num_classes: int, dropout: float) -> None:
+        super().__init__()
+        self.attention = nn.Linear(hidden, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden, num_classes)
+
+    def weights(self, features: Tensor) -> Tensor:
+        """(B, T, 2, hidden) -> attention weights (B, T, 2), summing to 1 per sample."""
+        scores = self.attention(features).squeeze(-1)
+        return scores.flatten(1).softmax(dim=1).reshape(scores.shape)
+
+    def forward(self, features: Tensor) -> Tensor:
+        pooled = (self.weights(features)[..., None] * features).sum(dim=(1, 2))
+        return self.classifier(self.dropout(pooled))
+
+
+class SignBERT(nn.Module):
+    """The encoder with the decoder (pre-training, ``num_classes`` None) or the prediction head.
+
+    forward(pose (B, T, 2, 21, 3)) -> ``HandLatent`` of every token (pre-training) or logits (B, C).
+    """
+
+    def __init__(self, arch: SignBERTConfig | None = None, num_classes: int | None = None,
+                 hand_model: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        arch = arch or SignBERTConfig()
+        self.encoder = SignBERTEncoder(arch)
+        self.decoder = HandModelAwareDecoder(arch.hidden, hand_model) if num_classes is None else None
+        self.head = PredictionHead(arch.hidden, num_classes, arch.dropout) if num_classes is not None else None
+
+    def forward(self, pose: Tensor) -> HandLatent | Tensor:
+        features = self.encoder(pose)
+        return self.decoder(features) if self.head is None else self.head(features)
+
+
+def save_encoder(path: str | os.PathLike, model: SignBERT, extra: Mapping[str, Any] | None = None) -> None:
+    """Write the pre-trained encoder (weights and sizes) atomically: the artifact ``signbert.pt``."""
+    save_checkpoint(path, {"encoder": model.encoder.state_dict(), "arch": asdict(model.encoder.arch),
+                           **dict(extra or {})})
+
+
+def build(num_classes: int, cfg: Mapping[str, Any]) -> SignBERT:
+    """The classifier; with ``cfg["pretrained"]`` (a ``signbert.pt``) its encoder sizes and weights
+    come from that file (``cfg["dropout"]`` may still change the dropout)."""
+    if not cfg.get("pretrained"):
+        return SignBERT(SignBERTConfig.from_mapping(cfg), num_classes)
+    state = torch.load(cfg["pretrained"], map_location="cpu", weights_only=False)
+    arch = {**state["arch"], **({"dropout": cfg["dropout"]} if cfg.get("dropout") is not None else {})}
+    model = SignBERT(SignBERTConfig(**arch), num_classes)
+    model.encoder.load_state_dict(state["encoder"])
+    log.info("signbert: encoder loaded from %s", cfg["pretrained"])
+    return model
+
+
+def crop_size(paths: Sequence[str | os.PathLike]) -> int:
+    """The crop side of hands shards (their ``config`` attr); all must agree."""
+    sizes = set()
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            sizes.add(int(json.loads(f.attrs["config"])["crop_size"]))
+    if len(sizes) != 1:
+        raise ValueError(f"hands shards with different crop sizes {sorted(sizes)}: rerun the hands stage alike")
+    return sizes.pop()
+
+
+class HandTokens(ShardDataset):
+    """Clips of hands shards with ``pose`` (N, 2, 21, 3) normalised by :func:`normalise_pose`."""
+
+    def __init__(self, shards: str | os.PathLike | Sequence[str | os.PathLike],
+                 split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False, seed: int = 0) -> None:
+        super().__init__(shards, arrays=["pose"], split=split, num_frames=num_frames, train=train, seed=seed)
+        self.crop_size = crop_size(self.paths)
+
+    def __getitems__(self, items: Sequence[int]) -> list[dict[str, Any]]:
+        samples = super().__getitems__(items)
+        for sample in samples:
+            sample["pose"] = normalise_pose(sample["pose"], self.crop_size)
+        return samples
+
+
+def dataset(shards: Sequence[str | os.PathLike], split: str, train: bool, cfg: Mapping[str, Any]) -> HandTokens:
+    """Hand token clips of ``cfg["num_frames"]`` frames (32) of one split."""
+    return HandTokens(shards, split, cfg.get("num_frames", NUM_FRAMES), train, cfg.get("seed", 0))
+
+
+def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
+    """Logits (B, C) of a batch of hand token clips."""
+    return model(batch["pose"])
+
+
+SPEC = ModelSpec(name="signbert", stage="hands", build=build, dataset=dataset, forward=forward)

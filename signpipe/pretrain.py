@@ -1,0 +1,252 @@
+"""The pretrain stage: SignBERT's masked hand-model-aware pre-training (§3.2-3.3) and its feasibility measure.
+
+Masking (§3.2): half of the tokens of a clip are chosen; each chosen token gets, with equal
+probability, masked joint modeling (m joints, m uniform in 1..M; each of them zeroed or moved by
+a random spatial disturbance, with equal probability), masked frame modeling (all 21 joints
+zeroed) or identity. Zeroing sets x, y and score to 0 (the crop centre, no confidence).
+
+Loss (eq. 6-8), on the chosen tokens only: L = L_rec + lambda L_reg, with L_rec the L1 distance
+between the decoder's projected joints and the detected ones, weighted by the detection score
+and ignoring joints scored <= epsilon, and L_reg = |theta|^2 + w_beta |beta|^2 + w_delta
+|beta_t - beta_(t-1)|^2. Both are summed over joints and divided by the number of chosen tokens
+(the paper writes plain sums); coordinates are the normalised crop frame [-1, 1].
+
+Feasibility (§4.3, Tables 1-2): on held-out (val) clips, masked the same way with a fixed seed,
+PCK at 20 px and the area under the PCK curve from 20 to 40 px of the masked input and of the
+reconstruction against the detected joints (score > epsilon), in a 256-px crop frame whatever
+the stored crop size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from signpipe.data import NUM_FRAMES
+from signpipe.finetune import train_config
+from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
+from signpipe.shards import atomic_path
+from signpipe.train import distributed, fit, input_fingerprint, resolve_device
+
+log = logging.getLogger(__name__)
+
+IDENTITY, MASK_JOINTS, MASK_FRAMES = 0, 1, 2
+"""The operations on a chosen token, drawn with equal probability."""
+PCK_FRAME = 256
+"""Crop side (pixels) in which PCK thresholds are counted (SignBERT crops hands to 256 x 256)."""
+PCK_THRESHOLD = 20.0
+AUC_RANGE = (20.0, 40.0)
+FEASIBILITY = "feasibility.json"
+
+
+@dataclass(frozen=True)
+class PretrainObjective:
+    """Masking and loss settings; paper values (§3.2, §4.2) where the paper gives them."""
+
+    mask_ratio: float = 0.5
+    max_masked_joints: int = 5
+    """M: masked joint modeling masks 1..M joints (the paper's Table 1 tries 3 to 11; signpipe's choice)."""
+    disturbance: float = 0.2
+    """Largest spatial disturbance per coordinate, normalised crop units (0.2 = 25.6 px at 256; signpipe's choice)."""
+    epsilon: float = 0.5
+    lam: float = 0.01
+    w_beta: float = 10.0
+    w_delta: float = 100.0
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> PretrainObjective:
+        """The settings named in ``cfg`` (``lambda`` for lam); defaults for the rest."""
+        cfg = {("lam" if k == "lambda" else k): v for k, v in (cfg or {}).items()}
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in cfg.items() if k in names and v is not None})
+
+
+@dataclass
+class Masking:
+    """A masked batch: pose (B, T, 2, 21, 3) the model's input; chosen (B, T, 2) bool; operation
+    (B, T, 2) int64, one of IDENTITY, MASK_JOINTS, MASK_FRAMES on chosen tokens, -1 elsewhere."""
+
+    pose: Tensor
+    chosen: Tensor
+    operation: Tensor
+
+
+def _rand(shape: Sequence[int], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Uniform [0, 1) numbers on ``like``'s device, from ``generator`` (CPU) or the global stream."""
+    device = "cpu" if generator is not None else like.device
+    return torch.rand(*shape, generator=generator, device=device).to(like.device)
+
+
+def mask_joints(pose: Tensor, selected: Tensor, max_masked_joints: int, disturbance: float,
+                generator: torch.Generator | None = None) -> Tensor:
+    """Masked joint modeling on the ``selected`` (B, T, 2) tokens of pose (B, T, 2, 21, 3).
+
+    Per token m ~ U{1..M} joints; each is zeroed (x, y, score) or has x, y moved by U(-d, d),
+    with equal probability.
+    """
+    lead, joints = pose.shape[:3], pose.shape[3]
+    m = 1 + (_rand(lead, pose, generator) * max_masked_joints).long().clamp(max=max_masked_joints - 1)
+    rank = _rand((*lead, joints), pose, generator).argsort(-1).argsort(-1)
+    masked = (rank < m[..., None]) & selected[..., None]
+    zero = masked & (_rand((*lead, joints), pose, generator) < 0.5)
+    moved = masked & ~zero
+    shift = (_rand((*lead, joints, 2), pose, generator) * 2 - 1) * disturbance
+    out = pose.clone()
+    out[..., :2] += shift * moved[..., None]
+    return out * ~zero[..., None]
+
+
+def mask_frames(pose: Tensor, selected: Tensor) -> Tensor:
+    """Masked frame modeling: all joints of the ``selected`` (B, T, 2) tokens zeroed."""
+    return pose * ~selected[..., None, None]
+
+
+def mask_tokens(pose: Tensor, objective: PretrainObjective = PretrainObjective(),
+                generator: torch.Generator | None = None) -> Masking:
+    """Choose ``mask_ratio`` of the 2T tokens of each clip (exactly, rounded) and mask them (§3.2)."""
+    batch, length, hands = pose.shape[:3]
+    tokens = length * hands
+    count = round(objective.mask_ratio * tokens)
+    chosen = (_rand((batch, tokens), pose, generator).argsort(-1).argsort(-1) < count).reshape(batch, length, hands)
+    operation = (_rand((batch, length, hands), pose, generator) * 3).long().clamp(max=2)
+    operation = torch.where(chosen, operation, torch.full_like(operation, -1))
+    masked = mask_joints(pose, operation == MASK_JOINTS, objective.max_masked_joints, objective.disturbance, generator)
+    masked = mask_frames(masked, operation == MASK_FRAMES)
+    return Masking(masked, chosen, operation)
+
+
+def reconstruction_loss(predicted: Tensor, detected: Tensor, epsilon: float) -> Tensor:
+    """Eq. 7 summed over tokens: predicted (N, 21, 2), detected (N, 21, 3) -> scalar.
+
+    Joints with score <= epsilon are ignored; the others weigh by their score.
+    """
+    score = detected[..., 2]
+    weight = torch.where(score > epsilon, score, torch.zeros_like(score))
+    return (weight * (predicted - detected[..., :2]).abs().sum(-1)).sum()
+
+
+def regularisation_loss(latent: HandLatent, chosen: Tensor, w_beta: float, w_delta: float) -> Tensor:
+    """Eq. 8 summed over the chosen tokens (B, T, 2); the beta change is counted at each chosen t >= 1."""
+    theta, beta = latent.theta.float(), latent.beta.float()
+    magnitude = theta.pow(2).sum(-1) + w_beta * beta.pow(2).sum(-1)
+    change = (beta[:, 1:] - beta[:, :-1]).pow(2).sum(-1)
+    return (magnitude * chosen).sum() + w_delta * (change * chosen[:, 1:]).sum()
+
+
+def pretraining_loss(model: nn.Module, pose: Tensor, objective: PretrainObjective,
+                     generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+    """Mask pose (B, T, 2, 21, 3), reconstruct, and return eq. 6 per chosen token with its two terms.
+
+    The hand model runs on the chosen tokens only: the others carry no loss.
+    """
+    masking = mask_tokens(pose, objective, generator)
+    latent = model(masking.pose)
+    decoder = getattr(model, "module", model).decoder  # DistributedDataParallel wraps the model
+    rec = pose.new_zeros(())
+    for hand in range(pose.shape[2]):
+        chosen = masking.chosen[:, :, hand]
+        mine = HandLatent(latent.theta[:, :, hand][chosen], latent.beta[:, :, hand][chosen],
+                          latent.camera[:, :, hand][chosen])
+        detected = pose[:, :, hand][chosen].float()
+        rec = rec + reconstruction_loss(decoder.project(mine, hand), detected, objective.epsilon)
+    count = masking.chosen.sum().clamp(min=1)
+    rec = rec / count
+    reg = regularisation_loss(latent, masking.chosen, objective.w_beta, objective.w_delta) / count
+    return rec + objective.lam * reg, {"rec_loss": float(rec.detach()), "reg_loss": float(reg.detach())}
+
+
+def pck(predicted: Tensor, detected: Tensor, epsilon: float, thresholds: Sequence[float]) -> list[float]:
+    """Fraction of joints within each threshold (pixels of a ``PCK_FRAME`` crop).
+
+    predicted (..., 21, 2) and detected (..., 21, 3) in normalised crop units; joints scored
+    <= epsilon are not counted.
+    """
+    valid = detected[..., 2] > epsilon
+    distance = (predicted - detected[..., :2]).norm(dim=-1)[valid] * (PCK_FRAME / 2)
+    if distance.numel() == 0:
+        return [float("nan")] * len(thresholds)
+    return [float((distance <= t).float().mean()) for t in thresholds]
+
+
+def pck_auc(predicted: Tensor, detected: Tensor, epsilon: float) -> tuple[float, float]:
+    """PCK at 20 px and the normalised area under the PCK curve over 20-40 px (§4.1)."""
+    thresholds = np.linspace(*AUC_RANGE, 21)
+    curve = pck(predicted, detected, epsilon, [PCK_THRESHOLD, *thresholds])
+    inside = np.asarray(curve[1:])
+    return curve[0], float(((inside[1:] + inside[:-1]) / 2).mean())  # trapezoids of equal width
+
+
+@torch.no_grad()
+def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = PretrainObjective(),
+                seed: int = 0, batch_size: int = 32, device: str = "auto") -> dict[str, float]:
+    """PCK@20 and AUC of the masked input and of the reconstruction, over every token of ``data``.
+
+    The masking is drawn from ``seed``, so every epoch is measured on the same masked clips.
+    """
+    target = resolve_device(device)
+    model.to(target).eval()
+    generator = torch.Generator().manual_seed(seed)
+    inputs, outputs, detected = [], [], []
+    for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
+        pose = batch["pose"]
+        masking = mask_tokens(pose, objective, generator)
+        latent = model(masking.pose.to(target))
+        outputs.append(model.decoder.joints2d(latent).cpu())
+        inputs.append(masking.pose[..., :2])
+        detected.append(pose)
+    if not detected:
+        return {}
+    detected_all = torch.cat(detected)
+    pck_in, auc_in = pck_auc(torch.cat(inputs), detected_all, objective.epsilon)
+    pck_out, auc_out = pck_auc(torch.cat(outputs), detected_all, objective.epsilon)
+    return {"pck20_input": pck_in, "auc_input": auc_in, "pck20_output": pck_out, "auc_output": auc_out}
+
+
+def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
+             cfg: Mapping[str, Any]) -> dict[str, float]:
+    """Pre-train SignBERT on the train split of ``hands_shards``; write ``out_pt`` (the encoder) and,
+    beside it, ``log.csv``, ``curves.png``, ``checkpoint.pt`` (resume) and ``feasibility.json``.
+
+    ``cfg``: the training keys of ``signpipe.train.TrainConfig`` (epochs, batch_size, lr, ...,
+    device, seed), ``num_frames``, the ``PretrainObjective`` keys, ``model`` (encoder sizes,
+    ``SignBERTConfig``) and ``hand_model`` (mano_dir, num_pca). Returns the last feasibility.
+    """
+    out_dir = Path(out_pt).parent
+    seed = cfg.get("seed", 0)
+    num_frames = cfg.get("num_frames", NUM_FRAMES)
+    train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed)
+    val_set = HandTokens(hands_shards, "val", num_frames)
+    if not len(train_set):
+        raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
+    objective = PretrainObjective.from_mapping(cfg)
+    model = SignBERT(SignBERTConfig.from_mapping(cfg.get("model")), hand_model=cfg.get("hand_model"))
+    training = train_config(cfg)
+
+    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        return pretraining_loss(model, batch["pose"], objective)
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        return feasibility(model, val_set, objective, seed, training.batch_size, training.device)
+
+    settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers")}
+    history = fit(model, step, train_set, out_dir, training, evaluate if len(val_set) else None,
+                  title="SignBERT pre-training", fingerprint=input_fingerprint(hands_shards, settings))
+    if distributed()[0] != 0:
+        return {}
+    measured = {k: float(history.iloc[-1][k]) for k in ("pck20_input", "auc_input", "pck20_output", "auc_output")
+                if k in history}
+    with atomic_path(out_dir / FEASIBILITY, ".json") as tmp:
+        Path(tmp).write_text(json.dumps({"split": "val", "videos": len(val_set), **measured}, indent=1) + "\n")
+    save_encoder(out_pt, model, {"feasibility": measured})
+    log.info("pretrain: %s written; feasibility %s", out_pt, measured)
+    return measured

@@ -1,0 +1,134 @@
+"""SignBERT pre-training: masking, the loss of eq. 6-8, PCK/AUC, and the stage on a tiny real shard."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+import signpipe.pretrain as stage
+from signpipe.models.signbert import HandLatent, SignBERT
+from signpipe.pretrain import (
+    IDENTITY, MASK_FRAMES, MASK_JOINTS, PCK_FRAME, FEASIBILITY, PretrainObjective, mask_tokens, pck_auc,
+    pretrain, pretraining_loss, reconstruction_loss, regularisation_loss,
+)
+from test_signbert import TINY, make_hands_shards, random_pose
+
+PX = 2 / PCK_FRAME  # one pixel of a 256-px crop in normalised units
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_hands_shards(tmp_path_factory.mktemp("hands"))
+
+
+def test_masking_chooses_half_the_tokens_and_applies_each_operation_equally():
+    pose = random_pose(64, 32)
+    pose[..., 2] = 0.9
+    objective = PretrainObjective(max_masked_joints=5)
+    masking = mask_tokens(pose, objective, torch.Generator().manual_seed(1))
+    assert (masking.chosen.sum((1, 2)) == 32).all()  # exactly 50% of 64 tokens per clip
+    assert ((masking.operation >= 0) == masking.chosen).all()
+    shares = torch.bincount(masking.operation[masking.chosen], minlength=3).float() / masking.chosen.sum()
+    assert torch.allclose(shares, torch.full((3,), 1 / 3), atol=0.03)
+    changed = (masking.pose != pose).any(-1)  # (B, T, 2, 21) joints touched
+    assert not changed[~masking.chosen].any() and not changed[masking.operation == IDENTITY].any()
+    assert (masking.pose[masking.operation == MASK_FRAMES] == 0).all()
+    per_token = changed[masking.operation == MASK_JOINTS].sum(-1)
+    assert per_token.min() >= 1 and per_token.max() <= 5 and abs(per_token.float().mean() - 3) < 0.15
+    joints = masking.pose[masking.operation == MASK_JOINTS][changed[masking.operation == MASK_JOINTS]]
+    zeroed = (joints == 0).all(-1)
+    assert abs(zeroed.float().mean() - 0.5) < 0.05  # zero masking or spatial disturbance
+    original = pose[masking.operation == MASK_JOINTS][changed[masking.operation == MASK_JOINTS]]
+    shift = (joints - original)[~zeroed]
+    assert (shift[:, 2] == 0).all() and shift[:, :2].abs().max() <= objective.disturbance + 1e-6
+
+
+def test_reconstruction_ignores_joints_at_or_below_epsilon_and_weighs_by_score():
+    detected = torch.zeros(1, 21, 3)
+    detected[0, :, :2] = 1.0
+    detected[0, :4, 2] = torch.tensor([0.5, 0.6, 1.0, 0.2])
+    loss = reconstruction_loss(torch.zeros(1, 21, 2), detected, epsilon=0.5)
+    assert float(loss) == pytest.approx(0.6 * 2 + 1.0 * 2)
+
+
+def test_regulariser_counts_chosen_tokens_and_the_change_of_beta():
+    theta, beta = torch.zeros(1, 3, 1, 25), torch.zeros(1, 3, 1, 10)
+    theta[0, 0, 0, 0] = 1.0
+    beta[0, 1, 0, 0] = 0.5
+    latent = HandLatent(theta, beta, torch.zeros(1, 3, 1, 9))
+    chosen = torch.tensor([True, True, False])[None, :, None]
+    # theta^2 at t=0: 1; w_beta beta^2 at t=1: 10 * 0.25; w_delta change at t=1: 100 * 0.25 (t=2 not chosen).
+    assert float(regularisation_loss(latent, chosen, 10.0, 100.0)) == pytest.approx(1 + 2.5 + 25)
+
+
+class Probe(nn.Module):
+    """Runs a SignBERT and keeps the gradient of the latent it returned."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.module = model
+
+    def forward(self, pose):
+        self.latent = self.module(pose)
+        self.latent.camera.retain_grad()
+        return self.latent
+
+
+def test_only_chosen_tokens_carry_the_reconstruction_loss():
+    pose = random_pose(2, 8)
+    pose[..., 2] = 0.9
+    probe = Probe(SignBERT(TINY).eval())
+    loss, metrics = pretraining_loss(probe, pose, PretrainObjective(), torch.Generator().manual_seed(3))
+    loss.backward()
+    chosen = mask_tokens(pose, PretrainObjective(), torch.Generator().manual_seed(3)).chosen
+    grad = probe.latent.camera.grad.abs().sum(-1)  # the camera enters the reconstruction only
+    assert (grad[~chosen] == 0).all() and (grad[chosen] > 0).all()
+    assert metrics["rec_loss"] > 0 and metrics["reg_loss"] >= 0
+
+
+def test_pck_and_auc_in_a_256_pixel_crop():
+    detected = torch.zeros(1, 4, 3)
+    detected[..., 2] = torch.tensor([0.9, 0.9, 0.9, 0.3])
+    predicted = torch.zeros(1, 4, 2)
+    predicted[0, 0, 0] = 10 * PX  # 10 px off: within 20
+    predicted[0, 1, 1] = 30 * PX  # 30 px off
+    predicted[0, 2, 0] = 45 * PX  # beyond 40 px
+    predicted[0, 3, 0] = 100 * PX  # not counted: score <= 0.5
+    pck20, auc = pck_auc(predicted, detected, 0.5)
+    assert pck20 == pytest.approx(1 / 3)
+    # PCK over 20..40 px: 1/3 below 30 px, 2/3 from 30 px; trapezoids of 1 px over 20 px.
+    assert auc == pytest.approx((9 * 1 / 3 + 0.5 + 10 * 2 / 3) / 20)
+    assert pck_auc(detected[..., :2], detected, 0.5) == (1.0, 1.0)
+
+
+def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path):
+    out = tmp_path / "pretrain" / "signbert.pt"
+    cfg = {"epochs": 8, "batch_size": 4, "lr": 3e-3, "num_frames": 8, "device": "cpu", "seed": 0,
+           "model": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64, "gcn_channels": 16}}
+    measured = pretrain(shards, out, cfg)
+    log = pd.read_csv(out.parent / "log.csv")
+    assert len(log) == 8 and log["train_loss"].iloc[-2:].mean() < log["train_loss"].iloc[:2].mean()
+    assert {"rec_loss", "reg_loss", "pck20_input", "pck20_output", "auc_output"} <= set(log.columns)
+    assert (out.parent / "curves.png").stat().st_size > 0
+    state = torch.load(out, weights_only=False)
+    assert state["arch"]["hidden"] == 32 and "gesture_state_embedding.pool.weight" in state["encoder"]
+    report = json.loads((out.parent / FEASIBILITY).read_text())
+    assert report["split"] == "val" and report["videos"] == 4 and report == {**report, **measured}
+    assert 0 < report["pck20_input"] < 1 and 0 <= report["pck20_output"] <= 1
+
+
+def test_pretrain_trains_on_the_train_split_only(shards, tmp_path, monkeypatch):
+    seen = {}
+
+    def fake_fit(model, step, train_set, out_dir, cfg, evaluate=None, **kwargs):
+        seen["splits"] = set(train_set.index["split"])
+        seen["train"] = train_set.train
+        return pd.DataFrame([{"epoch": 1, **evaluate(model)}])
+
+    monkeypatch.setattr(stage, "fit", fake_fit)
+    measured = pretrain(shards, tmp_path / "signbert.pt", {"num_frames": 4, "device": "cpu", "model": {
+        "hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}})
+    assert seen == {"splits": {"train"}, "train": True} and set(measured) >= {"pck20_input", "pck20_output"}
+    assert (tmp_path / "signbert.pt").exists()

@@ -1,0 +1,113 @@
+"""SignBERT's model: hand graph, the three embeddings, post-norm encoder, decoder and head, token loader."""
+
+import numpy as np
+import pytest
+import torch
+
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.hands import crop_shard
+from signpipe.keypoints import HAND_EDGES
+from signpipe.models import model_spec
+from signpipe.models.signbert import (
+    SPEC, HandTokens, SignBERT, SignBERTConfig, hand_graph, normalise_pose, temporal_embedding,
+)
+from signpipe.pose import extract_shard
+from signpipe.synth import make_corpus
+
+TINY = SignBERTConfig(hidden=32, layers=1, heads=2, feedforward=64, gcn_channels=16, dropout=0.0)
+
+
+def make_hands_shards(root, crop_size=16):
+    """Two hands shards of a tiny synthetic corpus (4 classes, 3 signers: train, val and test)."""
+    make_corpus(root / "corpus", num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, progress=False)
+    write_manifest({"adapter": "synthetic", "num_shards": 2}, root / "manifest.csv", root / "missing.csv",
+                   corpus_dir=root / "corpus")
+    paths = []
+    for shard in (0, 1):
+        frames, keypoints, hands = (root / f"{stage}{shard}.h5" for stage in ("frames", "keypoints", "hands"))
+        decode_shard(root / "manifest.csv", shard, frames, root / "failures.csv", short_side=48, progress=False)
+        extract_shard(root / "manifest.csv", frames, keypoints, root / "quality.csv", {"backend": "sidecar"},
+                      progress=False)
+        crop_shard(frames, keypoints, hands, crop_size=crop_size, progress=False)
+        paths.append(hands)
+    return paths
+
+
+def random_pose(batch=2, length=6):
+    torch.manual_seed(0)
+    pose = torch.rand(batch, length, 2, 21, 3) * 2 - 1
+    pose[..., 2] = torch.rand(batch, length, 2, 21)
+    return pose
+
+
+def test_hand_graph_has_bones_and_symmetrical_links():
+    a = hand_graph()
+    assert a.shape == (21, 21) and torch.allclose(a, a.T)
+    for parent, child in HAND_EDGES:
+        assert a[parent, child] > 0
+    assert a[1, 5] > 0 and a[8, 12] > 0 and a[17, 20] == 0  # thumb-index base, index-middle tip; no shortcut
+    assert a[4, 20] == 0  # thumb tip and pinky tip are not neighbours
+    assert torch.linalg.eigvalsh(a).max() == pytest.approx(1.0, abs=1e-5)  # D^-1/2 (A + I) D^-1/2
+
+
+def test_normalise_pose_maps_the_crop_to_minus_one_one():
+    pose = torch.tensor([[0.0, 0.0, 0.7], [8.0, 8.0, 0.2], [16.0, 4.0, 1.0]])
+    np.testing.assert_allclose(normalise_pose(pose, 16), [[-1, -1, 0.7], [0, 0, 0.2], [1, -0.5, 1.0]])
+
+
+def test_shapes_of_encoder_decoder_and_head():
+    pose = random_pose()
+    pretraining = SignBERT(TINY).eval()
+    assert pretraining.encoder(pose).shape == (2, 6, 2, 32)
+    latent = pretraining(pose)
+    assert latent.theta.shape == (2, 6, 2, 25) and latent.beta.shape == (2, 6, 2, 10)
+    assert latent.camera.shape == (2, 6, 2, 9)
+    joints = pretraining.decoder.joints2d(latent)
+    assert joints.shape == (2, 6, 2, 21, 2) and torch.isfinite(joints).all()
+    # A fresh decoder draws a hand of about half the normalised crop, not a dot or a giant.
+    extent = joints.amax(-2) - joints.amin(-2)
+    assert 0.2 < float(extent.detach().max(-1).values.median()) < 2.0
+    classifier = SignBERT(TINY, num_classes=5).eval()
+    assert classifier(pose).shape == (2, 5) and classifier.decoder is None
+    weights = classifier.head.weights(classifier.encoder(pose))
+    assert weights.shape == (2, 6, 2) and torch.allclose(weights.sum((1, 2)), torch.ones(2))
+
+
+def test_chirality_differs_per_hand_and_temporal_embedding_is_shared_by_both_hands():
+    encoder = SignBERT(TINY).encoder
+    pose = random_pose(1, 5)
+    pose[:, :, 1] = pose[:, :, 0]  # the same gesture in both hands
+    pose[:, 1] = pose[:, 0]  # and in frames 0 and 1
+    tokens = encoder.embed(pose)
+    chirality = encoder.chirality_embedding.weight
+    assert not torch.allclose(tokens[:, :, 0], tokens[:, :, 1])
+    torch.testing.assert_close(tokens[:, :, 0] - chirality[0], tokens[:, :, 1] - chirality[1])
+    torch.testing.assert_close(tokens[:, :, 0] - tokens[:, :, 1], (chirality[0] - chirality[1]).expand(1, 5, 32))
+    assert not torch.allclose(tokens[:, 0], tokens[:, 1])  # same gesture, different moments
+    table = temporal_embedding(5, 32)
+    torch.testing.assert_close(tokens[0, 1, 0] - tokens[0, 0, 0], table[1] - table[0])
+
+
+def test_encoder_is_post_norm_and_attends_across_hands_and_time():
+    model = SignBERT(SignBERTConfig(hidden=32, layers=3, heads=2, feedforward=64, gcn_channels=16, dropout=0.0)).eval()
+    assert len(model.encoder.transformer.layers) == 3
+    assert all(not layer.norm_first for layer in model.encoder.transformer.layers)
+    pose = random_pose(1, 4)
+    changed = pose.clone()
+    changed[0, 3, 1] = 0  # the right hand of the last frame only
+    before, after = model.encoder(pose), model.encoder(changed)
+    assert not torch.allclose(before[0, 0, 0], after[0, 0, 0])  # the left hand of frame 0 sees it
+
+
+def test_hand_tokens_read_normalised_poses(tmp_path):
+    shards = make_hands_shards(tmp_path)
+    data = SPEC.dataset(shards, "train", True, {"num_frames": 8})
+    assert isinstance(data, HandTokens) and data.crop_size == 16 and set(data.index["split"]) == {"train"}
+    sample = data[0]
+    assert sample["pose"].shape == (8, 2, 21, 3)
+    raw = super(HandTokens, data).__getitems__([0])[0]["pose"]
+    torch.testing.assert_close(sample["pose"], normalise_pose(raw, 16))
+    assert model_spec("signbert") is SPEC and SPEC.stage == "hands"
+    batch = torch.utils.data.default_collate([data[0], data[1]])
+    assert SPEC.forward(SPEC.build(4, {"hidden": 32, "layers": 1, "heads": 2}), batch).shape == (2, 4)
