@@ -111,3 +111,12 @@ def test_hand_tokens_read_normalised_poses(tmp_path):
     assert model_spec("signbert") is SPEC and SPEC.stage == "hands"
     batch = torch.utils.data.default_collate([data[0], data[1]])
     assert SPEC.forward(SPEC.build(4, {"hidden": 32, "layers": 1, "heads": 2}), batch).shape == (2, 4)
+
+
+def test_undetected_joints_look_like_masked_ones():
+    from signpipe.models.signbert import normalise_pose
+
+    pose = torch.tensor([[[64.0, 0.0, 0.9], [-300.0, -250.0, 0.0]]])  # a joint and an undetected one
+    out = normalise_pose(pose, crop_size=128)
+    torch.testing.assert_close(out[0, 0], torch.tensor([0.0, -1.0, 0.9]))
+    torch.testing.assert_close(out[0, 1], torch.zeros(3))

@@ -66,8 +66,14 @@ def hand_graph() -> Tensor:
 
 
 def normalise_pose(pose: Tensor, crop_size: float) -> Tensor:
-    """(..., 21, 3) crop pixels and score -> x, y in [-1, 1] of the crop (centre 0), score unchanged."""
-    return torch.cat([pose[..., :2] * (2.0 / crop_size) - 1.0, pose[..., 2:]], dim=-1)
+    """(..., 21, 3) crop pixels and score -> x, y in [-1, 1] of the crop (centre 0), score unchanged.
+
+    Undetected joints (score 0) get x = y = 0, as masked joints do: their stored coordinates
+    are the source's (0, 0) seen from the crop, far outside it, and carry no information.
+    """
+    xy = pose[..., :2] * (2.0 / crop_size) - 1.0
+    score = pose[..., 2:]
+    return torch.cat([torch.where(score > 0, xy, torch.zeros_like(xy)), score], dim=-1)
 
 
 def temporal_embedding(length: int, dim: int) -> Tensor:
