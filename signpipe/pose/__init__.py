@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import logging
+import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -189,6 +190,14 @@ def _extract_in_worker(video_id: str) -> Keypoints:
     return _worker(video_id)
 
 
+def _pool_context() -> multiprocessing.context.BaseContext:
+    """Spawned workers: a process that has run MediaPipe graphs cannot be forked safely (the
+    child's heap is corrupt). Spawned children import ``__main__`` again, so a script that calls
+    :func:`extract_shard` with ``threads > 1`` keeps its body under ``if __name__ == "__main__"``
+    (as ``workflow/scripts/pose.py`` does)."""
+    return multiprocessing.get_context("spawn")
+
+
 def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
                   keypoints_h5: str | os.PathLike, quality_csv: str | os.PathLike,
                   cfg: Mapping[str, Any], threads: int = 1, progress: bool = True) -> pd.DataFrame:
@@ -201,7 +210,7 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
     extractor = _Extractor(cfg, frames_h5, manifest_csv)
     index = extractor.index
     quality = []
-    pool = (ProcessPoolExecutor(threads, initializer=_init_worker,
+    pool = (ProcessPoolExecutor(threads, mp_context=_pool_context(), initializer=_init_worker,
                                 initargs=(dict(cfg), str(frames_h5), str(manifest_csv)))
             if threads > 1 and len(index) > 1 else None)
     try:

@@ -11,9 +11,9 @@ thresholds ``mediapipe.solutions.holistic.Holistic`` gives it), built through Me
   absolute path (every other model comes from the wheel);
 - the outputs: only the four landmark lists are observed (no world landmarks or masks).
 
-One graph per process runs the clips' frames in order, in tracking mode (each frame starts
-from the previous frame's landmarks, which are smoothed over time); the graph is restarted
-after every clip, so no tracking or smoothing state passes from one video to the next.
+Each clip's frames run in order through a graph in tracking mode (each frame starts from
+the previous frame's landmarks, which are smoothed over time); the graph is restarted after
+every clip, so no tracking or smoothing state passes from one video to the next.
 
 Scores: pose keypoints get BlazePose's per-landmark visibility. Holistic gives no
 per-landmark confidence for the face and hands (its face and hand presence scores are not
@@ -33,8 +33,8 @@ from typing import Any
 
 import mediapipe
 import numpy as np
-# Imported for its side effect as much as its names: it registers the calculator option
-# protos of Holistic's graph, without which SolutionBase would silently drop those options.
+# Imported for its side effect: it registers the option protos of Holistic's calculators,
+# without which SolutionBase would silently drop those options from the graph.
 from mediapipe.python.solutions import holistic  # noqa: F401
 from mediapipe.calculators.core.constant_side_packet_calculator_pb2 import ConstantSidePacketCalculatorOptions
 from mediapipe.python.solution_base import SolutionBase
@@ -63,6 +63,7 @@ FACE_MODELS = {False: "mediapipe/modules/face_landmark/face_landmark.tflite",
 PARTS = ("pose", "face", "left_hand", "right_hand")
 """Holistic's landmark outputs, ``<part>_landmarks``; left/right are the signer's (mediapipe_map)."""
 SCORES = "pose: BlazePose visibility; face, hands: 1.0 where Holistic found the part; 0 and xy 0 where not found"
+"""What the scores mean, for the keypoints shard's attrs."""
 
 
 @functools.cache
@@ -106,7 +107,8 @@ def pose_model(complexity: int, model_dir: str | None) -> Path:
         return (Path(model_dir) / name).resolve()
     if complexity == 1:
         return RESOURCE_ROOT / "mediapipe/modules/pose_landmark" / name
-    where = f"pose.mediapipe.model_dir ({model_dir}) has no {name}" if model_dir else "pose.mediapipe.model_dir is not set"
+    where = (f"pose.mediapipe.model_dir ({model_dir}) has no {name}" if model_dir
+             else "pose.mediapipe.model_dir is not set")
     raise ValueError(
         f"pose.mediapipe.model_complexity {complexity} needs {name}, which the mediapipe {mediapipe.__version__} "
         f"wheel does not ship (it bundles only {POSE_MODELS[1]}, model_complexity 1), and signpipe never downloads "
@@ -156,11 +158,23 @@ def landmarks(result: Any) -> dict[str, np.ndarray | None]:
 def make_backend(cfg: Mapping[str, Any]) -> Backend:
     opts = options(cfg)
     model_path = pose_model(opts["model_complexity"], opts["model_dir"])
-    graph = open_holistic(opts, model_path)
+    # Two graphs take the clips in turn. After each clip its graph is restarted (``reset``),
+    # which clears all Holistic carries from frame to frame -- the tracking ROIs and the
+    # landmark and visibility smoothing filters -- so nothing passes to the next video. The
+    # restart reloads every model in the graph's own threads (~0.3 s); meanwhile the other
+    # graph runs the next clip. Holistic keeps about one core busy, so on a machine with a
+    # second core the restart costs no time. (A black frame in between would clear the
+    # tracking ROIs and landmark filter but not the visibility filter.) The graphs start with
+    # the first clip: a backend made only for its provenance (the parent of extract_shard's
+    # worker processes) then runs no MediaPipe threads, which must not run when a process forks.
+    graphs: list[SolutionBase] = []
     models = [RESOURCE_ROOT / GRAPH, model_path, RESOURCE_ROOT / FACE_MODELS[opts["refine_face_landmarks"]],
               *(RESOURCE_ROOT / m for m in BUNDLED_MODELS)]
 
     def extract(clip: Clip) -> Keypoints:
+        if not graphs:
+            graphs.extend(open_holistic(opts, model_path) for _ in range(2))
+        graph = graphs[0]
         kp = empty_keypoints(clip.num_frames)
         sx, sy = clip.scale
         try:
@@ -171,9 +185,8 @@ def make_backend(cfg: Mapping[str, Any]) -> Backend:
                 kp.xy[t], kp.score[t] = xy * np.float32([width * sx, height * sy]), np.clip(score, 0.0, 1.0)
                 kp.people[t] = parts["pose"] is not None
         finally:
-            # Restart after, not before, the clip: a graph that has run restarts in ~10 ms, a
-            # new one that has not yet finished loading its models takes ~200 ms.
             graph.reset()
+            graphs.reverse()
         return kp
 
     provenance = {
@@ -182,4 +195,9 @@ def make_backend(cfg: Mapping[str, Any]) -> Backend:
         "models": json.dumps({p.name: sha256(p) for p in models}),
         "scores": SCORES, "people": "single person (Holistic)",
     }
-    return Backend(extract, provenance, graph.close)
+
+    def close() -> None:
+        for graph in graphs:
+            graph.close()
+
+    return Backend(extract, provenance, close)

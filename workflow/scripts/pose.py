@@ -3,8 +3,11 @@
 from signpipe.logs import log_to
 from signpipe.pose import extract_shard
 
-with log_to(snakemake.log[0]):
-    extract_shard(
-        snakemake.input.manifest, snakemake.input.frames, snakemake.output.keypoints,
-        snakemake.output.quality, snakemake.params.pose, threads=snakemake.threads,
-    )
+# The guard keeps extract_shard's spawned worker processes, which import this file again, from
+# running the job a second time.
+if __name__ == "__main__":
+    with log_to(snakemake.log[0]):
+        extract_shard(
+            snakemake.input.manifest, snakemake.input.frames, snakemake.output.keypoints,
+            snakemake.output.quality, snakemake.params.pose, threads=snakemake.threads,
+        )
