@@ -13,6 +13,9 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 # The workflow and its jobs import the signpipe library from this checkout, also inside
 # --use-conda envs and on cluster nodes, where it is not pip-installed.
 sys.path.insert(0, workflow.basedir)
@@ -35,6 +38,7 @@ include: "workflow/rules/pose.smk"
 include: "workflow/rules/hands.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/fusion.smk"
 
 
 rule all:

@@ -31,6 +31,7 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+import simplejpeg
 import torch
 from torch.utils.data import Dataset
 
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 
 NUM_FRAMES = 32
 """Frames per sample (SignBERT, HMA)."""
-DEFAULT_ARRAYS = {"keypoints": ("xy", "score"), "hands": ("pose",)}
+DEFAULT_ARRAYS = {"keypoints": ("xy", "score"), "hands": ("pose",), "frames": ("jpeg",)}
 """The stages the loader reads, and the arrays it returns when none are named."""
 CACHE_MB = 16
 """HDF5 chunk cache per array and open file, in MiB (h5py's default is 1), for arrays read through h5py."""
@@ -132,7 +133,7 @@ class MappedArray:
 def _stage(f: h5py.File, path: Path) -> str:
     parts = str(f.attrs.get("schema", "")).split("/")
     if len(parts) != 3 or parts[0] != "signpipe" or parts[1] not in DEFAULT_ARRAYS:
-        raise ValueError(f"{path}: not a signpipe keypoints or hands shard (schema {f.attrs.get('schema')!r})")
+        raise ValueError(f"{path}: not a signpipe keypoints, hands or frames shard (schema {f.attrs.get('schema')!r})")
     return parts[1]
 
 
@@ -141,12 +142,14 @@ class ShardDataset(Dataset):
 
     An item is a dict: one tensor per array in ``arrays``, sampled at ``frames`` (e.g. ``pose``
     (N, 2, 21, 3) float32 from a hands shard, ``xy`` (N, 133, 2) and ``score`` (N, 133) from a
-    keypoints shard, ``crop`` (N, 2, S, S, 3) uint8 decoded from JPEG), plus ``label`` (int),
+    keypoints shard, ``crop`` (N, 2, S, S, 3) uint8 decoded from JPEG, ``jpeg`` (N, H, W, 3) uint8 decoded
+    from a frames shard), plus ``label`` (int),
     ``video_id`` (str), ``frames`` (N,) int64 (the frame indices) and ``length`` (frames of the
     video). ``split`` keeps only those splits (a name or several); ``train`` picks random
     (True) or centred (False) sampling. Uncompressed numeric arrays are read through
     :class:`MappedArray` unless ``memory_map`` is False; other arrays (JPEG, compressed) through
-    h5py with a chunk cache of ``cache_mb`` MiB per array.
+    h5py with a chunk cache of ``cache_mb`` MiB per array. Frames of different videos may differ
+    in size; a batch of them stacks only if they agree (``signpipe.models.rgb3d`` resizes per video).
     """
 
     def __init__(self, shards: str | os.PathLike | Sequence[str | os.PathLike], arrays: Sequence[str] | None = None,
@@ -224,7 +227,7 @@ class ShardDataset(Dataset):
         """The arrays of videos ``items`` (B,) at ``frames`` (B, N): name -> (B, N, ...).
 
         Mapped arrays are gathered in one step per shard; the others are read per video, one
-        h5py read of the span its frames cover (JPEG crops decoded once each).
+        h5py read of the span its frames cover (JPEG rows decoded once each).
         """
         rows = self._start[items, None] + frames
         shards = self._shard[items]
@@ -260,11 +263,20 @@ def _map(path: Path) -> np.ndarray:
         return np.frombuffer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), np.uint8)
 
 
+def decode_frames(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Frames (n, H, W, 3) uint8 from n JPEG rows of a frames shard's ``jpeg`` array (one video: one size)."""
+    return np.stack([simplejpeg.decode_jpeg(row, colorspace="RGB") for row in rows])
+
+
+JPEG_DECODERS = {"crop": decode_crops, "jpeg": decode_frames}
+"""JPEG array name -> decoder of its rows: hands crops, full frames."""
+
+
 def _read_rows(ds: h5py.Dataset, rows: np.ndarray) -> np.ndarray:
-    """Rows ``rows`` (N,) ascending of an h5py array with one read of their span; JPEG crops decoded once each."""
+    """Rows ``rows`` (N,) ascending of an h5py array with one read of their span; JPEG rows decoded once each."""
     lo = int(rows[0])
     span = ds[lo:int(rows[-1]) + 1]
     if ds.dtype != VLEN_BYTES:
         return span[rows - lo]
     unique, where = np.unique(rows - lo, return_inverse=True)
-    return decode_crops(span[unique])[where]
+    return JPEG_DECODERS[ds.name.rsplit("/", 1)[-1]](span[unique])[where]

@@ -127,6 +127,9 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     assert set(splits) == {"val", "test"}
     assert sorted(splits["test"].video_id) == sorted(manifest.loc[manifest["split"] == "test", "video_id"])
     assert (tmp_path / "results" / "pretrain" / "feasibility.json").exists()
+    table = pd.read_csv(results / "fusion" / "table.csv")
+    assert table.shape[0] >= 1 and "confusing" in " ".join(table.columns)
+    assert (tmp_path / "results" / "tables" / "summary.md").exists()
 
     again = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr

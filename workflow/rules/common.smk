@@ -122,6 +122,23 @@ def predictions(ds):
     return [result(ds, "models", model, "predictions.h5") for model in config["finetune"]["models"]]
 
 
+def subset_files(ds):
+    """Class subsets fuse reports, name -> file of labels: `fusion.subsets.<ds>`, and for a
+    synthetic dataset its corpus's face-only confusing pairs."""
+    files = dict(config["fusion"]["subsets"].get(ds, {}))
+    if DATASETS[ds]["adapter"] == "synthetic":
+        files.setdefault("confusing", result(ds, "corpus", "confusing.txt"))
+    return files
+
+
+def subset_inputs(ds):
+    """What the subset files depend on: the user's files; a synthetic corpus folder (it holds confusing.txt)."""
+    inputs = list(config["fusion"]["subsets"].get(ds, {}).values())
+    if DATASETS[ds]["adapter"] == "synthetic":
+        inputs.append(result(ds, "corpus"))
+    return inputs
+
+
 def all_outputs():
     """Targets of the default run: the final artifacts of each stage built so far."""
     outputs = []
@@ -133,4 +150,5 @@ def all_outputs():
         outputs += per_shard(ds, "hands", "{shard}.h5")
         outputs += predictions(ds)
     outputs.append(result("pretrain", "signbert.pt"))
+    outputs.append(result("tables", "summary.md"))
     return outputs

@@ -10,7 +10,13 @@ rule finetune:
     output:
         predictions=result("{ds}", "models", "{model}", "predictions.h5"),
         log_csv=result("{ds}", "models", "{model}", "log.csv"),
-        curves=result("{ds}", "models", "{model}", "curves.png"),
+        curves=report(
+            result("{ds}", "models", "{model}", "curves.png"),
+            caption="../report/curves.rst",
+            category="Training",
+            subcategory="{ds}",
+            labels={"model": "{model}"},
+        ),
     params:
         finetune=finetune_config(),
     log:

@@ -1,0 +1,127 @@
+"""RGB 3D-CNN on full frames: the papers' RGB baseline, "R" (SignBERT's H + R fusion).
+
+torchvision's video ResNets (``r3d_18`` by default; ``mc3_18``, ``r2plus1d_18``) built with
+``weights=None``: nothing is ever downloaded. ``checkpoint`` in the config may name a local
+state dict (e.g. Kinetics-400 weights saved from torchvision on a machine with internet); it is
+loaded into the network except for a classifier of another shape, and a missing file is an
+error naming the config key.
+
+Input clips come from frames shards with the same temporal sampling as every signpipe model
+(32 frames, random segments in training, centred at test). Each video's frames are resized so
+their short side is ``size`` and cropped to ``size`` x ``size`` (centred at test, at a random
+place in training, drawn per item and epoch); no horizontal flip, which would swap the signer's
+hands. Pixels are normalised with the Kinetics mean and std.
+
+Config (``finetune.rgb3d`` block): ``arch`` (r3d_18), ``size`` (112, torchvision's Kinetics
+size; the CPU demo uses less), ``num_frames`` (32), ``checkpoint`` (null), ``seed`` (0).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import video
+
+from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
+from signpipe.models import ModelSpec
+
+ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
+KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
+KINETICS_STD = (0.22803, 0.22145, 0.216989)
+DEFAULT_SIZE = 112
+
+
+def resize_crop(clip: np.ndarray, size: int, offset: tuple[float, float] | None = None) -> np.ndarray:
+    """Frames (N, H, W, 3) uint8 -> (N, size, size, 3) uint8: short side to ``size``, then a square crop.
+
+    offset: where the crop lies along the long side's slack, (y, x) in [0, 1); None = centred.
+    """
+    frames = torch.from_numpy(clip).permute(0, 3, 1, 2).float()                      # (N, 3, H, W)
+    h, w = frames.shape[-2:]
+    scale = size / min(h, w)
+    height, width = max(size, round(h * scale)), max(size, round(w * scale))
+    frames = F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    slack_y, slack_x = height - size, width - size
+    if offset is None:
+        top, left = slack_y // 2, slack_x // 2
+    else:
+        top, left = int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
+    frames = frames[..., top:top + size, left:left + size]
+    return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+class FrameClips(ShardDataset):
+    """Clips of full frames from frames shards: item ``jpeg`` (N, size, size, 3) uint8, plus the
+    usual ``label``, ``video_id``, ``frames``, ``length`` (see :class:`signpipe.data.ShardDataset`)."""
+
+    def __init__(self, shards: Sequence[str | os.PathLike], split: str | None, train: bool, size: int = DEFAULT_SIZE,
+                 num_frames: int = NUM_FRAMES, seed: int = 0) -> None:
+        super().__init__(shards, ("jpeg",), split=split, num_frames=num_frames, train=train, seed=seed)
+        self.size = size
+
+    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """Each video read and resized on its own (videos may differ in size), then stacked."""
+        offsets = random_offsets(self.seed + 1, self.epoch, items, 2) if self.train else None
+        clips = []
+        for k in range(len(items)):
+            clip = super().read(items[k:k + 1], frames[k:k + 1])["jpeg"][0]
+            clips.append(resize_crop(clip, self.size, None if offsets is None else tuple(offsets[k])))
+        return {"jpeg": np.stack(clips)}
+
+
+class RGB3D(nn.Module):
+    """A torchvision video ResNet taking uint8 clips (B, T, S, S, 3) -> logits (B, classes)."""
+
+    def __init__(self, num_classes: int, arch: str = "r3d_18") -> None:
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"finetune.rgb3d.arch: {arch!r} unknown; known: {', '.join(ARCHS)}")
+        self.net = getattr(video, arch)(weights=None, num_classes=num_classes)
+        self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1))
+        self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1))
+
+    def forward(self, clip: Tensor) -> Tensor:
+        x = clip.permute(0, 4, 1, 2, 3).float() / 255                                    # (B, 3, T, S, S)
+        return self.net((x - self.mean) / self.std)
+
+
+def load_checkpoint(model: RGB3D, path: str | os.PathLike) -> None:
+    """Load a local state dict of the torchvision network into ``model.net``, skipping a classifier of another shape."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"finetune.rgb3d.checkpoint: {path} does not exist; give the path of a local "
+                                f"state dict of torchvision's network, or null to start from scratch")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("model", state)
+    own = model.net.state_dict()
+    kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    missing = sorted(set(own) - set(kept))
+    if any(not k.startswith("fc.") for k in missing):
+        raise ValueError(f"finetune.rgb3d.checkpoint: {path} does not fit the network; missing {missing[:5]}")
+    model.net.load_state_dict(kept, strict=False)
+
+
+def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
+    """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` when set."""
+    model = RGB3D(num_classes, str(cfg.get("arch", "r3d_18")))
+    if cfg.get("checkpoint"):
+        load_checkpoint(model, cfg["checkpoint"])
+    return model
+
+
+def dataset(shards: Sequence[str | os.PathLike], split: str, train: bool, cfg: Mapping[str, Any]) -> FrameClips:
+    return FrameClips(shards, split, train, int(cfg.get("size", DEFAULT_SIZE)),
+                      int(cfg.get("num_frames", NUM_FRAMES)), int(cfg.get("seed", 0)))
+
+
+def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
+    return model(batch["jpeg"])
+
+
+SPEC = ModelSpec("rgb3d", "frames", build, dataset, forward)

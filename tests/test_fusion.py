@@ -1,0 +1,102 @@
+"""Late fusion and tables on hand-made predictions files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signpipe.fusion import fuse, softmax, summary
+from signpipe.predictions import SplitPredictions, write_predictions
+
+
+def _write(path, splits: dict[str, tuple[list[list[float]], list[int], list[str]]], name: str) -> str:
+    """A predictions file whose logits are the log of the given probabilities (softmax gives them back)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_predictions(path, {s: SplitPredictions(np.log(np.array(p)), np.array(y), ids)
+                             for s, (p, y, ids) in splits.items()}, name, len(splits["test"][0][0]))
+    return str(path)
+
+
+IDS = ["v0", "v1", "v2", "v3"]
+
+
+def test_fusion_sums_softmax_scores_in_video_order(tmp_path) -> None:
+    # A is right on v0, v1; B on v0, v2 (its rows stored in another order); summed: v0, v1, v2
+    a = [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4], [0.1, 0.8, 0.1]]
+    b = [[0.7, 0.2, 0.1], [0.4, 0.35, 0.25], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]]
+    labels = [0, 1, 2, 0]
+    order = [3, 2, 1, 0]
+    paths = {"a": _write(tmp_path / "a.h5", {"test": (a, labels, IDS)}, "a"),
+             "b": _write(tmp_path / "b.h5", {"test": ([b[i] for i in order], [labels[i] for i in order],
+                                                      [IDS[i] for i in order])}, "b")}
+    table = fuse(paths, [["a"], ["a", "b"]], tmp_path / "out")
+    assert table["method"].tolist() == ["a", "b", "a+b"]
+    assert table["instance_top1"].tolist() == [50.0, 50.0, 75.0]
+    # per class: a+b gets classes 1, 2 and half of class 0 -> (0.5 + 1 + 1) / 3
+    assert table["class_top1"].iloc[2] == pytest.approx(250 / 3)
+    assert table["weights"].tolist() == ["1", "1", "1:1"]
+    assert (tmp_path / "out" / "confusion.png").stat().st_size > 0
+    np.testing.assert_allclose(softmax(np.log(np.array(a))), a)
+
+
+def test_weights_are_chosen_on_val_and_applied_once_to_test(tmp_path) -> None:
+    # A is confident (0.9), B less so (0.75). Where they disagree, val favours B and test favours A:
+    # val needs B's weight > 1.6, so the grid picks 2, which then costs accuracy on test.
+    def probs(p: float, right: list[bool], labels: list[int]) -> list[list[float]]:
+        return [[p if (c == y) == ok else 1 - p for c in range(2)] for ok, y in zip(right, labels)]
+
+    labels = [0, 1, 0, 1]
+    both = [True, True, False, False]
+    a = {"val": (probs(0.9, [True, True, False, False], labels), labels, IDS),
+         "test": (probs(0.9, [True] * 4, labels), labels, IDS)}
+    b = {"val": (probs(0.75, [True] * 4, labels), labels, IDS),
+         "test": (probs(0.75, both, labels), labels, IDS)}
+    paths = {"a": _write(tmp_path / "a.h5", a, "a"), "b": _write(tmp_path / "b.h5", b, "b")}
+    equal = fuse(paths, [["a", "b"]], tmp_path / "equal").set_index("method")
+    val = fuse(paths, [["a", "b"]], tmp_path / "val", weights="val").set_index("method")
+    assert equal.loc["a+b", "weights"] == "1:1" and equal.loc["a+b", "instance_top1"] == 100.0
+    assert val.loc["a+b", "weights"] == "1:2"            # chosen on val, where it reaches 100%
+    assert val.loc["a+b", "instance_top1"] == 50.0       # ... and applied once to test, where it hurts
+    assert val.loc["a", "instance_top1"] == 100.0        # single models are never weighted
+
+
+def test_mismatched_videos_name_the_model_and_ids(tmp_path) -> None:
+    probs = [[0.9, 0.1]] * 4
+    paths = {"a": _write(tmp_path / "a.h5", {"test": (probs, [0] * 4, IDS)}, "a"),
+             "b": _write(tmp_path / "b.h5", {"test": (probs[:3], [0] * 3, IDS[:3])}, "b")}
+    with pytest.raises(ValueError, match=r"b: its test predictions .* missing 1 \(v3\)"):
+        fuse(paths, [["a", "b"]], tmp_path / "out")
+    with pytest.raises(ValueError, match=r"a\+c names c, which has no predictions"):
+        fuse(paths, [["a", "c"]], tmp_path / "out")
+    with pytest.raises(ValueError, match="no 'val' split"):
+        fuse({"a": paths["a"]}, [["a"]], tmp_path / "out", weights="val")
+
+
+def test_tables_have_a_row_per_model_and_combo_and_subset_columns(tmp_path) -> None:
+    probs = np.full((4, 6), 0.1)
+    probs[np.arange(4), [0, 1, 2, 4]] = 0.5              # right on v0-v2, wrong on v3 (label 3)
+    labels = [0, 1, 2, 3]
+    for model in ("signbert", "stgcn"):
+        _write(tmp_path / "demo" / "models" / model / "predictions.h5", {"test": (probs.tolist(), labels, IDS)}, model)
+    (tmp_path / "confusing.txt").write_text("2\n3\n")
+    table = fuse(tmp_path / "demo" / "models", [["signbert", "stgcn"]], tmp_path / "demo" / "fusion",
+                 subsets={"confusing": tmp_path / "confusing.txt"})
+    assert table["method"].tolist() == ["signbert (H)", "stgcn (P)", "signbert+stgcn (H+P)"]
+    assert list(table.columns) == ["method", "models", "weights", "n_test",
+                                   *[f"{n}_top{k}" for n in ("instance", "class") for k in (1, 2, 5)],
+                                   "confusing_top1", "confusing_top5", "rest_top1", "rest_top5"]
+    assert table["confusing_top1"].tolist() == [50.0] * 3 and table["rest_top1"].tolist() == [100.0] * 3
+    md = (tmp_path / "demo" / "fusion" / "table.md").read_text().splitlines()
+    assert md[0].startswith("| method | models | weights | n_test | P-I top-1 |") and len(md) == 5
+    assert "| signbert+stgcn (H+P) | signbert+stgcn | 1:1 | 4 | 75.00 |" in md[4]
+
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"method": ["stgcn (P)"], "instance_top1": [10.0], "instance_top5": [20.0],
+                  "class_top1": [5.0], "class_top5": [15.0]}).to_csv(other, index=False)
+    wide = summary({"demo": tmp_path / "demo" / "fusion" / "table.csv", "other": other}, tmp_path / "tables")
+    assert wide["method"].tolist() == ["signbert (H)", "stgcn (P)", "signbert+stgcn (H+P)"]
+    assert list(wide.columns)[:3] == ["method", "demo instance_top1", "demo instance_top5"]
+    assert wide["other instance_top1"].isna().tolist() == [True, False, True]
+    header = (tmp_path / "tables" / "summary.md").read_text().splitlines()[0]
+    assert "demo P-I top-1" in header and "demo confusing top-1" in header and "other P-C top-5" in header
