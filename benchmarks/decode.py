@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import av
-import pandas as pd
 
 from signpipe.decode import decode_shard
-from signpipe.synth import make_corpus
+from videos import benchmark_videos
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,14 +49,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus = make_corpus(tmp / "synth", num_classes=10, signers=4, repeats=1, val_signers=1,
-                             test_signers=1, progress=False)
-        paths = [str(tmp / "synth" / p) for p in corpus["path"]]
+        paths, manifest = benchmark_videos(tmp, args.data, args.copies, num_classes=10, signers=4)
         clips = sorted((args.data / "clips").glob("*.mp4"))
-        paths += [str(p) for p in clips] * args.copies
-        manifest = tmp / "manifest.csv"
-        pd.DataFrame({"video_id": [f"v{i}" for i in range(len(paths))], "path": paths, "label": 0,
-                      "split": "train", "frame_start": 0, "frame_end": -1, "shard": 0}).to_csv(manifest, index=False)
 
         raw_loop(paths)  # warm the page cache and libraries
         stage, raw = [], []

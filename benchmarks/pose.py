@@ -43,7 +43,7 @@ from signpipe.decode import decode_shard
 from signpipe.keypoints.quality import PART_NAMES
 from signpipe.pose import extract_shard
 from signpipe.shards import read_index
-from signpipe.synth import make_corpus
+from videos import benchmark_videos
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,14 +84,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        corpus = make_corpus(tmp / "synth", num_classes=4, signers=3, repeats=1, val_signers=1, test_signers=1,
-                             progress=False)
-        paths = [str(tmp / "synth" / p) for p in corpus["path"]]
+        paths, manifest = benchmark_videos(tmp, args.data, args.copies, num_classes=4, signers=3)
         real = sorted((args.data / "clips").glob("*.mp4"))
-        paths += [str(p) for p in real] * args.copies
-        manifest = tmp / "manifest.csv"
-        pd.DataFrame({"video_id": [f"v{i:03d}" for i in range(len(paths))], "path": paths, "label": 0,
-                      "split": "train", "frame_start": 0, "frame_end": -1, "shard": 0}).to_csv(manifest, index=False)
         decode_shard(manifest, 0, tmp / "frames.h5", tmp / "failures.csv", progress=False)
         clips = decoded_clips(tmp / "frames.h5")
         frames = sum(len(c) for c in clips)
