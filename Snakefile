@@ -39,6 +39,7 @@ include: "workflow/rules/hands.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fusion.smk"
+include: "workflow/rules/sheets.smk"
 
 
 rule all:

@@ -253,3 +253,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, default=None, help="PNG to write (default: VIDEO_ID.png)")
     parser.add_argument("--frames", type=int, default=8, help="frames to draw, evenly spaced (default 8)")
     parser.set_defaults(func=_show)
+
+
+def sample_sheets(path: str | os.PathLike, out_dir: str | os.PathLike, count: int = 4,
+                  split: str = "test") -> list[Path]:
+    """Contact sheets of the first ``count`` videos of ``split`` in one shard, as ``out_dir/<video_id>.png``.
+
+    For ``snakemake --report``: a reader sees at a glance whether extraction and cropping worked.
+    """
+    with h5py.File(path, "r") as f:
+        index = read_index(f)
+    chosen = index.loc[index["split"] == split, "video_id"].head(count).tolist()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return [contact_sheet(path, video_id, Path(out_dir) / f"{video_id}.png") for video_id in chosen]

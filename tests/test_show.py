@@ -14,7 +14,8 @@ from signpipe.hands import DETECTED, INTERPOLATED, crop_shard
 from signpipe.pose import extract_shard
 from signpipe.shards import read_index
 from signpipe.show import (
-    CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, contact_sheet, register, sheet_size, siblings,
+    CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, contact_sheet, register, sample_sheets, sheet_size,
+    siblings,
 )
 from signpipe.synth import make_corpus
 
@@ -90,3 +91,10 @@ def test_unknown_video_lists_the_files_ids(results, tmp_path):
     h5py.File(tmp_path / "other.h5", "w").close()
     with pytest.raises(ValueError, match="not a signpipe frames, keypoints or hands shard"):
         contact_sheet(tmp_path / "other.h5", "x")
+
+
+def test_sample_sheets_of_the_test_split(results, tmp_path):
+    ds, manifest = results
+    written = sample_sheets(ds / "hands" / "0.h5", tmp_path / "sheets", count=5)
+    test_ids = sorted(manifest.loc[manifest["split"] == "test", "video_id"])
+    assert sorted(p.stem for p in written) == test_ids[:5] and all(p.stat().st_size > 1000 for p in written)

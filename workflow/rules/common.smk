@@ -149,6 +149,7 @@ def all_outputs():
         outputs += per_shard(ds, "keypoints", "{shard}.h5")
         outputs += per_shard(ds, "hands", "{shard}.h5")
         outputs += predictions(ds)
+        outputs.append(result(ds, "sheets"))
     outputs.append(result("pretrain", "signbert.pt"))
     outputs.append(result("tables", "summary.md"))
     return outputs
