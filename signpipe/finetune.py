@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from signpipe.data import NUM_FRAMES
 from signpipe.models import model_spec
 from signpipe.predictions import SplitPredictions, write_predictions
+from signpipe.settings import from_config
 from signpipe.train import TrainConfig, distributed, fit, input_fingerprint, predict
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,7 @@ PREDICTIONS = "predictions.h5"
 
 def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
     """The ``TrainConfig`` keys of a stage's config block (others ignored; missing or null ones default)."""
-    names = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in cfg.items() if k in names and v is not None})
+    return from_config(TrainConfig, cfg)
 
 
 def num_classes(manifest: str | os.PathLike) -> int:

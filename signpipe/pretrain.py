@@ -23,7 +23,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 from signpipe.data import NUM_FRAMES
 from signpipe.finetune import train_config
 from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
+from signpipe.settings import from_config
 from signpipe.shards import atomic_path
 from signpipe.train import distributed, fit, input_fingerprint, resolve_device
 
@@ -63,12 +64,6 @@ class PretrainObjective:
     w_beta: float = 10.0
     w_delta: float = 100.0
 
-    @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> PretrainObjective:
-        """The settings named in ``cfg`` (``lambda`` for lam); defaults for the rest."""
-        cfg = {("lam" if k == "lambda" else k): v for k, v in (cfg or {}).items()}
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in cfg.items() if k in names and v is not None})
 
 
 @dataclass
@@ -228,8 +223,8 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     val_set = HandTokens(hands_shards, "val", num_frames)
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
-    objective = PretrainObjective.from_mapping(cfg)
-    model = SignBERT(SignBERTConfig.from_mapping(cfg.get("model")), hand_model=cfg.get("hand_model"))
+    objective = from_config(PretrainObjective, cfg, aliases={"lambda": "lam"})
+    model = SignBERT(from_config(SignBERTConfig, cfg.get("model")), hand_model=cfg.get("hand_model"))
     training = train_config(cfg)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:

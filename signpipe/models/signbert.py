@@ -26,7 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import h5py
@@ -38,6 +38,7 @@ from signpipe.handmodel import CAMERA_DIM, NUM_BETAS, HandModel
 from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
 from signpipe.keypoints import HAND_EDGES, NUM_HAND_JOINTS
 from signpipe.models import ModelSpec
+from signpipe.settings import from_config
 from signpipe.train import save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,6 @@ class SignBERTConfig:
     gcn_layers: int = 2
     dropout: float = 0.1
 
-    @classmethod
-    def from_mapping(cls, cfg: Mapping[str, Any] | None) -> SignBERTConfig:
-        """The sizes named in ``cfg`` (other keys ignored), defaults for the rest."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (cfg or {}).items() if k in names})
 
 
 class GestureStateEmbedding(nn.Module):
@@ -245,7 +241,7 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> SignBERT:
     """The classifier; with ``cfg["pretrained"]`` (a ``signbert.pt``) its encoder sizes and weights
     come from that file (``cfg["dropout"]`` may still change the dropout)."""
     if not cfg.get("pretrained"):
-        return SignBERT(SignBERTConfig.from_mapping(cfg), num_classes)
+        return SignBERT(from_config(SignBERTConfig, cfg), num_classes)
     state = torch.load(cfg["pretrained"], map_location="cpu", weights_only=False)
     arch = {**state["arch"], **({"dropout": cfg["dropout"]} if cfg.get("dropout") is not None else {})}
     model = SignBERT(SignBERTConfig(**arch), num_classes)
