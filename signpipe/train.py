@@ -203,14 +203,20 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
             save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                          "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
                                          "epoch": epoch + 1, "history": history, "run": run})
-            frame = pd.DataFrame(history)
-            write_csv(frame, out_dir / LOG)
-            plot_curves(frame, out_dir / CURVES, title)
+            _write_log(history, out_dir, title)
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
                      ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         if world > 1:
             dist.barrier()
+    if start >= cfg.epochs and rank == 0 and history:
+        _write_log(history, out_dir, title)  # a finished run resumed: its log may have been removed
     return pd.DataFrame(history)
+
+
+def _write_log(history: list[dict[str, float]], out_dir: Path, title: str) -> None:
+    frame = pd.DataFrame(history)
+    write_csv(frame, out_dir / LOG)
+    plot_curves(frame, out_dir / CURVES, title)
 
 
 def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,

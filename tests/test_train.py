@@ -87,8 +87,10 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
+    (tmp_path / "b" / "log.csv").unlink()  # Snakemake removes declared outputs before a rerun
     again = fit(TinyNet(), classification_step, TinyData(), tmp_path / "b", CFG, progress=False)
     assert len(again) == 4  # finished runs do no more work
+    assert len(pd.read_csv(tmp_path / "b" / "log.csv")) == 4  # but write their log again
 
 
 def test_checkpoint_of_other_inputs_or_settings_is_not_resumed(tmp_path):
