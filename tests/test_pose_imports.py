@@ -18,11 +18,10 @@ import pytest
 from signpipe.keypoints import NUM_KEYPOINTS, PARTS
 from signpipe.keypoints.layout import LEFT_WRIST, RIGHT_WRIST
 from signpipe.keypoints.openpose_map import BODY_25_NAMES, OPENPOSE_COUNTS, OPENPOSE_MAP
-from signpipe.pose import Clip, make_backend
+from signpipe.pose import Clip, file_sha256, make_backend
 from signpipe.pose.mmpose import (
     chunks,
     enlarged_box,
-    file_sha256,
     model_paths,
     person_boxes,
     resolve_device,

@@ -27,8 +27,8 @@ from signpipe.decode import decode_shard
 from signpipe.keypoints.layout import HAND_JOINT_NAMES, LEFT_SHOULDER, PARTS, RIGHT_SHOULDER
 from signpipe.keypoints.mediapipe_map import FACE_MESH_68, MEDIAPIPE_MAP, POSE_NAMES, UNMAPPED
 from signpipe.keypoints.quality import PART_INDICES, part_detected
-from signpipe.pose import Clip, Keypoints, extract_shard
-from signpipe.pose.mediapipe import RESOURCE_ROOT, landmarks, make_backend, open_holistic, options, pose_model, sha256
+from signpipe.pose import Clip, Keypoints, extract_shard, file_sha256
+from signpipe.pose.mediapipe import RESOURCE_ROOT, landmarks, make_backend, open_holistic, options, pose_model
 from signpipe.pose.mmpose_json import read_mmpose_json
 from signpipe.shards import read_index, read_video
 
@@ -138,7 +138,7 @@ def test_shard_provenance_and_detection_rates(shard):
     assert attrs["pose_model_complexity"] == "1" and attrs["pose_people"] == "single person (Holistic)"
     models = json.loads(attrs["pose_models"])
     bundled = RESOURCE_ROOT / "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"
-    assert models["pose_landmark_full.tflite"] == sha256(bundled)
+    assert models["pose_landmark_full.tflite"] == file_sha256(bundled)
     assert {"holistic_landmark_cpu.binarypb", "face_landmark.tflite", "hand_landmark_full.tflite"} <= set(models)
     assert all(len(h) == 64 for h in models.values())
     quality = shard["quality"].set_index("video_id")
@@ -287,7 +287,7 @@ def test_model_dir_supplies_the_pose_model(shard, tmp_path):
         backend.close()
     assert part_detected(kp.score)["body"].all()
     models = json.loads(backend.provenance["models"])
-    assert models["pose_landmark_lite.tflite"] == sha256(tmp_path / "pose_landmark_lite.tflite")
+    assert models["pose_landmark_lite.tflite"] == file_sha256(tmp_path / "pose_landmark_lite.tflite")
     assert backend.provenance["model_dir"] == str(tmp_path) and backend.provenance["model_complexity"] == 0
     for name in ("pose_landmark_lite.tflite", "pose_landmark_heavy.tflite"):
         assert not (RESOURCE_ROOT / "mediapipe/modules/pose_landmark" / name).exists()  # nothing fetched into the wheel

@@ -10,6 +10,8 @@ the video, so later stages can pair frame ``t`` with keypoints ``t``.
 from __future__ import annotations
 
 import atexit
+import functools
+import hashlib
 import importlib
 import logging
 import multiprocessing
@@ -92,6 +94,17 @@ class Backend:
     extract: Callable[[Clip], Keypoints]
     provenance: dict[str, Any]
     close: Callable[[], None] = field(default=lambda: None)
+
+
+@functools.cache
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a model or checkpoint file, for provenance (LESSONS 1); cached, since every
+    worker process of a shard hashes the same files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def make_backend(cfg: Mapping[str, Any]) -> Backend:

@@ -24,8 +24,6 @@ returned in source-video pixels. The index map is ``signpipe.keypoints.mediapipe
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -40,7 +38,7 @@ from mediapipe.calculators.core.constant_side_packet_calculator_pb2 import Const
 from mediapipe.python.solution_base import SolutionBase
 
 from signpipe.keypoints.mediapipe_map import mediapipe_to_wholebody
-from signpipe.pose import Backend, Clip, Keypoints, empty_keypoints
+from signpipe.pose import Backend, Clip, Keypoints, empty_keypoints, file_sha256
 
 RESOURCE_ROOT = Path(mediapipe.__file__).resolve().parent.parent
 """The folder MediaPipe resolves its ``mediapipe/modules/...`` resource paths against."""
@@ -65,15 +63,6 @@ PARTS = ("pose", "face", "left_hand", "right_hand")
 SCORES = "pose: BlazePose visibility; face, hands: 1.0 where Holistic found the part; 0 and xy 0 where not found"
 """What the scores mean, for the keypoints shard's attrs."""
 
-
-@functools.cache
-def sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (cached: every worker process hashes the same models)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def options(cfg: Mapping[str, Any]) -> dict[str, Any]:
@@ -192,7 +181,7 @@ def make_backend(cfg: Mapping[str, Any]) -> Backend:
     provenance = {
         "backend": "mediapipe", "version": mediapipe.__version__, "model": "Holistic (CPU graph, tracking mode)",
         **{k: v for k, v in opts.items() if v is not None},
-        "models": json.dumps({p.name: sha256(p) for p in models}),
+        "models": json.dumps({p.name: file_sha256(p) for p in models}),
         "scores": SCORES, "people": "single person (Holistic)",
     }
 

@@ -21,7 +21,6 @@ imported only here, when the backend is chosen.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from signpipe.keypoints import NUM_KEYPOINTS
-from signpipe.pose import Backend, Clip, Keypoints
+from signpipe.pose import Backend, Clip, Keypoints, file_sha256
 from signpipe.pose.mmpose_json import instance_person
 from signpipe.pose.track import POLICY, Person, select_signer
 
@@ -81,14 +80,6 @@ def resolve_device(device: str, cuda_available: bool) -> str:
         return "cuda:0" if cuda_available else "cpu"
     return "cuda:0" if device == "cuda" else device
 
-
-def file_sha256(path: str | Path) -> str:
-    """Hex sha256 of a (possibly large) file, for provenance (LESSONS 1)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
