@@ -9,7 +9,8 @@ one kept. Error = mean distance over the confident joints / box diagonal, per ha
 
     python benchmarks/handmodel_fit.py [--data ../shared/data/clips] [--mano-dir DIR] [--num-pca 6]
 
-Prints one JSON line last: frames, hands, mean_err_rel, median_err_rel, ms_per_1k_hands_fwd_bwd,
+Prints one JSON line last: frames, hands, mean_err_rel, median_err_rel, ms_per_1k_hands_fwd_bwd
+(with the mesh) and ms_per_1k_hands_joints_only (the joints alone, as the decoders run it),
 and for context camera_only_median_err_rel (the mean hand, only the camera fitted: what theta and
 beta add) and theta_rms_median (size of the fitted theta; the open hand's sampled poses have 1).
 """
@@ -107,7 +108,7 @@ def fit(model: HandModel, target: torch.Tensor, mask: torch.Tensor, steps: int, 
     theta's root mean square (``theta_rms``; 1 is the spread of the open hand's sampled poses)."""
     palm_camera = fit_palm_camera(model, target, mask, starts=32, steps=150, generator=generator)
     with torch.no_grad():
-        mean_hand = model(torch.zeros(model.num_pca), torch.zeros(NUM_BETAS), palm_camera).joints2d
+        mean_hand = model(torch.zeros(model.num_pca), torch.zeros(NUM_BETAS), palm_camera, vertices=False).joints2d
         camera_only = masked_error(mean_hand, target, mask.float())
     camera = torch.stack([palm_camera, depth_mirror(palm_camera)], dim=1).requires_grad_()
     hands = len(target)
@@ -117,7 +118,7 @@ def fit(model: HandModel, target: torch.Tensor, mask: torch.Tensor, steps: int, 
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
     weight = mask[:, None].float().expand(-1, 2, -1)
     for _ in range(steps):
-        pred = model(theta, beta, camera).joints2d
+        pred = model(theta, beta, camera, vertices=False).joints2d
         loss = masked_squared(pred, target[:, None], weight)
         loss = loss + prior * ((theta**2).sum(-1) + 10 * (beta**2).sum(-1))
         optimiser.zero_grad()
@@ -125,21 +126,22 @@ def fit(model: HandModel, target: torch.Tensor, mask: torch.Tensor, steps: int, 
         optimiser.step()
         schedule.step()
     with torch.no_grad():
-        error, best = masked_error(model(theta, beta, camera).joints2d, target[:, None], weight).min(dim=1)
+        error, best = masked_error(model(theta, beta, camera, vertices=False).joints2d, target[:, None], weight).min(dim=1)
         theta_rms = theta[torch.arange(hands), best].pow(2).mean(-1).sqrt()
     return {"camera_only": camera_only, "full": error, "theta_rms": theta_rms}
 
 
-def time_fwd_bwd(model: HandModel, batch: int = 1000, repeats: int = 5) -> float:
+def time_fwd_bwd(model: HandModel, vertices: bool, batch: int = 1000, repeats: int = 5) -> float:
     """Milliseconds of one forward and backward pass over ``batch`` hands, best of ``repeats``
-    (the minimum is the least disturbed by other work on a shared machine)."""
+    (the minimum is the least disturbed by other work on a shared machine); with the mesh or
+    the joints alone (what the decoders' losses use)."""
     theta = torch.randn(batch, model.num_pca, requires_grad=True)
     beta = torch.randn(batch, NUM_BETAS, requires_grad=True)
     camera = torch.randn(batch, CAMERA_DIM, requires_grad=True)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model(theta, beta, camera).joints2d.sum().backward()
+        model(theta, beta, camera, vertices=vertices).joints2d.sum().backward()
         times.append(time.perf_counter() - start)
     return 1000 * min(times)
 
@@ -181,8 +183,10 @@ def main() -> None:
         "fit_seconds": round(fit_seconds, 1),
         "mean_err_rel": round(float(errors.mean()), 4),
         "median_err_rel": round(float(errors.median()), 4),
-        "ms_per_1k_hands_fwd_bwd": round(time_fwd_bwd(HandModel("right", args.mano_dir, args.num_pca)), 1),
     }
+    timed = HandModel("right", args.mano_dir, args.num_pca)
+    result["ms_per_1k_hands_fwd_bwd"] = round(time_fwd_bwd(timed, vertices=True), 1)
+    result["ms_per_1k_hands_joints_only"] = round(time_fwd_bwd(timed, vertices=False), 1)
     print(json.dumps(result))
 
 

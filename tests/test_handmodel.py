@@ -109,6 +109,20 @@ def test_gradients_reach_theta_beta_and_every_camera_parameter():
         assert (value.grad.abs() > 0).all(), f"{name}: some entries get no gradient"
 
 
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_joints_only_path_equals_the_full_mesh_path_with_gradients(side):
+    model = HandModel(side)
+    theta, beta, camera = (v.requires_grad_() for v in random_inputs(model, n=64, seed=2))
+    # far from the mean hand and shape, where pose and shape blend shapes matter
+    full, sparse = (model(theta * 2, beta * 3, camera, vertices=mesh) for mesh in (True, False))
+    assert sparse.vertices is None
+    assert torch.allclose(sparse.joints3d, full.joints3d, atol=1e-5)
+    assert torch.allclose(sparse.joints2d, full.joints2d, atol=1e-5)
+    grads = [torch.autograd.grad(out.joints2d.square().sum(), (theta, beta, camera)) for out in (full, sparse)]
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
@@ -118,6 +132,7 @@ def test_layer_follows_the_module_device_and_dtype(device):
     theta, beta, camera = (v.to(device, torch.float64) for v in random_inputs(model))
     out = model(theta, beta, camera)
     assert out.joints2d.dtype == torch.float64 and out.joints2d.device.type == device
+    assert model(theta, beta, camera, vertices=False).joints2d.dtype == torch.float64
     reference = HandModel("left")(*random_inputs(model))
     assert torch.allclose(out.joints2d.cpu().float(), reference.joints2d, atol=1e-4)
 
@@ -266,6 +281,8 @@ def test_mano_path_loads_chumpy_pickles_and_runs_smplx(tmp_path, monkeypatch, le
     assert torch.allclose(out["right"].joints3d, open_right(theta, beta, camera).joints3d, atol=1e-5)
     assert torch.allclose(out["left"].joints3d, out["right"].joints3d * MIRROR, atol=1e-5)
     assert torch.allclose(out["left"].vertices, out["right"].vertices * MIRROR, atol=1e-5)
+    for side, m in mano.items():  # the joints-only path skins MANO's own tip vertices alike
+        assert torch.allclose(m(theta, beta, camera, vertices=False).joints3d, out[side].joints3d, atol=1e-5)
 
 
 def test_mano_pickle_loader_refuses_unexpected_classes(tmp_path):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import smplx
 import torch
+from smplx.lbs import batch_rigid_transform, batch_rodrigues
 from smplx.utils import Struct
 from torch import Tensor, nn
 
@@ -44,12 +45,12 @@ class HandOutput:
 
     joints3d: (..., 21, 3) joints in ``HAND_JOINT_NAMES`` order, model frame, wrist at the origin
     joints2d: (..., 21, 2) their weak-perspective projection ``c_s * Pi(c_r J3D) + c_o``
-    vertices: (..., V, 3) the mesh, model frame, wrist at the origin
+    vertices: (..., V, 3) the mesh, model frame, wrist at the origin; None when not asked for
     """
 
     joints3d: Tensor
     joints2d: Tensor
-    vertices: Tensor
+    vertices: Tensor | None
 
 
 class HandModel(nn.Module):
@@ -80,6 +81,23 @@ class HandModel(nn.Module):
         self.register_buffer("pose_components", torch.tensor(components[:num_pca], dtype=torch.float32))
         self.register_buffer("tip_vertices", torch.as_tensor(model["tip_vertices"], dtype=torch.long))
         self.register_buffer("joint_order", torch.tensor(to_hand_order(), dtype=torch.long))
+        self._register_sparse_skinning()
+
+    def _register_sparse_skinning(self) -> None:
+        """Buffers for :meth:`_joints`: MANO restricted to its 16 joints and the 5 tip vertices.
+
+        The joints are the regressor applied to the shaped template, which is linear in beta, so
+        their template and shape directions are precomputed; the tips need only their own rows
+        of the template, shape and pose directions and skinning weights.
+        """
+        mano, tips = self.mano, self.tip_vertices
+        self.register_buffer("joint_template", mano.J_regressor @ mano.v_template)
+        self.register_buffer("joint_shapedirs", torch.einsum("jv,vcl->jcl", mano.J_regressor, mano.shapedirs))
+        self.register_buffer("tip_template", mano.v_template[tips])
+        self.register_buffer("tip_shapedirs", mano.shapedirs[tips])
+        posedirs = mano.posedirs.reshape(len(mano.posedirs), -1, 3)[:, tips]
+        self.register_buffer("tip_posedirs", posedirs.reshape(len(posedirs), -1))
+        self.register_buffer("tip_weights", mano.lbs_weights[tips])
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], side: str) -> HandModel:
@@ -92,8 +110,29 @@ class HandModel(nn.Module):
         """(F, 3) triangles of the mesh."""
         return self.mano.faces_tensor
 
-    def forward(self, theta: Tensor, beta: Tensor, camera: Tensor) -> HandOutput:
-        """theta (..., num_pca), beta (..., 10), camera (..., 9) -> joints3d, joints2d, vertices."""
+    def _joints(self, beta: Tensor, full_pose: Tensor) -> Tensor:
+        """(B, 21, 3) MANO's 16 joints then the 5 tips, as ``smplx`` computes them, without the mesh.
+
+        Skinning only what the joints need makes a pose-only forward pass (the decoders') about
+        as cheap as the rest of the network; :meth:`forward` checks nothing here differs.
+        """
+        batch = len(beta)
+        joints = self.joint_template + torch.einsum("bl,jcl->bjc", beta, self.joint_shapedirs)
+        tips = self.tip_template + torch.einsum("bl,jcl->bjc", beta, self.tip_shapedirs)
+        rotations = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(batch, -1, 3, 3)
+        pose_feature = (rotations[:, 1:] - torch.eye(3, dtype=beta.dtype, device=beta.device)).reshape(batch, -1)
+        tips = tips + (pose_feature @ self.tip_posedirs).reshape(batch, -1, 3)
+        posed, transforms = batch_rigid_transform(rotations, joints, self.mano.parents, dtype=beta.dtype)
+        skinning = torch.einsum("vj,bjrc->bvrc", self.tip_weights, transforms)
+        tips = (skinning[..., :3, :3] @ tips[..., None]).squeeze(-1) + skinning[..., :3, 3]
+        return torch.cat([posed, tips], dim=1)
+
+    def forward(self, theta: Tensor, beta: Tensor, camera: Tensor, vertices: bool = True) -> HandOutput:
+        """theta (..., num_pca), beta (..., 10), camera (..., 9) -> joints3d, joints2d, vertices.
+
+        ``vertices=False`` skips the mesh (``HandOutput.vertices`` is None) and skins the joints
+        alone: the same joints, far cheaper, for losses that only see joints.
+        """
         for name, value, size in (("theta", theta, self.num_pca), ("beta", beta, NUM_BETAS),
                                   ("camera", camera, CAMERA_DIM)):
             if value.shape[-1] != size:
@@ -102,13 +141,19 @@ class HandModel(nn.Module):
         theta, beta, camera = (v.expand(*lead, v.shape[-1]).reshape(-1, v.shape[-1])
                                for v in (theta, beta, camera))
         # theta is projected here, not by smplx, which treats 45 PCA coefficients as raw axis-angle.
-        out = self.mano(betas=beta, global_orient=theta.new_zeros(len(theta), 3),
-                        hand_pose=theta @ self.pose_components)
-        joints = torch.cat([out.joints, out.vertices[:, self.tip_vertices]], dim=1)[:, self.joint_order]
+        hand_pose = theta @ self.pose_components
+        mesh = None
+        if vertices:
+            out = self.mano(betas=beta, global_orient=theta.new_zeros(len(theta), 3), hand_pose=hand_pose)
+            joints, mesh = torch.cat([out.joints, out.vertices[:, self.tip_vertices]], dim=1), out.vertices
+        else:
+            full_pose = torch.cat([theta.new_zeros(len(theta), 3), hand_pose], dim=1) + self.mano.pose_mean
+            joints = self._joints(beta, full_pose)
+        joints = joints[:, self.joint_order]
         wrist = joints[:, :1]
-        joints, vertices = joints - wrist, out.vertices - wrist
+        joints = joints - wrist
         return HandOutput(
             joints3d=joints.reshape(*lead, *joints.shape[1:]),
             joints2d=weak_perspective_project(joints, camera).reshape(*lead, -1, 2),
-            vertices=vertices.reshape(*lead, *vertices.shape[1:]),
+            vertices=None if mesh is None else (mesh - wrist).reshape(*lead, *mesh.shape[1:]),
         )
