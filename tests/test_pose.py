@@ -60,6 +60,8 @@ def test_threads_give_the_same_shard(corpus, tmp_path):
     with h5py.File(tmp_path / "1.h5") as one, h5py.File(tmp_path / "2.h5") as two:
         np.testing.assert_array_equal(one["xy"][:], two["xy"][:])
         assert read_index(one).equals(read_index(two))
+        provenance = {k: v for k, v in one.attrs.items() if k.startswith("pose_")}
+        assert provenance and provenance == {k: v for k, v in two.attrs.items() if k.startswith("pose_")}
 
 
 def test_collect_quality_concatenates_shards(tmp_path):

@@ -203,6 +203,10 @@ def _extract_in_worker(video_id: str) -> Keypoints:
     return _worker(video_id)
 
 
+def _provenance_in_worker() -> dict[str, Any]:
+    return dict(_worker.backend.provenance)
+
+
 def _pool_context() -> multiprocessing.context.BaseContext:
     """Spawned workers: a process that has run MediaPipe graphs cannot be forked safely (the
     child's heap is corrupt). Spawned children import ``__main__`` again, so a script that calls
@@ -220,18 +224,24 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
     (detectors such as MediaPipe run one graph per process). Returns the quality table: per
     video, frames, the detection rate of each part and the frames where several people were seen.
     """
-    extractor = _Extractor(cfg, frames_h5, manifest_csv)
-    index = extractor.index
+    with h5py.File(frames_h5, "r") as f:
+        index = read_index(f)
     quality = []
     pool = (ProcessPoolExecutor(threads, mp_context=_pool_context(), initializer=_init_worker,
                                 initargs=(dict(cfg), str(frames_h5), str(manifest_csv)))
             if threads > 1 and len(index) > 1 else None)
+    # With a pool the backends (and their models) live in the workers only; one reports provenance.
+    extractor = None if pool else _Extractor(cfg, frames_h5, manifest_csv)
     try:
-        results = pool.map(_extract_in_worker, index["video_id"]) if pool else map(extractor, index["video_id"])
+        if pool:
+            provenance = pool.submit(_provenance_in_worker).result()
+            results = pool.map(_extract_in_worker, index["video_id"])
+        else:
+            provenance, results = extractor.backend.provenance, map(extractor, index["video_id"])
         with ShardWriter(
             keypoints_h5, "keypoints", SCHEMA_VERSION, KEYPOINT_ARRAYS, config=dict(cfg),
             source=[str(frames_h5), str(manifest_csv)], index_extra=INDEX_EXTRA,
-            attrs={f"pose_{k}": str(v) for k, v in extractor.backend.provenance.items()},
+            attrs={f"pose_{k}": str(v) for k, v in provenance.items()},
         ) as writer:
             for entry, kp in tqdm(zip(index.itertuples(index=False), results), total=len(index),
                                   disable=not progress, desc=f"pose {os.path.basename(frames_h5)}", unit="video"):
@@ -246,7 +256,8 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
-        extractor.close()
+        if extractor:
+            extractor.close()
     table = pd.DataFrame(quality, columns=QUALITY_COLUMNS)
     write_csv(table, quality_csv)
     if len(table):

@@ -154,8 +154,7 @@ def make_backend(cfg: Mapping[str, Any]) -> Backend:
     # graph runs the next clip. Holistic keeps about one core busy, so on a machine with a
     # second core the restart costs no time. (A black frame in between would clear the
     # tracking ROIs and landmark filter but not the visibility filter.) The graphs start with
-    # the first clip: a backend made only for its provenance (the parent of extract_shard's
-    # worker processes) then runs no MediaPipe threads, which must not run when a process forks.
+    # the first clip, so a backend that extracts nothing runs no MediaPipe threads.
     graphs: list[SolutionBase] = []
     models = [RESOURCE_ROOT / GRAPH, model_path, RESOURCE_ROOT / FACE_MODELS[opts["refine_face_landmarks"]],
               *(RESOURCE_ROOT / m for m in BUNDLED_MODELS)]
