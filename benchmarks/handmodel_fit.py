@@ -126,7 +126,8 @@ def fit(model: HandModel, target: torch.Tensor, mask: torch.Tensor, steps: int, 
         optimiser.step()
         schedule.step()
     with torch.no_grad():
-        error, best = masked_error(model(theta, beta, camera, vertices=False).joints2d, target[:, None], weight).min(dim=1)
+        joints = model(theta, beta, camera, vertices=False).joints2d
+        error, best = masked_error(joints, target[:, None], weight).min(dim=1)
         theta_rms = theta[torch.arange(hands), best].pow(2).mean(-1).sqrt()
     return {"camera_only": camera_only, "full": error, "theta_rms": theta_rms}
 

@@ -33,7 +33,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from signpipe.data import NUM_FRAMES
+from signpipe.keypoints import HAND_EDGES
 from signpipe.finetune import train_config
+from signpipe.handmodel.defaults import SIDES
 from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
@@ -48,6 +50,10 @@ PCK_FRAME = 256
 PCK_THRESHOLD = 20.0
 AUC_RANGE = (20.0, 40.0)
 FEASIBILITY = "feasibility.json"
+RECONSTRUCTION = "reconstruction.png"
+FEASIBILITY_KEYS = ("pck20_input", "auc_input", "pck20_output", "auc_output", "pck20_input_masked",
+                    "pck20_output_masked")
+"""What :func:`feasibility` measures, in ``log.csv``, ``feasibility.json`` and ``signbert.pt``."""
 
 
 @dataclass(frozen=True)
@@ -184,14 +190,17 @@ def pck_auc(predicted: Tensor, detected: Tensor, epsilon: float) -> tuple[float,
 @torch.no_grad()
 def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = PretrainObjective(),
                 seed: int = 0, batch_size: int = 32, device: str = "auto") -> dict[str, float]:
-    """PCK@20 and AUC of the masked input and of the reconstruction, over every token of ``data``.
+    """PCK@20 and AUC of the masked input and of the reconstruction, over every token of ``data``
+    (the paper's measure), and PCK@20 over the tokens whose joints or frame were masked
+    (``*_masked``: what the model had to hallucinate).
 
-    The masking is drawn from ``seed``, so every epoch is measured on the same masked clips.
+    The masking is drawn from ``seed`` batch by batch, so every epoch (and every run with the same
+    ``batch_size``, whatever its training batch size) is measured on the same masked clips.
     """
     target = resolve_device(device)
     model.to(target).eval()
     generator = torch.Generator().manual_seed(seed)
-    inputs, outputs, detected = [], [], []
+    inputs, outputs, detected, masked = [], [], [], []
     for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
         pose = batch["pose"]
         masking = mask_tokens(pose, objective, generator)
@@ -199,18 +208,89 @@ def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = P
         outputs.append(model.decoder.joints2d(latent).cpu())
         inputs.append(masking.pose[..., :2])
         detected.append(pose)
+        masked.append(masking.operation > IDENTITY)
     if not detected:
         return {}
-    detected_all = torch.cat(detected)
-    pck_in, auc_in = pck_auc(torch.cat(inputs), detected_all, objective.epsilon)
-    pck_out, auc_out = pck_auc(torch.cat(outputs), detected_all, objective.epsilon)
-    return {"pck20_input": pck_in, "auc_input": auc_in, "pck20_output": pck_out, "auc_output": auc_out}
+    detected_all, input_all, output_all, masked_all = map(torch.cat, (detected, inputs, outputs, masked))
+    pck_in, auc_in = pck_auc(input_all, detected_all, objective.epsilon)
+    pck_out, auc_out = pck_auc(output_all, detected_all, objective.epsilon)
+    [pck_in_masked], [pck_out_masked] = (pck(xy[masked_all], detected_all[masked_all], objective.epsilon,
+                                             [PCK_THRESHOLD]) for xy in (input_all, output_all))
+    return {"pck20_input": pck_in, "auc_input": auc_in, "pck20_output": pck_out, "auc_output": auc_out,
+            "pck20_input_masked": pck_in_masked, "pck20_output_masked": pck_out_masked}
+
+
+OPERATION_NAMES = {-1: "not chosen", IDENTITY: "identity", MASK_JOINTS: "joints masked", MASK_FRAMES: "frame masked"}
+
+
+def _draw_skeleton(ax: Any, xy: np.ndarray, shown: np.ndarray, colour: str) -> None:
+    """Bones and joints of one hand (21, 2), normalised crop units, where both ends are ``shown``."""
+    for a, b in HAND_EDGES:
+        if shown[a] and shown[b]:
+            ax.plot(xy[[a, b], 0], xy[[a, b], 1], color=colour, lw=1.2)
+    ax.scatter(xy[shown, 0], xy[shown, 1], s=6, color=colour, zorder=3)
+
+
+@torch.no_grad()
+def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.PathLike,
+                          objective: PretrainObjective = PretrainObjective(), seed: int = 0, frames: int = 6,
+                          device: str = "auto") -> Path:
+    """A PNG like the paper's Fig. 3: for ``frames`` consecutive frames of the first clip of
+    ``data``, one hand's detected joints, the masked input (disturbed joints as red dots, zeroed
+    ones as red crosses where they were) and the reconstruction. The hand and frames are those
+    where masked tokens hide the most confidently detected joints."""
+    from matplotlib.figure import Figure
+
+    target = resolve_device(device)
+    model.to(target).eval()
+    sample = data.__getitems__([0])[0]
+    pose = sample["pose"][None]  # (1, T, 2, 21, 3)
+    masking = mask_tokens(pose, objective, torch.Generator().manual_seed(seed))
+    output = model.decoder.joints2d(model(masking.pose.to(target))).cpu()
+    frames = min(frames, pose.shape[1])
+    masked = (masking.operation[0] > IDENTITY) * (pose[0, ..., 2] > objective.epsilon).sum(-1)  # (T, 2)
+    windows = masked.float().unfold(0, frames, 1).sum(-1)  # (T - frames + 1, 2): masked confident joints
+    best = int(windows.flatten().argmax())
+    start, hand = divmod(best, 2)
+    fig = Figure(figsize=(1.8 * frames, 5.6))
+    rows = (("detected", pose), ("masked input", masking.pose), ("reconstruction", output))
+    for column, t in enumerate(range(start, start + frames)):
+        detected = pose[0, t, hand].numpy()
+        confident = detected[:, 2] > objective.epsilon
+        for row, (name, values) in enumerate(rows):
+            ax = fig.add_subplot(len(rows), frames, row * frames + column + 1)
+            xy = values[0, t, hand, :, :2].numpy()
+            if row == 1:  # disturbed joints: red dots; zeroed ones: red crosses where they were
+                kept = values[0, t, hand, :, 2].numpy() > 0
+                moved = kept & (np.abs(xy - detected[:, :2]) > 1e-6).any(-1)
+                _draw_skeleton(ax, xy, kept, "tab:blue")
+                ax.scatter(xy[moved, 0], xy[moved, 1], s=18, color="red", zorder=4)
+                gone = ~kept & confident
+                ax.scatter(detected[gone, 0], detected[gone, 1], s=14, color="red", marker="x", zorder=4)
+            else:
+                _draw_skeleton(ax, xy, confident if row == 0 else np.ones(len(xy), bool),
+                               "k" if row == 0 else "tab:green")
+            ax.set_xlim(-1, 1)
+            ax.set_ylim(1, -1)  # image y down
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if column == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(f"frame {t}\n{OPERATION_NAMES[int(masking.operation[0, t, hand])]}", fontsize=8)
+    fig.suptitle(f"{SIDES[hand]} hand of video {sample['video_id']}: detected, masked input, reconstruction")
+    fig.tight_layout()
+    with atomic_path(path, ".png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    return Path(path)
 
 
 def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
              cfg: Mapping[str, Any]) -> dict[str, float]:
     """Pre-train SignBERT on the train split of ``hands_shards``; write ``out_pt`` (the encoder) and,
-    beside it, ``log.csv``, ``curves.png``, ``checkpoint.pt`` (resume) and ``feasibility.json``.
+    beside it, ``log.csv``, ``curves.png``, ``checkpoint.pt`` (resume), ``feasibility.json`` and
+    ``reconstruction.png`` (:func:`reconstruction_figure` on the first val clip).
 
     ``cfg``: the training keys of ``signpipe.train.TrainConfig`` (epochs, batch_size, lr, ...,
     device, seed), ``num_frames``, the ``PretrainObjective`` keys, ``model`` (encoder sizes,
@@ -231,17 +311,18 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         return pretraining_loss(model, batch["pose"], objective)
 
     def evaluate(model: nn.Module) -> dict[str, float]:
-        return feasibility(model, val_set, objective, seed, training.batch_size, training.device)
+        return feasibility(model, val_set, objective, seed, device=training.device)
 
     settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers")}
     history = fit(model, step, train_set, out_dir, training, evaluate if len(val_set) else None,
                   title="SignBERT pre-training", fingerprint=input_fingerprint(hands_shards, settings))
     if distributed()[0] != 0:
         return {}
-    measured = {k: float(history.iloc[-1][k]) for k in ("pck20_input", "auc_input", "pck20_output", "auc_output")
-                if k in history}
+    measured = {k: float(history.iloc[-1][k]) for k in FEASIBILITY_KEYS if k in history}
     with atomic_path(out_dir / FEASIBILITY, ".json") as tmp:
         Path(tmp).write_text(json.dumps({"split": "val", "videos": len(val_set), **measured}, indent=1) + "\n")
+    if len(val_set):
+        reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device)
     save_encoder(out_pt, model, {"feasibility": measured})
     log.info("pretrain: %s written; feasibility %s", out_pt, measured)
     return measured

@@ -120,7 +120,7 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    skip = {"epoch", "lr", "seconds", "samples_per_s"}
+    skip = {"epoch", "lr", "samples", "seconds", "samples_per_s"}
     losses = [c for c in history.columns if "loss" in c]
     others = [c for c in history.columns if c not in skip and c not in losses]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -248,7 +248,7 @@ def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimize
         bar.set_postfix(loss=f"{value:.4f}")
     seconds = time.perf_counter() - started
     return {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in totals.items()},
-            "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0}
+            "samples": seen, "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0}
 
 
 def _batch_size(batch: Batch) -> int:

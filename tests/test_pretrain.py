@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-import signpipe.pretrain as stage
 from signpipe.models.signbert import HandLatent, SignBERT
 from signpipe.pretrain import (
-    IDENTITY, MASK_FRAMES, MASK_JOINTS, PCK_FRAME, FEASIBILITY, PretrainObjective, mask_tokens, pck_auc,
-    pretrain, pretraining_loss, reconstruction_loss, regularisation_loss,
+    FEASIBILITY, FEASIBILITY_KEYS, IDENTITY, MASK_FRAMES, MASK_JOINTS, PCK_FRAME, RECONSTRUCTION, PretrainObjective,
+    feasibility, mask_tokens, pck, pck_auc, pretrain, pretraining_loss, reconstruction_loss, regularisation_loss,
 )
+from signpipe.models.signbert import HandTokens
 from test_signbert import TINY, make_hands_shards, random_pose
 
 PX = 2 / PCK_FRAME  # one pixel of a 256-px crop in normalised units
@@ -103,6 +103,20 @@ def test_pck_and_auc_in_a_256_pixel_crop():
     assert pck_auc(detected[..., :2], detected, 0.5) == (1.0, 1.0)
 
 
+def test_feasibility_measures_all_tokens_and_the_masked_ones_apart(shards):
+    data = HandTokens(shards, "val", 8)
+    measured = feasibility(SignBERT(TINY), data, PretrainObjective(), seed=5, batch_size=len(data), device="cpu")
+    assert set(measured) == set(FEASIBILITY_KEYS)
+    pose = torch.stack([sample["pose"] for sample in data.__getitems__(range(len(data)))])
+    masking = mask_tokens(pose, PretrainObjective(), torch.Generator().manual_seed(5))  # the same draw
+    masked = masking.operation > IDENTITY
+    assert measured["pck20_input"] == pytest.approx(pck_auc(masking.pose[..., :2], pose, 0.5)[0])
+    assert measured["pck20_input_masked"] == pytest.approx(pck(masking.pose[masked][..., :2], pose[masked], 0.5,
+                                                                [20.0])[0])
+    assert measured["pck20_input_masked"] < measured["pck20_input"] < 1.0  # half the tokens are untouched
+    assert 0 <= measured["pck20_output_masked"] <= 1
+
+
 def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path):
     out = tmp_path / "pretrain" / "signbert.pt"
     cfg = {"epochs": 8, "batch_size": 4, "lr": 3e-3, "num_frames": 8, "device": "cpu", "seed": 0,
@@ -110,8 +124,8 @@ def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path
     measured = pretrain(shards, out, cfg)
     log = pd.read_csv(out.parent / "log.csv")
     assert len(log) == 8 and log["train_loss"].iloc[-2:].mean() < log["train_loss"].iloc[:2].mean()
-    assert {"rec_loss", "reg_loss", "pck20_input", "pck20_output", "auc_output"} <= set(log.columns)
-    assert (out.parent / "curves.png").stat().st_size > 0
+    assert {"rec_loss", "reg_loss", *FEASIBILITY_KEYS} <= set(log.columns)
+    assert (out.parent / "curves.png").stat().st_size > 0 and (out.parent / RECONSTRUCTION).stat().st_size > 0
     state = torch.load(out, weights_only=False)
     assert state["arch"]["hidden"] == 32 and "gesture_state_embedding.pool.weight" in state["encoder"]
     report = json.loads((out.parent / FEASIBILITY).read_text())
@@ -119,16 +133,12 @@ def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path
     assert 0 < report["pck20_input"] < 1 and 0 <= report["pck20_output"] <= 1
 
 
-def test_pretrain_trains_on_the_train_split_only(shards, tmp_path, monkeypatch):
-    seen = {}
-
-    def fake_fit(model, step, train_set, out_dir, cfg, evaluate=None, **kwargs):
-        seen["splits"] = set(train_set.index["split"])
-        seen["train"] = train_set.train
-        return pd.DataFrame([{"epoch": 1, **evaluate(model)}])
-
-    monkeypatch.setattr(stage, "fit", fake_fit)
-    measured = pretrain(shards, tmp_path / "signbert.pt", {"num_frames": 4, "device": "cpu", "model": {
+def test_pretrain_trains_on_the_train_split_only(shards, tmp_path):
+    out = tmp_path / "signbert.pt"
+    measured = pretrain(shards, out, {"epochs": 1, "num_frames": 4, "device": "cpu", "model": {
         "hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}})
-    assert seen == {"splits": {"train"}, "train": True} and set(measured) >= {"pck20_input", "pck20_output"}
-    assert (tmp_path / "signbert.pt").exists()
+    splits = pd.concat([HandTokens(path).index for path in shards])["split"]
+    assert pd.read_csv(tmp_path / "log.csv")["samples"].tolist() == [int((splits == "train").sum())]
+    assert 0 < (splits == "train").sum() < len(splits) and set(measured) == set(FEASIBILITY_KEYS)
+    report = json.loads((tmp_path / FEASIBILITY).read_text())
+    assert report["videos"] == int((splits == "val").sum())

@@ -127,6 +127,7 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     assert set(splits) == {"val", "test"}
     assert sorted(splits["test"].video_id) == sorted(manifest.loc[manifest["split"] == "test", "video_id"])
     assert (tmp_path / "results" / "pretrain" / "feasibility.json").exists()
+    assert (tmp_path / "results" / "pretrain" / "reconstruction.png").stat().st_size > 0
     table = pd.read_csv(results / "fusion" / "table.csv")
     assert table.shape[0] >= 1 and "confusing" in " ".join(table.columns)
     assert (tmp_path / "results" / "tables" / "summary.md").exists()

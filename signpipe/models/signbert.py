@@ -185,7 +185,8 @@ class HandModelAwareDecoder(nn.Module):
 
     def project(self, latent: HandLatent, hand: int) -> Tensor:
         """2D joints (..., 21, 2) of tokens of hand ``hand`` (0 left, 1 right) from their latent (..., *)."""
-        return self.hands[hand](latent.theta.float(), latent.beta.float(), latent.camera.float(), vertices=False).joints2d
+        theta, beta, camera = (value.float() for value in (latent.theta, latent.beta, latent.camera))
+        return self.hands[hand](theta, beta, camera, vertices=False).joints2d
 
     def joints2d(self, latent: HandLatent) -> Tensor:
         """2D joints (B, T, 2, 21, 2) of every token of a latent (B, T, 2, *)."""
@@ -265,7 +266,8 @@ class HandTokens(ShardDataset):
     """Clips of hands shards with ``pose`` (N, 2, 21, 3) normalised by :func:`normalise_pose`."""
 
     def __init__(self, shards: str | os.PathLike | Sequence[str | os.PathLike],
-                 split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False, seed: int = 0) -> None:
+                 split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False,
+                 seed: int = 0) -> None:
         super().__init__(shards, arrays=["pose"], split=split, num_frames=num_frames, train=train, seed=seed)
         self.crop_size = crop_size(self.paths)
 

@@ -8,8 +8,15 @@ rule pretrain:
     output:
         encoder=result("pretrain", "signbert.pt"),
         log_csv=result("pretrain", "log.csv"),
-        curves=result("pretrain", "curves.png"),
+        curves=report(
+            result("pretrain", "curves.png"), caption="../report/pretrain_curves.rst", category="Pre-training"
+        ),
         feasibility=result("pretrain", "feasibility.json"),
+        reconstruction=report(
+            result("pretrain", "reconstruction.png"),
+            caption="../report/reconstruction.rst",
+            category="Pre-training",
+        ),
     params:
         pretrain=pretrain_config(),
     log:
