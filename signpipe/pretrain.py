@@ -33,9 +33,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from signpipe.data import NUM_FRAMES
-from signpipe.keypoints import HAND_EDGES
 from signpipe.finetune import train_config
 from signpipe.handmodel.defaults import SIDES
+from signpipe.keypoints import HAND_EDGES
 from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
@@ -50,6 +50,9 @@ PCK_FRAME = 256
 PCK_THRESHOLD = 20.0
 AUC_RANGE = (20.0, 40.0)
 FEASIBILITY = "feasibility.json"
+STEPS_BEFORE_DECAY = 2000
+"""Fewer optimiser steps than this before the first lr decay stopped the reconstruction far from
+converged in benchmarks/signbert.py (160 steps: PCK@20 0.40; 2,400 steps: 0.87); pretrain warns."""
 RECONSTRUCTION = "reconstruction.png"
 FEASIBILITY_KEYS = ("pck20_input", "auc_input", "pck20_output", "auc_output", "pck20_input_masked",
                     "pck20_output_masked")
@@ -306,6 +309,11 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     objective = from_config(PretrainObjective, cfg, aliases={"lambda": "lam"})
     model = SignBERT(from_config(SignBERTConfig, cfg.get("model")), hand_model=cfg.get("hand_model"))
     training = train_config(cfg)
+    steps = -(-len(train_set) // training.batch_size) * training.lr_step
+    if training.epochs > training.lr_step and steps < STEPS_BEFORE_DECAY:
+        log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "
+                    "reconstruction needs about %d: raise lr_step and epochs (docs/signbert.md, 'Schedule on "
+                    "small corpora')", steps, training.lr_step, len(train_set), STEPS_BEFORE_DECAY)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
         return pretraining_loss(model, batch["pose"], objective)

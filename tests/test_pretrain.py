@@ -117,11 +117,12 @@ def test_feasibility_measures_all_tokens_and_the_masked_ones_apart(shards):
     assert 0 <= measured["pck20_output_masked"] <= 1
 
 
-def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path):
+def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path, caplog):
     out = tmp_path / "pretrain" / "signbert.pt"
     cfg = {"epochs": 8, "batch_size": 4, "lr": 3e-3, "num_frames": 8, "device": "cpu", "seed": 0,
            "model": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64, "gcn_channels": 16}}
     measured = pretrain(shards, out, cfg)
+    assert "the learning rate decays after" not in caplog.text  # 8 epochs, none of them decayed
     log = pd.read_csv(out.parent / "log.csv")
     assert len(log) == 8 and log["train_loss"].iloc[-2:].mean() < log["train_loss"].iloc[:2].mean()
     assert {"rec_loss", "reg_loss", *FEASIBILITY_KEYS} <= set(log.columns)
@@ -133,12 +134,13 @@ def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path
     assert 0 < report["pck20_input"] < 1 and 0 <= report["pck20_output"] <= 1
 
 
-def test_pretrain_trains_on_the_train_split_only(shards, tmp_path):
+def test_pretrain_trains_on_the_train_split_only_and_warns_of_an_early_decay(shards, tmp_path, caplog):
     out = tmp_path / "signbert.pt"
-    measured = pretrain(shards, out, {"epochs": 1, "num_frames": 4, "device": "cpu", "model": {
+    measured = pretrain(shards, out, {"epochs": 2, "lr_step": 1, "num_frames": 4, "device": "cpu", "model": {
         "hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}})
+    assert "the learning rate decays after" in caplog.text  # 1 epoch of a few clips
     splits = pd.concat([HandTokens(path).index for path in shards])["split"]
-    assert pd.read_csv(tmp_path / "log.csv")["samples"].tolist() == [int((splits == "train").sum())]
+    assert pd.read_csv(tmp_path / "log.csv")["samples"].tolist() == [int((splits == "train").sum())] * 2
     assert 0 < (splits == "train").sum() < len(splits) and set(measured) == set(FEASIBILITY_KEYS)
     report = json.loads((tmp_path / FEASIBILITY).read_text())
     assert report["videos"] == int((splits == "val").sum())
