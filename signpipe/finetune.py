@@ -64,6 +64,7 @@ def finetune(model_name: str, shards: Sequence[str | os.PathLike], out_dir: str 
     sets = {split: spec.dataset(shards, split, split == "train", model_cfg) for split in ("train", "val", "test")}
     if not len(sets["train"]):
         raise ValueError(f"finetune {model_name}: no train-split videos in {len(shards)} {spec.stage} shards")
+    torch.manual_seed(training.seed)  # the initial weights: the same run gives the same model
     model = spec.build(num_classes, model_cfg)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:

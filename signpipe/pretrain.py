@@ -307,8 +307,9 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
     objective = from_config(PretrainObjective, cfg, aliases={"lambda": "lam"})
-    model = SignBERT(from_config(SignBERTConfig, cfg.get("model")), hand_model=cfg.get("hand_model"))
     training = train_config(cfg)
+    torch.manual_seed(training.seed)  # the initial weights: the same run gives the same model
+    model = SignBERT(from_config(SignBERTConfig, cfg.get("model")), hand_model=cfg.get("hand_model"))
     steps = -(-len(train_set) // training.batch_size) * training.lr_step
     if training.epochs > training.lr_step and steps < STEPS_BEFORE_DECAY:
         log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "

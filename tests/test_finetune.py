@@ -47,6 +47,16 @@ def test_finetune_writes_predictions_for_every_val_and_test_video(shards, tmp_pa
     assert set(result) == {"val_acc", "test_acc"}
 
 
+def test_finetune_is_repeatable_from_its_seed(shards, tmp_path):
+    cfg = {**TRAIN, "signbert": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64}}
+    torch.rand(7)  # whatever ran before in the process must not matter
+    finetune("signbert", shards, tmp_path / "a", 4, cfg)
+    finetune("signbert", shards, tmp_path / "b", 4, cfg)
+    finetune("signbert", shards, tmp_path / "c", 4, {**cfg, "seed": 1})
+    a, b, c = (pd.read_csv(tmp_path / run / "log.csv")[["train_loss", "val_loss"]] for run in "abc")
+    assert a.equals(b) and not a.equals(c)
+
+
 def test_finetune_starts_from_the_pretrained_encoder(shards, tmp_path):
     pretrained = SignBERT(TINY)
     with torch.no_grad():

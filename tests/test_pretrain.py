@@ -144,3 +144,12 @@ def test_pretrain_trains_on_the_train_split_only_and_warns_of_an_early_decay(sha
     assert 0 < (splits == "train").sum() < len(splits) and set(measured) == set(FEASIBILITY_KEYS)
     report = json.loads((tmp_path / FEASIBILITY).read_text())
     assert report["videos"] == int((splits == "val").sum())
+
+
+def test_pretrain_is_repeatable_from_its_seed(shards, tmp_path):
+    cfg = {"epochs": 1, "batch_size": 4, "num_frames": 4, "device": "cpu", "seed": 0, "model": {
+        "hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}}
+    torch.rand(7)  # whatever ran before in the process must not matter
+    runs = [pretrain(shards, tmp_path / run / "signbert.pt", cfg) for run in "ab"]
+    logs = [pd.read_csv(tmp_path / run / "log.csv")[["train_loss", "rec_loss"]] for run in "ab"]
+    assert runs[0] == runs[1] and logs[0].equals(logs[1])
