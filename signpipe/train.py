@@ -94,13 +94,24 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
+def code_digest(root: str | os.PathLike = Path(__file__).parent) -> str:
+    """SHA-256 of the Python sources under ``root`` (the signpipe package): weights trained by
+    other code, such as a changed model, must not be resumed."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*.py")):
+        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
 def input_fingerprint(paths: Iterable[str | os.PathLike], settings: Mapping[str, Any]) -> str:
-    """A digest of input files (path, size, modification time) and settings.
+    """A digest of input files (path, size, modification time), settings and signpipe's code.
 
     A checkpoint resumes only the run that wrote it: after a kill the inputs are the same, but
-    after re-extracted keypoints or another model size the stale weights must not be reused.
+    after re-extracted keypoints, another model size or a code change the stale weights must
+    not be reused.
     """
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    digest.update(code_digest().encode())
     for path in sorted(map(str, paths)):
         stat = os.stat(path)
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())

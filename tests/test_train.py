@@ -14,7 +14,9 @@ import torch
 from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
-from signpipe.train import CHECKPOINT, TrainConfig, fit, input_fingerprint, predict, resolve_device, save_checkpoint
+from signpipe.train import (
+    CHECKPOINT, TrainConfig, code_digest, fit, input_fingerprint, predict, resolve_device, save_checkpoint,
+)
 
 
 class TinyData(torch.utils.data.Dataset):
@@ -115,6 +117,19 @@ def test_input_fingerprint_follows_files_and_settings(tmp_path):
     assert input_fingerprint([a], {"hidden": 64}) == first != input_fingerprint([a], {"hidden": 32})
     a.write_bytes(b"22")
     assert input_fingerprint([a], {"hidden": 64}) != first
+
+
+def test_code_digest_follows_every_source_file(tmp_path):
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "net.py"
+    model.write_text("WIDTH = 64\n")
+    (tmp_path / "notes.txt").write_text("not code")
+    first = code_digest(tmp_path)
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert code_digest(tmp_path) == first
+    model.write_text("WIDTH = 32\n")
+    assert code_digest(tmp_path) != first
+    assert code_digest() == code_digest()  # the installed signpipe package
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
