@@ -123,6 +123,18 @@ def test_joints_only_path_equals_the_full_mesh_path_with_gradients(side):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
+def test_layer_keeps_full_precision_under_mixed_precision():
+    model = HandModel("right")
+    theta, beta, camera = random_inputs(model, n=16, seed=3)
+    reference = model(theta, beta, camera)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for mesh in (True, False):
+            out = model(theta.bfloat16(), beta, camera, vertices=mesh)  # a network's half-precision output
+            assert out.joints2d.dtype == torch.float32
+            assert torch.allclose(out.joints2d, model(theta.bfloat16().float(), beta, camera).joints2d, atol=1e-6)
+        assert torch.allclose(model(theta, beta, camera).joints2d, reference.joints2d, atol=1e-6)
+
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

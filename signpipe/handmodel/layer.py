@@ -137,6 +137,13 @@ class HandModel(nn.Module):
                                   ("camera", camera, CAMERA_DIM)):
             if value.shape[-1] != size:
                 raise ValueError(f"{name} must have {size} values in its last axis, got {tuple(value.shape)}")
+        # Skinning chains 4x4 transforms down each finger: it runs in the layer's own precision
+        # even inside a mixed-precision region, whatever the dtype of the network's outputs.
+        with torch.autocast(theta.device.type, enabled=False):
+            dtype = self.pose_components.dtype
+            return self._run(theta.to(dtype), beta.to(dtype), camera.to(dtype), vertices)
+
+    def _run(self, theta: Tensor, beta: Tensor, camera: Tensor, vertices: bool) -> HandOutput:
         lead = torch.broadcast_shapes(theta.shape[:-1], beta.shape[:-1], camera.shape[:-1])
         theta, beta, camera = (v.expand(*lead, v.shape[-1]).reshape(-1, v.shape[-1])
                                for v in (theta, beta, camera))

@@ -185,8 +185,7 @@ class HandModelAwareDecoder(nn.Module):
 
     def project(self, latent: HandLatent, hand: int) -> Tensor:
         """2D joints (..., 21, 2) of tokens of hand ``hand`` (0 left, 1 right) from their latent (..., *)."""
-        theta, beta, camera = (value.float() for value in (latent.theta, latent.beta, latent.camera))
-        return self.hands[hand](theta, beta, camera, vertices=False).joints2d
+        return self.hands[hand](latent.theta, latent.beta, latent.camera, vertices=False).joints2d
 
     def joints2d(self, latent: HandLatent) -> Tensor:
         """2D joints (B, T, 2, 21, 2) of every token of a latent (B, T, 2, *)."""
