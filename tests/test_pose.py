@@ -88,6 +88,14 @@ def test_detection_rates_per_part():
     assert detection_rates(score) == {"body": 1.0, "face": 0.0, "left_hand": 0.5, "right_hand": 0.0}
 
 
+def test_a_bad_backend_config_names_the_key_with_worker_processes(corpus, tmp_path):
+    root, _ = corpus
+    with pytest.raises(ValueError, match="pose.mmpose_json.dir"):
+        extract_shard(root / "manifest.csv", root / "frames.h5", tmp_path / "kp.h5", tmp_path / "q.csv",
+                      {"backend": "mmpose-json"}, threads=2, progress=False)
+    assert not (tmp_path / "kp.h5").exists()
+
+
 def test_unknown_backend_names_the_key():
     with pytest.raises(ValueError, match="pose.backend: unknown backend 'openpifpaf'"):
         make_backend({"backend": "openpifpaf"})

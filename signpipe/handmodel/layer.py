@@ -114,7 +114,7 @@ class HandModel(nn.Module):
         """(B, 21, 3) MANO's 16 joints then the 5 tips, as ``smplx`` computes them, without the mesh.
 
         Skinning only what the joints need makes a pose-only forward pass (the decoders') about
-        as cheap as the rest of the network; :meth:`forward` checks nothing here differs.
+        as cheap as the rest of the network; the tests hold it equal to the mesh path.
         """
         batch = len(beta)
         joints = self.joint_template + torch.einsum("bl,jcl->bjc", beta, self.joint_shapedirs)

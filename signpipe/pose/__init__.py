@@ -18,6 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,11 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
     extractor = None if pool else _Extractor(cfg, frames_h5, manifest_csv)
     try:
         if pool:
-            provenance = pool.submit(_provenance_in_worker).result()
+            try:
+                provenance = pool.submit(_provenance_in_worker).result()
+            except BrokenProcessPool:
+                make_backend(cfg).close()  # a bad config raises here, with its message naming the key
+                raise
             results = pool.map(_extract_in_worker, index["video_id"])
         else:
             provenance, results = extractor.backend.provenance, map(extractor, index["video_id"])
