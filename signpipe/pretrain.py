@@ -50,9 +50,10 @@ PCK_FRAME = 256
 PCK_THRESHOLD = 20.0
 AUC_RANGE = (20.0, 40.0)
 FEASIBILITY = "feasibility.json"
-STEPS_BEFORE_DECAY = 2000
-"""Fewer optimiser steps than this before the first lr decay stopped the reconstruction far from
-converged in benchmarks/signbert.py (160 steps: PCK@20 0.40; 2,400 steps: 0.87); pretrain warns."""
+STEPS_BEFORE_DECAY = 2500
+"""Fewer optimiser steps than this before the first lr decay left the reconstruction short of the
+masked input in benchmarks/signbert.py (160 steps: PCK@20 0.40; 1,800: 0.85, level with the
+input; 2,700: 0.87); pretrain warns."""
 RECONSTRUCTION = "reconstruction.png"
 FEASIBILITY_KEYS = ("pck20_input", "auc_input", "pck20_output", "auc_output", "pck20_input_masked",
                     "pck20_output_masked")
@@ -313,7 +314,7 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     steps = -(-len(train_set) // training.batch_size) * training.lr_step
     if training.epochs > training.lr_step and steps < STEPS_BEFORE_DECAY:
         log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "
-                    "reconstruction needs about %d: raise lr_step and epochs (docs/signbert.md, 'Schedule on "
+                    "reconstruction needs %d or more: raise lr_step and epochs (docs/signbert.md, 'Schedule on "
                     "small corpora')", steps, training.lr_step, len(train_set), STEPS_BEFORE_DECAY)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
