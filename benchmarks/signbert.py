@@ -18,8 +18,8 @@ import logging
 import resource
 import tempfile
 import time
-from statistics import mean
 from pathlib import Path
+from statistics import mean
 
 import pandas as pd
 import torch
@@ -111,8 +111,8 @@ def main() -> None:
         "auc_input": round(measured["auc_input"], 4), "auc_output": round(measured["auc_output"], 4),
         "pck20_input_masked": round(measured["pck20_input_masked"], 4),
         "pck20_output_masked": round(measured["pck20_output_masked"], 4),
-        **{f"{split}acc_{start}": round(mean(r[f"{split or 'test_'}acc"] for r in runs[start]), 4)
-           for split in ("", "val_") for start in runs},
+        **{f"acc_{start}": round(mean(r["test_acc"] for r in runs[start]), 4) for start in runs},
+        **{f"val_acc_{start}": round(mean(r["val_acc"] for r in runs[start]), 4) for start in runs},
         "finetune_seeds": args.finetune_seeds,
         **{f"acc_{start}_per_seed": [round(r["test_acc"], 4) for r in runs[start]] for start in runs},
     }))
