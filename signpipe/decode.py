@@ -4,7 +4,8 @@ Each video is decoded with PyAV, cut to its clip (manifest ``frame_start``/``fra
 resized so that its short side is at most ``short_side`` (never enlarged), and stored as
 JPEG bytes. Scaling and JPEG encoding run in a thread pool while PyAV decodes the next
 frames, so the stage keeps close to a bare decode loop. A video that cannot be decoded never fails the shard:
-it is listed with its reason in the shard's failures CSV and the rest is written.
+it is listed with its reason in the shard's failures CSV and the rest is written; only errors of
+the job itself (:func:`signpipe.jobs.fails_the_job`: disk full, out of memory, interrupted) stop it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from signpipe.datasets import read_manifest
+from signpipe.jobs import describe, fails_the_job
 from signpipe.shards import VLEN_BYTES, ShardWriter, concat_csvs, write_csv
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ TRUNCATION_TOLERANCE = 0.05
 Headers overcount by a few frames where the muxer used an edit list (FOOTBALL.mp4 declares 64
 frames and holds 62), so only a clear shortfall (at least 3 frames) is treated as truncation."""
 FAILURE_COLUMNS = ["video_id", "path", "stage", "reason"]
+"""Columns of ``failures.csv``: ``reason`` is a :class:`DecodeError`'s message, or ``"Type: message"``
+of any other exception raised for the video."""
 FRAME_ARRAYS = {"jpeg": (VLEN_BYTES, ()), "height": (np.int32, ()), "width": (np.int32, ())}
 INDEX_EXTRA = [("fps", np.float64), ("src_height", np.int64), ("src_width", np.int64)]
 
@@ -88,7 +92,8 @@ def decode_video(path: str | os.PathLike, frame_start: int = 0, frame_end: int =
     if path.stat().st_size == 0:
         raise DecodeError("empty file (0 bytes)")
     try:
-        container = av.open(str(path))
+        # Metadata is never needed here, and phone/QuickTime files carry non-UTF-8 names.
+        container = av.open(str(path), metadata_errors="replace")
     except (av.FFmpegError, OSError) as err:
         raise DecodeError(f"cannot open ({_reason(err)})") from err
     encoded: list[Future | bytes] = []
@@ -163,10 +168,12 @@ def decode_shard(manifest_csv: str | os.PathLike, shard: int, frames_h5: str | o
             try:
                 video = decode_video(row.path, int(row.frame_start), int(row.frame_end),
                                      short_side, jpeg_quality, pool)
-            except DecodeError as err:
-                log.warning("video %s: %s; skipped, listed in %s", row.video_id, err, failures_csv)
-                failures.append({"video_id": row.video_id, "path": row.path, "stage": "decode",
-                                 "reason": str(err)})
+            except Exception as err:
+                if fails_the_job(err):
+                    raise
+                reason = str(err) if isinstance(err, DecodeError) else describe(err)
+                log.warning("video %s: cannot decode (%s); skipped, listed in %s", row.video_id, reason, failures_csv)
+                failures.append({"video_id": row.video_id, "path": row.path, "stage": "decode", "reason": reason})
                 continue
             n = len(video.jpeg)
             writer.add(

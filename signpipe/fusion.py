@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from signpipe.figures import save_figure
 from signpipe.metrics import accuracies, read_classes
 from signpipe.predictions import SplitPredictions, read_predictions
 from signpipe.shards import atomic_path, write_csv
@@ -190,9 +191,7 @@ def plot_confusion(scores: np.ndarray, labels: np.ndarray, path: str | os.PathLi
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def fuse(predictions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike],

@@ -17,6 +17,8 @@ video (pixel ``i`` spans ``[i, i + 1)``), the convention of the keypoints shard.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
 from collections import deque
@@ -31,10 +33,11 @@ import numpy as np
 import simplejpeg
 from tqdm import tqdm
 
+from signpipe.jobs import describe, fails_the_job
 from signpipe.keypoints import HAND_SLICES, NUM_HAND_JOINTS
 from signpipe.keypoints.layout import LEFT_ELBOW, LEFT_SHOULDER, LEFT_WRIST, RIGHT_ELBOW, RIGHT_SHOULDER, RIGHT_WRIST
 from signpipe.keypoints.quality import DETECTION_THRESHOLD, part_detected
-from signpipe.shards import VLEN_BYTES, ShardWriter, read_index
+from signpipe.shards import VLEN_BYTES, decode_jpeg, ShardWriter, read_index
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +92,7 @@ def encode_crops(crops: np.ndarray, quality: int) -> bytes:
 
 def decode_crops(rows: Iterable[np.ndarray]) -> np.ndarray:
     """Crops (n, 2, S, S, 3) uint8 from n JPEG rows of a hands shard's ``crop`` array."""
-    images = [simplejpeg.decode_jpeg(row, colorspace="RGB") for row in rows]
+    images = [decode_jpeg(row) for row in rows]
     return np.stack([image.reshape(2, image.shape[1], *image.shape[1:]) for image in images])
 
 
@@ -246,7 +249,7 @@ def crop_video(jpeg: np.ndarray, xy: np.ndarray, score: np.ndarray, frame_size: 
     """
     box, source, width = hand_boxes(xy, score, source_size, box_scale, sigma)
     scale = (source_size[0] / frame_size[0], source_size[1] / frame_size[1])
-    crops = [crop_frame(simplejpeg.decode_jpeg(row, colorspace="RGB"), b, scale, crop_size, fill)
+    crops = [crop_frame(decode_jpeg(row), b, scale, crop_size, fill)
              for row, b in zip(jpeg, box)]
     if storage == "jpeg":
         crop: np.ndarray | list[bytes] = [encode_crops(c, jpeg_quality) for c in crops]
@@ -255,15 +258,15 @@ def crop_video(jpeg: np.ndarray, xy: np.ndarray, score: np.ndarray, frame_size: 
     return HandClip(crop, pose_in_crop(xy, score, box, crop_size), box, source, width)
 
 
-def _ordered(pool: ThreadPoolExecutor, work: Iterable[Callable[[], HandClip]], ahead: int) -> Iterator[HandClip]:
-    """Results of ``work`` in order, keeping at most ``ahead`` jobs in flight (bounded memory)."""
+def _ordered(pool: ThreadPoolExecutor, work: Iterable[Callable[[], HandClip]], ahead: int) -> Iterator[Future]:
+    """Futures of ``work`` in order, keeping at most ``ahead`` jobs in flight (bounded memory)."""
     pending: deque[Future] = deque()
     for job in work:
         pending.append(pool.submit(job))
         if len(pending) >= ahead:
-            yield pending.popleft().result()
+            yield pending.popleft()
     while pending:
-        yield pending.popleft().result()
+        yield pending.popleft()
 
 
 def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, hands_h5: str | os.PathLike,
@@ -276,9 +279,13 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
     guarantees it). Crops are stored as one JPEG per frame (:func:`encode_crops`) or, with
     ``storage="raw"``, as uint8 (T, 2, S, S, 3), about ten times larger; ``threads`` videos are
     cropped at once (OpenCV and libjpeg-turbo release the GIL); ``chunk_frames`` rows make one
-    HDF5 chunk (larger chunks make h5py's reads of a clip cheaper). Returns counts: videos, frames and, over both hands, the frames per box
-    source (``detected``, ``interpolated``, ``forearm``, ``upper_arm``, ``no_cue``); the counts
-    are also written to the shard's attrs as ``frames_<source>``.
+    HDF5 chunk (larger chunks make h5py's reads of a clip cheaper). A video that fails (e.g. a
+    corrupt stored frame) is written with 0 frames, which loaders skip, and named with its error
+    in the attr ``failures`` (JSON: video_id -> "Type: message"); errors of the job
+    (:func:`signpipe.jobs.fails_the_job`) stop it. Returns counts: videos and frames written, videos
+    failed and, over both hands, the frames per box source (``detected``, ``interpolated``,
+    ``forearm``, ``upper_arm``, ``no_cue``); the counts are also written to the shard's attrs as
+    ``frames_<source>``.
     """
     arrays = hand_arrays(crop_size, storage)
     config = {"crop_size": crop_size, "box_scale": box_scale, "smooth_sigma": smooth_sigma, "storage": storage,
@@ -290,14 +297,18 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
             raise ValueError(f"{keypoints_h5} does not hold the videos and frame counts of {frames_h5}; "
                              "rerun the pose stage for this shard (snakemake --forcerun pose)")
 
-        def job(entry: Any) -> Callable[[], HandClip]:
+        def crop_entry(entry: Any) -> HandClip:  # runs in the pool: every error of the video lands in its future
             rows = slice(int(entry.start), int(entry.start + entry.length))
             jpeg, xy, score = frames["jpeg"][rows], keypoints["xy"][rows], keypoints["score"][rows]
             frame_size = ((int(frames["width"][rows.start]), int(frames["height"][rows.start]))
                           if entry.length else (1, 1))
             source_size = (int(entry.src_width), int(entry.src_height))
-            return lambda: crop_video(jpeg, xy, score, frame_size, source_size, crop_size, box_scale,
-                                      smooth_sigma, storage, jpeg_quality, fill)
+            return crop_video(jpeg, xy, score, frame_size, source_size, crop_size, box_scale,
+                              smooth_sigma, storage, jpeg_quality, fill)
+
+        empty = {name: ([] if dtype == VLEN_BYTES else np.zeros((0, *tail), dtype))
+                 for name, (dtype, tail) in arrays.items()}
+        failures: dict[str, str] = {}
 
         with ThreadPoolExecutor(max(1, threads)) as pool, ShardWriter(
             hands_h5, "hands", SCHEMA_VERSION, arrays, config=config,
@@ -306,17 +317,29 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
             index_extra=INDEX_EXTRA, chunk_frames=chunk_frames,
         ) as writer:
             entries = list(index.itertuples(index=False))
-            clips = _ordered(pool, map(job, entries), ahead=2 * max(1, threads))
-            for entry, clip in tqdm(zip(entries, clips), total=len(entries), disable=not progress,
-                                    desc=f"hands {os.path.basename(frames_h5)}", unit="video"):
+            clips = _ordered(pool, (functools.partial(crop_entry, entry) for entry in entries),
+                             ahead=2 * max(1, threads))
+            for entry, future in tqdm(zip(entries, clips), total=len(entries), disable=not progress,
+                                      desc=f"hands {os.path.basename(frames_h5)}", unit="video"):
+                extra = {"src_height": entry.src_height, "src_width": entry.src_width}
+                try:
+                    clip = future.result()
+                except Exception as err:
+                    if fails_the_job(err):
+                        raise
+                    failures[entry.video_id] = describe(err)
+                    log.warning("video %s: cannot crop its hands (%s); written with 0 frames, named in the "
+                                "'failures' attr of %s", entry.video_id, failures[entry.video_id], hands_h5)
+                    writer.add(entry.video_id, entry.label, entry.split, extra=extra, **empty)
+                    continue
                 writer.add(entry.video_id, entry.label, entry.split, crop=clip.crop, pose=clip.pose, box=clip.box,
-                           box_source=clip.box_source,
-                           extra={"src_height": entry.src_height, "src_width": entry.src_width,
-                                  "shoulder_width": clip.shoulder_width})
+                           box_source=clip.box_source, extra={**extra, "shoulder_width": clip.shoulder_width})
                 counts += np.bincount(clip.box_source.ravel(), minlength=len(BOX_SOURCES))
-            stats = {"videos": len(entries), "frames": int(index["length"].sum()),
-                     **{name: int(n) for name, n in zip(BOX_SOURCES, counts)}}
+            failed = index["video_id"].isin(failures)
+            stats = {"videos": int((~failed).sum()), "frames": int(index["length"][~failed].sum()),
+                     "failed": len(failures), **{name: int(n) for name, n in zip(BOX_SOURCES, counts)}}
             writer.attrs.update({f"frames_{name}": int(n) for name, n in zip(BOX_SOURCES, counts)})
-    log.info("%s: %d videos, %d frames; hand boxes (both hands) %s", hands_h5, stats["videos"], stats["frames"],
-             ", ".join(f"{name} {stats[name]}" for name in BOX_SOURCES))
+            writer.attrs["failures"] = json.dumps(failures)
+    log.info("%s: %d videos, %d frames, %d failed; hand boxes (both hands) %s", hands_h5, stats["videos"],
+             stats["frames"], stats["failed"], ", ".join(f"{name} {stats[name]}" for name in BOX_SOURCES))
     return stats

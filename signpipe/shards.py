@@ -8,9 +8,17 @@ shard and reading one clip costs a single slice instead of a walk over thousands
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import json
+import logging
+import math
 import os
+import re
+import shutil
+import socket
 import tempfile
+import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -19,8 +27,11 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
+import simplejpeg
 
 import signpipe
+
+log = logging.getLogger(__name__)
 
 VLEN_BYTES = h5py.vlen_dtype(np.uint8)
 """dtype of an array whose rows are encoded bytes (JPEG frames)."""
@@ -49,15 +60,75 @@ FILE_MODE = _default_file_mode()
 """Mode of files we write: what open() would give (mkstemp's temp files are private, 0600)."""
 
 
+HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
+"""This machine's name as temp file names carry it."""
+STALE_AFTER = 3600
+"""Seconds without a write after which a temp file whose writer cannot be checked (another host's,
+or one named without its pid) counts as left by a killed job."""
+
+
+def _writer_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    return True
+
+
+def remove_stale_temp_files(path: str | os.PathLike, suffix: str = "") -> list[Path]:
+    """Remove the temp files of ``path`` (:func:`atomic_path`) that no live writer holds; return them.
+
+    A temp file names its writer, ``.{name}.{pid}@{host}.XXXXXXXX{suffix}.tmp``: on this host it
+    is stale once that pid is gone; a file of another host, or of an older signpipe (no pid),
+    once it was not written for :data:`STALE_AFTER` seconds.
+    """
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.(?:(\d+)@([A-Za-z0-9-]+)\.)?[a-z0-9_]{{8}}"
+                         rf"{re.escape(suffix)}\.tmp")
+    removed = []
+    for tmp in path.parent.glob(glob.escape(f".{path.name}.") + "*.tmp"):
+        match = pattern.fullmatch(tmp.name)
+        if not match:
+            continue
+        pid, host = match.groups()
+        try:
+            if host == HOST and _writer_alive(int(pid)):
+                continue
+            if host != HOST and time.time() - tmp.stat().st_mtime <= STALE_AFTER:
+                continue
+            tmp.unlink()
+        except FileNotFoundError:  # its writer just finished, or another cleaner was first
+            continue
+        log.info("removed %s, left by a killed writer of %s", tmp, path)
+        removed.append(tmp)
+    return removed
+
+
+def check_space(folder: str | os.PathLike, needed: int, what: str) -> None:
+    """Raise OSError(ENOSPC) naming ``folder`` unless its disk has ``needed`` bytes free for ``what``."""
+    free = shutil.disk_usage(folder).free
+    if free < needed:
+        mb = 1 << 20
+        raise OSError(errno.ENOSPC, f"no space left on {folder} for {what} ({math.ceil(needed / mb)} MB needed, "
+                                    f"{free // mb} MB free); free space there or move the results to a "
+                                    "larger disk, then rerun")
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
 
-    A killed or failing writer leaves the old file (or none), never a half-written one.
+    A killed or failing writer leaves the old file (or none), never a half-written one; the temp
+    files that killed writers leave behind are removed when the next one starts
+    (:func:`remove_stale_temp_files`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_stale_temp_files(path, suffix)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{HOST}.", suffix=suffix + ".tmp",
+                               dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -91,7 +162,8 @@ class ShardWriter:
     ``arrays`` declares every per-frame array up front (name -> (dtype, per-frame shape)), so
     a shard with no videos is still a complete, readable file. ``index_extra`` adds columns to
     ``/index`` (e.g. a video's fps) beyond the five of DESIGN §3; ``attrs`` adds file attributes
-    (e.g. the pose backend's provenance).
+    (e.g. the pose backend's provenance). Each video is checked to fit on the disk before it is
+    written (:func:`check_space`): a full disk fails with a message, not inside HDF5.
 
     >>> with ShardWriter(out, "frames", 1, {"jpeg": (VLEN_BYTES, ())}) as w:
     ...     w.add("69241", label=3, split="train", jpeg=encoded_frames)
@@ -124,6 +196,11 @@ class ShardWriter:
         self.chunk_frames, self.compression = chunk_frames, compression
         self._rows: list[tuple] = []
         self._total = 0
+        self._row_bytes = {name: np.dtype(dtype).itemsize * int(np.prod(tail, dtype=np.int64))
+                           for name, (dtype, tail) in self.arrays.items()}
+        # Free space kept beyond a video's own bytes: what HDF5 may hold unwritten (its chunk
+        # cache, 1 MB per array) and the index written at the end.
+        self._reserve = (len(self.arrays) + 1) << 20
 
     def __enter__(self) -> ShardWriter:
         self._atomic = atomic_path(self.path, ".h5")
@@ -149,6 +226,9 @@ class ShardWriter:
         if len(set(lengths.values())) > 1:
             raise ValueError(f"video {video_id}: arrays differ in frame count {lengths}")
         length = next(iter(lengths.values()), 0)
+        needed = sum(sum(len(v) for v in values) if self.arrays[name][0] == VLEN_BYTES
+                     else length * self._row_bytes[name] for name, values in arrays.items())
+        check_space(self.path.parent, needed + self._reserve, f"video {video_id} of {self.path.name}")
         for name, values in arrays.items():
             ds = self.file[name]
             ds.resize(self._total + length, axis=0)
@@ -165,12 +245,16 @@ class ShardWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None:
-                self.file.create_dataset("index", data=np.array(self._rows, dtype=self.index_dtype))
-                self.file.attrs.update(self.attrs)
-        finally:
-            self.file.close()
-            self._atomic.__exit__(exc_type, exc, tb)
+            try:
+                if exc_type is None:
+                    self.file.create_dataset("index", data=np.array(self._rows, dtype=self.index_dtype))
+                    self.file.attrs.update(self.attrs)
+            finally:
+                self.file.close()
+        except BaseException as err:  # closing flushes, so it can fail too: the temp file must still go
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._atomic.__exit__(exc_type, exc, tb)
 
 
 def _write_vlen(ds: h5py.Dataset, start: int, values: Sequence[bytes]) -> None:
@@ -185,6 +269,11 @@ def _write_vlen(ds: h5py.Dataset, start: int, values: Sequence[bytes]) -> None:
     file_space = ds.id.get_space()
     file_space.select_hyperslab((start,), (len(values),))
     ds.id.write(h5py.h5s.create_simple((len(values),)), file_space, rows)
+
+
+def decode_jpeg(row: np.ndarray | bytes) -> np.ndarray:
+    """One stored JPEG row (a frame, or a hands crop pair) as an RGB image (H, W, 3) uint8."""
+    return simplejpeg.decode_jpeg(row, colorspace="RGB")
 
 
 def read_index(f: h5py.File) -> pd.DataFrame:

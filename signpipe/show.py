@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import cv2
 import h5py
 import numpy as np
-import simplejpeg
 
+from signpipe.figures import save_image
 from signpipe.hands import BOX_SOURCES, DETECTED, INTERPOLATED, read_crops
+from signpipe.inspect import index_table, open_hdf5
 from signpipe.keypoints import HAND_EDGES, HAND_SLICES, PARTS, skeleton_edges
 from signpipe.keypoints.quality import DETECTION_THRESHOLD
-from signpipe.shards import read_index
+from signpipe.names import video_file
+from signpipe.shards import decode_jpeg
+
+log = logging.getLogger(__name__)
 
 STAGES = ("frames", "keypoints", "hands")
 CELL = 240
@@ -43,7 +49,7 @@ BACKDROP = (40, 40, 40)
 
 def _stage(path: Path) -> str:
     """The stage of a signpipe shard from its ``schema`` attr ("signpipe/<stage>/<version>")."""
-    with h5py.File(path, "r") as f:
+    with open_hdf5(path) as f:
         schema = str(f.attrs.get("schema", ""))
     parts = schema.split("/")
     if len(parts) != 3 or parts[0] != "signpipe" or parts[1] not in STAGES:
@@ -69,14 +75,14 @@ def siblings(path: str | os.PathLike) -> dict[str, Path]:
 
 
 def _entry(f: h5py.File, video_id: str) -> Mapping[str, Any] | None:
-    index = read_index(f)
+    index = index_table(f)
     rows = index[index["video_id"] == video_id]
     return None if rows.empty else rows.iloc[0].to_dict()
 
 
 def _missing(path: Path, video_id: str) -> ValueError:
-    with h5py.File(path, "r") as f:
-        ids = read_index(f)["video_id"].tolist()
+    with open_hdf5(path) as f:
+        ids = index_table(f)["video_id"].tolist()
     shown = ", ".join(ids[:8]) + (", ..." if len(ids) > 8 else "")
     return ValueError(f"{path}: no video {video_id!r}; it holds {len(ids)} videos: {shown or 'none'}")
 
@@ -85,7 +91,7 @@ def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dic
     """What the sheet draws, for ``count`` evenly spaced frames of the video (``named``: the file the user gave)."""
     data: dict[str, Any] = {"absent": []}
     for stage, path in files.items():
-        with h5py.File(path, "r") as f:
+        with open_hdf5(path) as f:
             entry = _entry(f, video_id)
             if entry is None:
                 data["absent"].append(stage)
@@ -97,7 +103,7 @@ def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dic
             start = int(entry["start"])
             rows = [start + t for t in data["times"]]  # siblings hold the same frames (DESIGN §3)
             if stage == "frames":
-                data["images"] = [simplejpeg.decode_jpeg(f["jpeg"][r], colorspace="RGB") for r in rows]
+                data["images"] = [decode_jpeg(f["jpeg"][r]) for r in rows]
                 data["source_size"] = (int(entry["src_width"]), int(entry["src_height"]))
             elif stage == "keypoints":
                 data["xy"], data["score"] = f["xy"][rows], f["score"][rows]
@@ -229,11 +235,7 @@ def contact_sheet(path: str | os.PathLike, video_id: str, out: str | os.PathLike
                 column += [_crop_cell(data, i, hand), _label(f"{HAND_NAMES[hand]}: {source}", HAND_COLOURS[hand])]
         block = np.concatenate(column)
         sheet[y:y + len(block), x:x + CELL] = block
-    out = Path(out) if out else Path(f"{video_id}.png")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{out}: cannot write the PNG")
-    return out
+    return save_image(sheet, out if out else video_file(".", video_id, ".png"))
 
 
 def _show(args: argparse.Namespace) -> None:
@@ -255,14 +257,37 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_show)
 
 
-def sample_sheets(path: str | os.PathLike, out_dir: str | os.PathLike, count: int = 4,
-                  split: str = "test") -> list[Path]:
-    """Contact sheets of the first ``count`` videos of ``split`` in one shard, as ``out_dir/<video_id>.png``.
+NO_SHEETS = "no_{split}_videos.png"
+"""What ``sample_sheets`` writes instead when no shard holds a video of the split."""
 
-    For ``snakemake --report``: a reader sees at a glance whether extraction and cropping worked.
+
+def sample_sheets(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, count: int = 4,
+                  split: str = "test") -> list[Path]:
+    """Contact sheets of the first ``count`` videos of ``split`` (by id) in any of the shards ``paths``.
+
+    Writes ``out_dir/<video_id>.png``, for ``snakemake --report``: a reader sees at a glance whether
+    extraction and cropping worked. When no shard holds a video of ``split``, writes one PNG that
+    says so (``NO_SHEETS``) instead of leaving the folder silently empty.
     """
-    with h5py.File(path, "r") as f:
-        index = read_index(f)
-    chosen = index.loc[index["split"] == split, "video_id"].head(count).tolist()
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
-    return [contact_sheet(path, video_id, Path(out_dir) / f"{video_id}.png") for video_id in chosen]
+    out_dir = Path(out_dir)
+    found, splits = [], Counter()
+    for path in paths:
+        with open_hdf5(path) as f:
+            index = index_table(f)
+        found += [(video_id, path) for video_id in index.loc[index["split"] == split, "video_id"]]
+        splits.update(index["split"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if not found:
+        held = ", ".join(f"{name} {n}" for name, n in sorted(splits.items())) or "no videos"
+        reason = f"no {split} videos in {len(paths)} shards (they hold {held}): no contact sheets to draw"
+        log.warning("%s: %s", out_dir, reason)
+        return [_notice(out_dir / NO_SHEETS.format(split=split), reason)]
+    return [contact_sheet(path, video_id, video_file(out_dir, video_id, ".png"))
+            for video_id, path in sorted(found)[:count]]
+
+
+def _notice(out: Path, text: str) -> Path:
+    """A PNG strip that shows ``text``: the placeholder of a sheet that could not be drawn."""
+    strip = np.full((HEADER, max(4 * CELL, 8 * len(text) + 16), 3), BACKDROP, np.uint8)
+    _text(strip, text, 8, HEADER // 2 + 5, size=0.55)
+    return save_image(strip, out)

@@ -13,6 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SIGNPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def repo_env() -> dict[str, str]:
+    """Environment for a Python subprocess that must import this checkout's signpipe."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data (real clips, the real WLASL index); tests that need it skip without it."""

@@ -1,3 +1,4 @@
+import h5py
 import numpy as np
 import pytest
 
@@ -51,3 +52,55 @@ def test_inspect_reports_part_detection_of_keypoints(tmp_path, capsys):
         w.add("a", 0, "train", score=score)
     assert main(["inspect", str(path)]) == 0
     assert "body 1.00, face 0.00, left_hand 0.00, right_hand 0.25" in capsys.readouterr().out
+
+
+@pytest.fixture
+def not_hdf5(tmp_path):
+    path = tmp_path / "notes.h5"
+    path.write_text("not an HDF5 file\n")
+    return path
+
+
+@pytest.fixture
+def bad_index(tmp_path):
+    """An HDF5 file whose /index is a plain array, not the index table."""
+    path = tmp_path / "odd.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["schema"] = "signpipe/keypoints/1"
+        f["index"] = np.arange(3)
+    return path
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["show"]])
+def test_non_hdf5_file_is_named_without_a_traceback(not_hdf5, capsys, command):
+    argv = [*command, str(not_hdf5)] + (["a"] if command == ["show"] else [])
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert f"{not_hdf5}: not an HDF5 file" in captured.err and "Traceback" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["show"]])
+def test_index_that_is_not_a_table_is_named(bad_index, capsys, command):
+    argv = [*command, str(bad_index)] + (["a"] if command == ["show"] else [])
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{bad_index}: /index is an array of shape (3,) and dtype int64, not a signpipe index table" in err
+
+
+def test_truncated_hdf5_is_named(shard, tmp_path, capsys):
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(shard.read_bytes()[:4096])
+    assert main(["inspect", str(cut)]) == 1
+    assert f"{cut}: cannot open the HDF5 file (" in capsys.readouterr().err
+
+
+def test_inspect_reports_scalars_and_all_nan_arrays(tmp_path, capsys):
+    path = tmp_path / "other.h5"
+    with h5py.File(path, "w") as f:
+        f["scalar"] = 1.5
+        f["nan"] = np.full(3, np.nan)
+        f.attrs["config"] = "not json"
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "/scalar () float64" in out and "scalar" in out and "all 3 values non-finite" in out
+    assert "@config: not json" in out

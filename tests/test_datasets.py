@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from signpipe.datasets import (
     MANIFEST_COLUMNS,
     MISSING_COLUMNS,
     build_manifest,
+    manifest_listing,
     read_manifest,
     write_manifest,
+    write_shard_manifest,
 )
 from signpipe.shards import shard_of
 
@@ -353,6 +356,80 @@ def test_csv_rejects_bad_rows(tmp_path, rows, message):
         build_manifest({"adapter": "csv", "manifest": str(tmp_path / "mine.csv"), "num_shards": 2}, name="mine")
 
 
+@pytest.mark.parametrize("video_id, problem", [
+    ("../../x", r"contains '/'"),
+    ("/tmp/x", r"contains '/'"),
+    ("..", r"starts with '.'"),
+    (".hidden", r"starts with '.'"),
+    ("a\\b", r"contains '\\\\'"),
+    ("a b", r"contains ' '"),
+    ("", r"is empty"),
+    ("x" * 201, r"is longer than 200 bytes"),
+])
+def test_csv_rejects_ids_that_are_no_file_names(tmp_path, video_id, problem):
+    """Ids become file names (sheets/<video_id>.png): '../../x' would write outside results/."""
+    touch(tmp_path / "a.mp4")
+    (tmp_path / "mine.csv").write_text(f"video_id,path,label,split\nok_1,a.mp4,0,train\n{video_id},a.mp4,1,test\n")
+    shown = re.escape(repr(video_id))
+    with pytest.raises(ValueError, match=rf"datasets.mine.manifest: {tmp_path}/mine.csv: line 3: video_id {shown} "
+                                         rf"{problem}\. Video ids become file names"):
+        build_manifest({"adapter": "csv", "manifest": str(tmp_path / "mine.csv"), "num_shards": 2}, name="mine")
+
+
+def test_csv_with_a_nul_byte_is_refused(tmp_path):
+    """pandas would cut 'a<NUL>b' to 'a' without a word."""
+    (tmp_path / "mine.csv").write_bytes(b"video_id,path,label,split\nok,a.mp4,0,train\na\x00b,a.mp4,1,test\n")
+    with pytest.raises(ValueError, match=r"mine.csv: line 3 holds a NUL byte"):
+        build_manifest({"adapter": "csv", "manifest": str(tmp_path / "mine.csv")}, name="mine")
+
+
+def test_file_name_ids_are_accepted(tmp_path):
+    ids = ["05237", "train_00042", "你好__P01_s1_00_0_color", "thank_you__sub__P01.take-2", "-x", "x" * 200]
+    for video_id in ids:
+        touch(tmp_path / f"{video_id}.mp4")
+    (tmp_path / "mine.csv").write_text("video_id,path,label,split\n"
+                                       + "".join(f"{v},{v}.mp4,0,train\n" for v in ids))
+    manifest, _ = build_manifest({"adapter": "csv", "manifest": str(tmp_path / "mine.csv")}, name="mine")
+    assert sorted(manifest["video_id"]) == sorted(ids)
+
+
+def test_wlasl_index_with_unsafe_ids_names_the_instance(tmp_path):
+    index = tiny_wlasl(tmp_path)
+    entries = json.loads(index.read_text())
+    entries[1]["instances"] += [{**entries[1]["instances"][0], "video_id": v} for v in ("../../etc/x", "a\0b")]
+    index.write_text(json.dumps(entries))
+    cfg = {"adapter": "wlasl", "index": str(index), "videos": str(tmp_path / "videos"), "num_shards": 2}
+    with pytest.raises(ValueError, match=rf"datasets.w.index: {index}: gloss 'world' instance 1: "
+                                         r"video_id '../../etc/x' contains '/'; gloss 'world' instance 2: "
+                                         r"video_id 'a\\x00b' contains '\\x00'"):
+        build_manifest(cfg, name="w")
+    (tmp_path / "nslt_2.json").write_text(json.dumps({"/tmp/x": {"subset": "val", "action": [1, 1, 20]}}))
+    del entries[1]["instances"][1:]
+    index.write_text(json.dumps(entries))
+    with pytest.raises(ValueError, match=r"datasets.w.subset: .*nslt_2.json: entry 1: video_id '/tmp/x' contains '/'"):
+        build_manifest({**cfg, "subset": 2}, name="w")
+
+
+def test_folder_classes_file_must_name_folders(class_tree, tmp_path):
+    (tmp_path / "classes.txt").write_text("你好\nthank you\n../root/你好\n")
+    cfg = {"adapter": "folder", "root": str(class_tree), "pattern": SLR_PATTERN, "default_split": "train",
+           "splits": {}, "classes": str(tmp_path / "classes.txt")}
+    with pytest.raises(ValueError, match=r"datasets.slr.classes: .*classes.txt lists '../root/你好', which are not "
+                                         r"folder names"):
+        build_manifest(cfg, name="slr")
+
+
+def test_adapter_rows_with_unsafe_ids_name_the_video(tmp_path):
+    """The last check before any manifest is written, whatever the adapter: ids from file names too."""
+    touch(tmp_path / "root" / ".hidden" / "P01_s1_00_0_color.mp4")
+    (tmp_path / "classes.txt").write_text(".hidden\n")
+    cfg = {"adapter": "folder", "root": str(tmp_path / "root"), "pattern": SLR_PATTERN, "default_split": "train",
+           "splits": {}, "classes": str(tmp_path / "classes.txt")}
+    with pytest.raises(ValueError, match=r"datasets.slr: video .*/.hidden/P01_s1_00_0_color.mp4: video_id "
+                                         r"'.hidden__P01_s1_00_0_color' starts with '.'"):
+        build_manifest(cfg, name="slr")
+
+
 def test_synthetic(tmp_path):
     corpus = tmp_path / "corpus"
     rows = []
@@ -371,3 +448,54 @@ def test_synthetic(tmp_path):
     assert list(manifest.columns) == MANIFEST_COLUMNS + ["keypoints", "repeat"]
     with pytest.raises(ValueError, match=r"datasets.demo: the synthetic adapter needs corpus_dir"):
         build_manifest(cfg, name="demo")
+
+
+# -- what the manifest lists: the rerun trigger of the manifest and of each shard ------------
+
+
+def test_listing_follows_added_recovered_and_replaced_videos(class_tree, tmp_path):
+    folder = {"adapter": "folder", "root": str(class_tree), "pattern": SLR_PATTERN, "num_shards": 4,
+              "splits": {"train": ["P01"], "val": ["P02"], "test": ["P03"]}}
+    before = manifest_listing(folder, name="slr")
+    assert manifest_listing(folder, name="slr") == before and len(before.shards) == 4
+    assert before.manifest.startswith("7 videos, 0 missing, sha1 ")
+
+    touch(class_tree / "你好" / "P02_s1_00_1_color.avi")  # added to a class: its shard only
+    after = manifest_listing(folder, name="slr")
+    changed = [k for k in range(4) if after.shards[k] != before.shards[k]]
+    assert after.manifest != before.manifest and changed == [shard_of("你好__P02_s1_00_1_color", 4)]
+
+    video = class_tree / "thank you" / "P03_s1_00_0_color.avi"
+    video.write_bytes(b"a good video now")  # a failed video replaced: same name, other size and mtime
+    replaced = manifest_listing(folder, name="slr")
+    changed = [k for k in range(4) if replaced.shards[k] != after.shards[k]]
+    assert changed == [shard_of("thank_you__P03_s1_00_0_color", 4)]
+
+    (tmp_path / "mine.csv").write_text("video_id,path,label,split\na,a.mp4,0,train\nb,b.mp4,1,test\n")
+    listed = {"adapter": "csv", "manifest": str(tmp_path / "mine.csv"), "num_shards": 4}
+    touch(tmp_path / "a.mp4")
+    before = manifest_listing(listed)
+    assert before.manifest.startswith("1 videos, 1 missing")
+    touch(tmp_path / "b.mp4")  # a listed video that appears later
+    after = manifest_listing(listed)
+    assert [k for k in range(4) if after.shards[k] != before.shards[k]] == [shard_of("b", 4)]
+    assert after.manifest.startswith("2 videos, 0 missing")
+
+
+def test_listing_of_a_broken_config_is_its_error(tmp_path):
+    """The DAG is still built; the manifest job reports the error in its log."""
+    listing = manifest_listing({"adapter": "csv", "manifest": str(tmp_path / "nope.csv"), "num_shards": 2}, name="x")
+    assert listing.manifest == f"error: datasets.x.manifest: {tmp_path}/nope.csv does not exist"
+    assert listing.shards == (listing.manifest,) * 2
+
+
+def test_shard_manifest_holds_its_shard_only(class_tree, tmp_path):
+    cfg = {"adapter": "folder", "root": str(class_tree), "pattern": SLR_PATTERN, "num_shards": 4,
+           "splits": {"train": ["P01"], "val": ["P02"], "test": ["P03"]}}
+    whole, _ = build_manifest(cfg)
+    for shard in range(4):
+        written = write_shard_manifest(cfg, shard, tmp_path / f"{shard}.csv")
+        back = read_manifest(tmp_path / f"{shard}.csv")
+        assert list(back.columns) == list(whole.columns) and (back["shard"] == shard).all()
+        expected = list(whole.loc[whole["shard"] == shard, "video_id"])
+        assert list(back["video_id"]) == list(written["video_id"]) == expected

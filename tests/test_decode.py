@@ -1,3 +1,4 @@
+import av
 import h5py
 import numpy as np
 import pandas as pd
@@ -130,3 +131,58 @@ def test_real_clip_cut_short_is_truncated(shared_data, tmp_path):
     cut.write_bytes((shared_data / "clips" / "FOOTBALL.mp4").read_bytes()[:30000])
     with pytest.raises(DecodeError, match=r"truncated: decoded \d+ of the 64 frames"):
         decode_video(cut)
+
+
+def _with_non_utf8_handler_name(path):
+    """A copy of an MP4 whose stream handler_name is a QuickTime Pascal string (a length byte, then
+    Mac Roman text), as phone and QuickTime files carry: not UTF-8."""
+    name = b"SignpipeHandlerName"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.metadata["handler_name"] = name.decode()
+        for i in range(6):
+            image = np.full((48, 64, 3), 40 * i, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = path.read_bytes()
+    assert data.count(name) == 1
+    path.write_bytes(data.replace(name, bytes([len(name) - 1]) + "©Apple".encode("mac_roman").ljust(len(name) - 1, b" ")))
+    return path
+
+
+def test_metadata_that_is_not_utf8_does_not_fail_the_shard(tmp_path):
+    apple = _with_non_utf8_handler_name(tmp_path / "apple.mp4")
+    with pytest.raises(UnicodeDecodeError):
+        av.open(str(apple))  # what PyAV does by default with such a file
+    good = write_video(tmp_path / "good.mp4", frames=5)
+    manifest = _manifest(tmp_path, [{"video_id": "apple", "path": str(apple)},
+                                    {"video_id": "good", "path": str(good)}])
+    stats = decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.failures.csv", progress=False)
+    assert stats == {"videos": 2, "failed": 0, "frames": 6 + 5}
+
+
+def test_an_unexpected_error_fails_one_video_but_memory_errors_stop_the_job(tmp_path, monkeypatch):
+    """Any exception of one video (here raised by PyAV) is a failures row; MemoryError is not per video."""
+    good, bad = write_video(tmp_path / "good.mp4", frames=5), write_video(tmp_path / "bad.mp4", frames=5)
+    real_open = av.open
+
+    def library_bug(path, *args, **kwargs):
+        if path == str(bad):
+            raise error
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(av, "open", library_bug)
+    manifest = _manifest(tmp_path, [{"video_id": "bad", "path": str(bad)}, {"video_id": "good", "path": str(good)}])
+    error = KeyError("tag")
+    stats = decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.failures.csv", progress=False)
+    assert stats == {"videos": 1, "failed": 1, "frames": 5}
+    failed = pd.read_csv(tmp_path / "0.failures.csv")
+    assert failed.to_dict("records") == [{"video_id": "bad", "path": str(bad), "stage": "decode",
+                                          "reason": "KeyError: 'tag'"}]
+    error = MemoryError()
+    with pytest.raises(MemoryError):
+        decode_shard(manifest, 0, tmp_path / "1.h5", tmp_path / "1.failures.csv", progress=False)
+    assert not (tmp_path / "1.h5").exists()

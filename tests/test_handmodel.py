@@ -308,6 +308,39 @@ def test_mano_pickle_loader_refuses_unexpected_classes(tmp_path):
         read_mano_pickle(tmp_path / "MANO_RIGHT.pkl")
 
 
+class SparseCall:
+    """Pickles as a call of a function that scipy.sparse exports, as a crafted MANO file can."""
+
+    def __init__(self, function, *args) -> None:
+        self.function, self.args = function, args
+
+    def __reduce__(self):
+        return self.function, self.args
+
+
+@pytest.mark.parametrize("function", [scipy.sparse.save_npz, scipy.sparse.load_npz])
+def test_mano_pickle_loader_refuses_scipy_sparse_functions(tmp_path, function):
+    """Only sparse matrix classes resolve: a pickle that calls save_npz writes nothing."""
+    written = tmp_path / "written.npz"
+    args = (str(written), scipy.sparse.csc_matrix(np.eye(2))) if function is scipy.sparse.save_npz else (str(written),)
+    with open(tmp_path / "MANO_RIGHT.pkl", "wb") as f:
+        pickle.dump({"v_template": SparseCall(function, *args)}, f, protocol=2)
+    message = rf"MANO_RIGHT.pkl: unexpected class scipy.sparse.*{function.__name__}"
+    with pytest.raises(pickle.UnpicklingError, match=message):
+        read_mano_pickle(tmp_path / "MANO_RIGHT.pkl")
+    assert not written.exists()
+
+
+@pytest.mark.parametrize("fmt", ["csc_matrix", "csr_matrix", "coo_matrix", "csc_array"])
+def test_mano_pickle_loader_reads_sparse_matrices(tmp_path, fmt):
+    model = {key: np.arange(6.0).reshape(2, 3) for key in MODEL_KEYS}
+    model["J_regressor"] = getattr(scipy.sparse, fmt)(np.eye(3)[:2])
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):
+        with open(tmp_path / "MANO_RIGHT.pkl", "wb") as f:
+            pickle.dump(model, f, protocol=protocol)
+        np.testing.assert_array_equal(read_mano_pickle(tmp_path / "MANO_RIGHT.pkl")["J_regressor"], np.eye(3)[:2])
+
+
 def test_missing_mano_files_name_the_config_key_and_files(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         HandModel("left", mano_dir=tmp_path)

@@ -1,5 +1,7 @@
 """The hands stage: box geometry from hand and shoulder keypoints, crops, and the shard it writes."""
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -213,3 +215,23 @@ def test_mismatched_keypoints_shard_is_refused(shards, tmp_path):
         f["index"][...] = index
     with pytest.raises(ValueError, match="rerun the pose stage"):
         crop_shard(other, shards / "keypoints.h5", tmp_path / "hands.h5", crop_size=32, progress=False)
+
+
+def test_a_video_that_fails_is_written_empty_and_named(shards, tmp_path, caplog):
+    """A corrupt stored frame fails its video only: written with 0 frames (loaders skip it), named in the attrs."""
+    frames = tmp_path / "frames.h5"
+    frames.write_bytes((shards / "frames.h5").read_bytes())
+    with h5py.File(frames, "a") as f:
+        index = read_index(f)
+        bad = index.loc[1, "video_id"]
+        f["jpeg"][int(index.loc[1, "start"]) + 2] = np.frombuffer(b"\xff\xd8 not a JPEG", np.uint8)
+    stats = crop_shard(frames, shards / "keypoints.h5", tmp_path / "hands.h5", crop_size=32, threads=2,
+                       progress=False)
+    with h5py.File(tmp_path / "hands.h5") as f:
+        hands = read_index(f).set_index("video_id")
+        failures = json.loads(f.attrs["failures"])
+    assert list(failures) == [bad] and failures[bad].startswith("ValueError: ")
+    assert hands.loc[bad, "length"] == 0 and stats["failed"] == 1
+    others = index.set_index("video_id").drop(bad)
+    assert hands.drop(bad)["length"].equals(others["length"]) and stats["videos"] == len(others)
+    assert f"video {bad}: cannot crop its hands (ValueError" in caplog.text

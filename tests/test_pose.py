@@ -1,10 +1,18 @@
 """The pose stage around any backend: shard layout, clip windows, threads, quality, provenance."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import repo_env
 from signpipe.datasets import write_manifest
 from signpipe.decode import decode_shard
 from signpipe.keypoints.quality import detection_rates
@@ -47,7 +55,7 @@ def test_sidecar_shard_matches_the_files(corpus, tmp_path):
             np.testing.assert_array_equal(read_video(f, "score", row._asdict()), expect.score[window])
         first = index.set_index("video_id").loc[manifest.loc[0, "video_id"]]
         assert first["length"] == 5  # the cut clip
-    table = pd.read_csv(tmp_path / "q.csv", dtype={"video_id": str})
+    table = pd.read_csv(tmp_path / "q.csv", dtype={"video_id": str}, keep_default_na=False)
     assert table.equals(quality.astype(table.dtypes.to_dict())) and len(table) == len(manifest)
     assert (table["rate_body"] == 1).all() and (table["multi_person_frames"] == 0).all()
 
@@ -99,3 +107,85 @@ def test_a_bad_backend_config_names_the_key_with_worker_processes(corpus, tmp_pa
 def test_unknown_backend_names_the_key():
     with pytest.raises(ValueError, match="pose.backend: unknown backend 'openpifpaf'"):
         make_backend({"backend": "openpifpaf"})
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_video_that_fails_is_a_quality_row_not_a_failed_shard(corpus, tmp_path, threads):
+    """One broken sidecar file: its video keeps its frames with undetected keypoints and says why in quality.csv."""
+    root, manifest = corpus
+    broken = manifest.copy()
+    bad = broken.loc[1, "video_id"]
+    (tmp_path / "broken.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+    broken.loc[1, "keypoints"] = str(tmp_path / "broken.npz")
+    broken.to_csv(tmp_path / "manifest.csv", index=False)
+    quality = extract_shard(tmp_path / "manifest.csv", root / "frames.h5", tmp_path / "kp.h5", tmp_path / "q.csv",
+                            {"backend": "sidecar"}, threads=threads, progress=False)
+    table = pd.read_csv(tmp_path / "q.csv", dtype={"video_id": str}, keep_default_na=False).set_index("video_id")
+    assert len(table) == len(quality) == len(manifest)
+    assert table.loc[bad, "error"].startswith("BadZipFile: ") and table.loc[bad, "rate_body"] == 0
+    assert (table.drop(bad)["error"] == "").all() and (table.drop(bad)["rate_body"] == 1).all()
+    with h5py.File(tmp_path / "kp.h5") as f, h5py.File(root / "frames.h5") as frames:
+        index = read_index(f).set_index("video_id")
+        assert index["length"].equals(read_index(frames).set_index("video_id")["length"])  # frame t <-> keypoints t
+        assert not read_video(f, "score", index.loc[bad]).any()
+
+
+JOB = """
+import sys
+from signpipe.pose import extract_shard
+
+if __name__ == "__main__":
+    extract_shard(*sys.argv[1:5], {"backend": "sidecar"}, threads=2, progress=False)
+"""
+
+
+def _children(pid: int) -> list[int]:
+    """Live (not zombie) pool workers whose parent is ``pid``."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; parent-death signals are Linux's")
+def test_pose_workers_die_with_a_killed_job(corpus, tmp_path):
+    """kill -9 of a pose job must not leave its worker processes (MediaPipe: ~600 MB each) running."""
+    root, manifest = corpus
+    os.mkfifo(tmp_path / "blocks.npz")  # reading it waits for a writer: the workers are busy until killed
+    manifest.assign(keypoints=str(tmp_path / "blocks.npz")).to_csv(tmp_path / "manifest.csv", index=False)
+    (tmp_path / "job.py").write_text(JOB)
+    job = subprocess.Popen([sys.executable, str(tmp_path / "job.py"), str(tmp_path / "manifest.csv"),
+                            str(root / "frames.h5"), str(tmp_path / "kp.h5"), str(tmp_path / "q.csv")], env=repo_env())
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline and job.poll() is None:
+            time.sleep(0.2)
+            workers = _children(job.pid)
+        assert len(workers) == 2, f"the job did not start its 2 workers (exit code {job.poll()})"
+        time.sleep(1)  # let them reach the blocking read
+        job.kill()
+        job.wait()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.1)
+        assert not [pid for pid in workers if _alive(pid)], "pose workers outlived their killed job"
+    finally:
+        job.kill()
+        job.wait()
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

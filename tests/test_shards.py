@@ -1,7 +1,15 @@
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import h5py
 import numpy as np
 import pytest
 
+from conftest import repo_env
 from signpipe.shards import VLEN_BYTES, ShardWriter, read_index, read_video, shard_of
 
 ARRAYS = {"xy": (np.float32, (133, 2)), "jpeg": (VLEN_BYTES, ())}
@@ -56,3 +64,67 @@ def test_add_rejects_mismatched_arrays(tmp_path):
             w.add("a", 0, "train", xy=np.zeros((2, 133, 2), np.float32), jpeg=[b"1"])
         with pytest.raises(ValueError, match="missing"):
             w.add("b", 0, "train", xy=np.zeros((2, 133, 2), np.float32))
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs to fill (mounting needs root; skipped otherwise)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True, text=True)
+    if mount.returncode:
+        pytest.skip(f"cannot mount a small tmpfs to fill: {mount.stderr.strip()} (needs root)")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_is_named_and_leaves_no_temp_file(small_disk):
+    jpeg = [np.random.default_rng(0).bytes(100_000) for _ in range(30)]  # 3 MB of frames for a 2 MB disk
+    with pytest.raises(OSError, match=rf"no space left on {small_disk} for video a of s.h5 \(\d MB needed, 1 MB free"
+                       ) as failed:
+        with ShardWriter(small_disk / "s.h5", "frames", 1, ARRAYS) as w:
+            w.add("a", 0, "train", xy=np.zeros((30, 133, 2), np.float32), jpeg=jpeg)
+    assert failed.value.errno == errno.ENOSPC
+    assert list(small_disk.iterdir()) == []
+
+
+WRITER = """
+import sys, time
+from signpipe.shards import ShardWriter, VLEN_BYTES
+with ShardWriter(sys.argv[1], "frames", 1, {"jpeg": (VLEN_BYTES, ())}):
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def _writer(out):
+    """A process in the middle of writing ``out``."""
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(out)], stdout=subprocess.PIPE, text=True,
+                            env=repo_env())
+    assert proc.stdout.readline() == "writing\n"
+    return proc
+
+
+def test_temp_files_of_killed_writers_are_removed_at_the_next_start(tmp_path):
+    out = tmp_path / "s.h5"
+    live = _writer(out)  # another writer of the same output, still running: its temp file stays
+    try:
+        killed = _writer(out)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        legacy_old, legacy_new = tmp_path / ".s.h5.abcd1234.h5.tmp", tmp_path / ".s.h5.efgh5678.h5.tmp"
+        for legacy in (legacy_old, legacy_new):  # no pid in the name (older signpipe): judged by age
+            legacy.write_bytes(b"")
+        os.utime(legacy_old, (time.time() - 7200, time.time() - 7200))
+        before = {p.name for p in tmp_path.glob(".s.h5.*.tmp")}
+        assert len(before) == 4
+        with ShardWriter(out, "frames", 1, ARRAYS):
+            pass
+        after = {p.name for p in tmp_path.glob(".s.h5.*.tmp")}
+        assert len(after) == 2 and legacy_new.name in after and legacy_old.name not in after
+        assert f".{live.pid}@" in "".join(after - {legacy_new.name})
+    finally:
+        live.kill()
+        live.wait()

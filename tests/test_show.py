@@ -12,7 +12,7 @@ from signpipe.datasets import write_manifest
 from signpipe.decode import decode_shard
 from signpipe.hands import DETECTED, INTERPOLATED, crop_shard
 from signpipe.pose import extract_shard
-from signpipe.shards import read_index
+from signpipe.shards import ShardWriter, read_index
 from signpipe.show import (
     CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, contact_sheet, register, sample_sheets, sheet_size,
     siblings,
@@ -95,6 +95,42 @@ def test_unknown_video_lists_the_files_ids(results, tmp_path):
 
 def test_sample_sheets_of_the_test_split(results, tmp_path):
     ds, manifest = results
-    written = sample_sheets(ds / "hands" / "0.h5", tmp_path / "sheets", count=5)
+    written = sample_sheets([ds / "hands" / "0.h5"], tmp_path / "sheets", count=5)
     test_ids = sorted(manifest.loc[manifest["split"] == "test", "video_id"])
     assert sorted(p.stem for p in written) == test_ids[:5] and all(p.stat().st_size > 1000 for p in written)
+
+
+def keypoints_shard(path, videos):
+    """A keypoints shard of (video_id, split) pairs, 3 frames each."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    xy = np.random.default_rng(0).uniform(10, 90, (3, 133, 2)).astype(np.float32)
+    with ShardWriter(path, "keypoints", 1, {"xy": (np.float32, (133, 2)), "score": (np.float32, (133,))}) as w:
+        for video_id, split in videos:
+            w.add(video_id, 0, split, xy=xy, score=np.ones((3, 133), np.float32))
+    return path
+
+
+def test_sample_sheets_pick_test_videos_from_any_shard(tmp_path):
+    shards = [keypoints_shard(tmp_path / "kp" / "0.h5", [("t1", "train"), ("v1", "val")]),
+              keypoints_shard(tmp_path / "kp" / "1.h5", [("z9", "test"), ("t2", "train")]),
+              keypoints_shard(tmp_path / "kp" / "2.h5", [("a3", "test"), ("b4", "test")])]
+    written = sample_sheets(shards, tmp_path / "sheets", count=2)
+    assert written == [tmp_path / "sheets" / "a3.png", tmp_path / "sheets" / "b4.png"]
+    assert sorted(p.name for p in (tmp_path / "sheets").iterdir()) == ["a3.png", "b4.png"]
+    assert [p.stem for p in sample_sheets(shards, tmp_path / "all", count=5)] == ["a3", "b4", "z9"]
+
+
+def test_sample_sheets_without_test_videos_say_why(tmp_path, caplog):
+    shards = [keypoints_shard(tmp_path / "kp" / "0.h5", [("t1", "train")]),
+              keypoints_shard(tmp_path / "kp" / "1.h5", [("v1", "val"), ("t2", "train")])]
+    written = sample_sheets(shards, tmp_path / "sheets")
+    assert written == [tmp_path / "sheets" / "no_test_videos.png"]
+    assert cv2.imread(str(written[0])).std() > 5  # a picture with the reason written on it
+    assert "no test videos in 2 shards (they hold train 2, val 1)" in caplog.text
+
+
+def test_sheets_refuse_ids_that_leave_the_folder(tmp_path):
+    shard = keypoints_shard(tmp_path / "kp" / "0.h5", [("../escaped", "test")])
+    with pytest.raises(ValueError, match=r"video_id '../escaped' contains '/': refusing to build a path in .*sheets"):
+        sample_sheets([shard], tmp_path / "sheets" / "demo")
+    assert not list(tmp_path.rglob("escaped*"))

@@ -13,15 +13,18 @@ or -1 for "to the end of the video". Adapter extras follow as further columns.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from signpipe.names import VIDEO_ID_RULE, video_file, video_id_problem
 from signpipe.shards import shard_of, write_csv
 
 log = logging.getLogger(__name__)
@@ -88,6 +91,75 @@ def write_manifest(
     return manifest
 
 
+def write_shard_manifest(
+    cfg: Mapping[str, Any],
+    shard: int,
+    manifest_csv: str | os.PathLike,
+    corpus_dir: str | os.PathLike | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """Build the manifest and write the rows of one shard (maybe header only) atomically.
+
+    The per-shard stages read this file, not manifest.csv, so that a video added to one shard
+    reruns that shard only (see ``manifest_listing``).
+    """
+    manifest, _ = build_manifest(cfg, corpus_dir, name)
+    rows = manifest.loc[manifest["shard"] == shard].reset_index(drop=True)
+    write_csv(rows, manifest_csv)
+    log.info("%s: shard %d: %d of %d videos in %s", name or cfg["adapter"], shard, len(rows), len(manifest),
+             manifest_csv)
+    return rows
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Digests of what a manifest lists now: ``manifest`` of all of it, ``shards[k]`` of shard k's rows."""
+
+    manifest: str
+    shards: tuple[str, ...]
+
+
+def manifest_listing(cfg: Mapping[str, Any], corpus_dir: str | os.PathLike | None = None,
+                     name: str | None = None) -> Listing:
+    """Digests of the manifest that ``cfg`` gives now: its rows and the size and mtime of each video.
+
+    As rule params they rerun the manifest, and only the shards whose rows changed, when a video is
+    added, replaced or recovered. A build error is digested instead of raised, so that the
+    manifest job runs and reports it in its log.
+    """
+    num_shards = cfg.get("num_shards", DEFAULT_NUM_SHARDS)
+    num_shards = num_shards if isinstance(num_shards, int) and num_shards > 0 else 1
+    try:
+        manifest, missing = build_manifest(cfg, corpus_dir, name)
+    except Exception as error:  # any failure: the manifest job, not the DAG, reports it
+        failed = f"error: {error}"
+        return Listing(failed, (failed,) * num_shards)
+    stats = {path: _stat(path) for path in manifest["path"].unique()}
+    files = manifest.assign(
+        size=manifest["path"].map(lambda p: stats[p][0]), mtime_ns=manifest["path"].map(lambda p: stats[p][1]))
+    shards = tuple(_rows_digest(files.loc[files["shard"] == k]) for k in range(num_shards))
+    whole = _sha1("".join(shards) + missing.to_csv(index=False))
+    return Listing(f"{len(manifest)} videos, {len(missing)} missing, sha1 {whole}", shards)
+
+
+def _rows_digest(rows: pd.DataFrame) -> str:
+    """'<n> videos sha1 <hex>' of manifest rows as CSV."""
+    return f"{len(rows)} videos sha1 {_sha1(rows.to_csv(index=False))}"
+
+
+def _stat(path: str) -> tuple[int, int]:
+    """(size, mtime in ns) of a file; (-1, -1) when it is gone."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return -1, -1
+    return info.st_size, info.st_mtime_ns
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest.csv or missing.csv back with its types.
 
@@ -148,20 +220,20 @@ def video_extensions(cfg: Mapping[str, Any], where: str) -> tuple[str, ...]:
     return tuple("." + v.lower().lstrip(".") for v in values)
 
 
-def videos_by_stem(directory: Path, extensions: Sequence[str]) -> dict[str, Path]:
-    """Video files directly in ``directory`` by file name without extension.
+def videos_by_stem(directory: Path, extensions: Sequence[str]) -> dict[str, str]:
+    """Video files directly in ``directory`` (their paths) by file name without extension.
 
     One listing of the directory instead of a stat per id and extension (WLASL has 21k ids).
     When a name exists with several extensions, the earliest in ``extensions`` wins.
     """
     rank = {ext: i for i, ext in enumerate(extensions)}
-    best: dict[str, tuple[int, Path]] = {}
+    best: dict[str, tuple[int, str]] = {}
     with os.scandir(directory) as entries:
         for entry in entries:
             stem, ext = os.path.splitext(entry.name)
             r = rank.get(ext.lower())
             if r is not None and (stem not in best or r < best[stem][0]) and entry.is_file():
-                best[stem] = (r, Path(entry.path))
+                best[stem] = (r, entry.path)
     return {stem: path for stem, (_, path) in best.items()}
 
 
@@ -171,10 +243,9 @@ def locate_videos(rows: pd.DataFrame, stems: pd.Series, directory: Path,
 
     A missing row's ``path`` is the file expected with the first extension.
     """
-    files = videos_by_stem(directory, extensions)
-    found = stems.map(files)
-    expected = stems.map(lambda stem: str(directory / f"{stem}{extensions[0]}"))
-    rows = rows.assign(path=found.map(str, na_action="ignore").fillna(expected))
+    found = stems.map(videos_by_stem(directory, extensions))
+    expected = stems[found.isna()].map(lambda stem: str(video_file(directory, stem, extensions[0])))
+    rows = rows.assign(path=found.fillna(expected))
     return split_missing(rows, found.notna(), "video file not found")
 
 
@@ -194,6 +265,22 @@ def youtube_id(url: str) -> str | None:
     """The 11-character video id of a YouTube URL (watch?v=, youtu.be/, embed/), else None."""
     match = re.search(r"(?:[?&]v=|youtu\.be/|youtube\.com/embed/)([\w-]{11})", url)
     return match.group(1) if match else None
+
+
+def check_video_ids(ids: Sequence[Any] | pd.Series, what: str,
+                    row_name: Callable[[int], str] = lambda i: f"row {i + 1}") -> None:
+    """A ValueError naming ``what`` and the rows (``row_name(position)``) whose video id cannot be a file name.
+
+    Ids become file names (``sheets/<video_id>.png``), so each must follow ``names.VIDEO_ID_RULE``:
+    an empty id, '../x' or '/tmp/x' would write outside ``results/``.
+    """
+    bad = [(i, v, problem) for i, v in enumerate(ids) if (problem := video_id_problem(v))]
+    if bad:
+        shown = "; ".join(f"{row_name(i)}: video_id {'' if pd.isna(v) else v!r} {problem}"
+                          for i, v, problem in bad[:5])
+        more = f" (and {len(bad) - 5} more)" if len(bad) > 5 else ""
+        raise ValueError(f"{what}: {shown}{more}. Video ids become file names, so they must hold "
+                         f"{VIDEO_ID_RULE}; fix or rename them there")
 
 
 def to_int(values: pd.Series, what: str) -> pd.Series:
@@ -217,7 +304,8 @@ def _checked_manifest(rows: pd.DataFrame, num_shards: int, where: str) -> pd.Dat
     absent = [c for c in MANIFEST_COLUMNS if c != "shard" and c not in rows.columns]
     if absent:
         raise ValueError(f"{where}: adapter rows lack columns {absent}")
-    rows = rows.copy()
+    rows = rows.reset_index(drop=True)
+    check_video_ids(rows["video_id"], where, lambda i: f"video {rows['path'][i] or i + 1}")
     rows["video_id"] = rows["video_id"].astype(str)
     duplicated = rows["video_id"][rows["video_id"].duplicated()].unique()
     if len(duplicated):

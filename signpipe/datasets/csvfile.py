@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from signpipe.datasets import config_path, read_manifest, resolve, split_missing
+from signpipe.datasets import check_video_ids, config_path, read_manifest, resolve, split_missing
 
 REQUIRED = ["video_id", "path", "label", "split"]
 DEFAULTS = {"gloss": "", "signer": "", "frame_start": 0, "frame_end": -1}
@@ -28,10 +28,15 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
 
 def read_table(csv_path: Path, what: str, path_columns: Sequence[str] = ("path",)) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A manifest-like CSV with defaults filled and ``path_columns`` made absolute; split on ``path``."""
+    data = csv_path.read_bytes()
+    if b"\0" in data:  # pandas would silently cut the cell at it
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise ValueError(f"{what}: {csv_path}: line {line} holds a NUL byte; is it a text CSV?")
     table = read_manifest(csv_path)
     absent = [c for c in [*REQUIRED, *path_columns] if c not in table.columns]
     if absent:
         raise ValueError(f"{what}: {csv_path} lacks the columns {absent}")
+    check_video_ids(table["video_id"], f"{what}: {csv_path}", lambda i: f"line {i + 2}")
     table = table.assign(**{c: v for c, v in DEFAULTS.items() if c not in table.columns}).fillna(DEFAULTS)
     table["gloss"] = table["gloss"].where(table["gloss"] != "", table["label"].astype(str))
     for column in path_columns:

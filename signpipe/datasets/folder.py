@@ -85,6 +85,10 @@ def class_names(cfg: Mapping[str, Any], root: Path, where: str) -> list[str]:
         return folders
     path = config_path(cfg, "classes", where)
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    not_names = [name for name in names if name in (".", "..") or Path(name).name != name or "\0" in name]
+    if not_names:
+        raise ValueError(f"{where}.classes: {path} lists {examples(not_names)}, which are not folder names; "
+                         f"list the names of the class folders directly under {root}")
     unlisted = sorted(set(folders) - set(names))
     if unlisted:
         raise ValueError(f"{where}.classes: {path} does not list the class folders {examples(unlisted)}")

@@ -28,6 +28,7 @@ import pandas as pd
 from signpipe.datasets import (
     BBOX_COLUMNS,
     MISSING_COLUMNS,
+    check_video_ids,
     config_path,
     examples,
     existing,
@@ -37,6 +38,7 @@ from signpipe.datasets import (
     video_extensions,
     youtube_id,
 )
+from signpipe.names import video_file
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,13 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
     extensions = video_extensions(cfg, where)
     trimmed = flag(cfg, "trimmed", where, default=True)
     index = read_index(index_path)
+    instance = index.groupby("label").cumcount()
+    check_video_ids(index["video_id"], f"{where}.index: {index_path}",
+                    lambda i: f"gloss {index['gloss'][i]!r} instance {instance[i]}")
     not_in_index = no_missing()
     if cfg.get("subset") is not None:
         index, not_in_index = apply_subset(index, subset_file(cfg, index_path, where), where)
-        not_in_index["path"] = [str(videos / f"{v}{extensions[0]}") for v in not_in_index["video_id"]]
+        not_in_index["path"] = [str(video_file(videos, v, extensions[0])) for v in not_in_index["video_id"]]
     youtube = index["url"].map(youtube_id)
     stems = index["video_id"] if trimmed else youtube.fillna(index["video_id"])
     present, missing = locate_videos(manifest_rows(index, youtube, trimmed), stems, videos, extensions)
@@ -90,6 +95,7 @@ def apply_subset(index: pd.DataFrame, path: Path, where: str) -> tuple[pd.DataFr
     """
     with open(path, encoding="utf-8") as f:
         entries = json.load(f)
+    check_video_ids(list(entries), f"{where}.subset: {path}", lambda i: f"entry {i + 1}")
     subset = pd.DataFrame({
         "video_id": list(entries),
         "subset_label": [int(e["action"][0]) for e in entries.values()],

@@ -59,23 +59,37 @@ class _ChumpyStandIn:
         self.state = state
 
 
+SPARSE_FORMATS: tuple[str, ...] = ("csc", "csr", "coo")
+"""Sparse formats a MANO pickle may hold (``J_regressor`` is a ``csc_matrix``)."""
+
+
 class _MANOUnpickler(pickle.Unpickler):
-    """Resolves only numpy arrays, scipy sparse matrices and chumpy objects (as stand-ins)."""
+    """Resolves only the constructors a MANO pickle needs: numpy arrays, the sparse matrix classes
+    of ``SPARSE_FORMATS`` and chumpy objects (as stand-ins); no function with side effects."""
 
     ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+        (module, name) for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    } | {
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("copy_reg", "_reconstructor"),
         ("copyreg", "_reconstructor"), ("_codecs", "encode"),
     } | {(module, name) for module in ("__builtin__", "builtins") for name in ("object", "set", "frozenset")}
+    SPARSE = {
+        (module, f"{fmt}_{kind}") for fmt in SPARSE_FORMATS for kind in ("matrix", "array")
+        for module in ("scipy.sparse", f"scipy.sparse.{fmt}", f"scipy.sparse._{fmt}")
+    }
+    """Sparse classes by every module path scipy has pickled them under (``scipy.sparse.csc`` before 1.8)."""
 
     def find_class(self, module: str, name: str) -> Any:
         if module.split(".")[0] == "chumpy":
             return _ChumpyStandIn
-        if module.startswith("scipy.sparse"):
+        if (module, name) in self.SPARSE:
             return getattr(scipy.sparse, name)
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"unexpected class {module}.{name} in a MANO pickle")
+        raise pickle.UnpicklingError(f"unexpected class {module}.{name} in a MANO pickle; only numpy arrays, "
+                                     "sparse matrices and chumpy arrays are loaded (is it the licensed MANO file?)")
 
 
 def _plain(value: Any, key: str, path: Path) -> np.ndarray:
@@ -93,7 +107,10 @@ def read_mano_pickle(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """The ``MODEL_KEYS`` arrays of a MANO pickle (Python 2 or 3, chumpy or plain), chumpy not needed."""
     path = Path(path)
     with open(path, "rb") as f:
-        data = _MANOUnpickler(f, encoding="latin1").load()
+        try:
+            data = _MANOUnpickler(f, encoding="latin1").load()
+        except pickle.UnpicklingError as error:
+            raise pickle.UnpicklingError(f"{path}: {error}") from None
     missing = [key for key in MODEL_KEYS if key not in data]
     if missing:
         raise ValueError(f"{path}: not a MANO model, keys missing: {missing}")

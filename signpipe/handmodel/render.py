@@ -21,7 +21,7 @@ from signpipe.handmodel.camera import apply_camera, make_camera
 from signpipe.handmodel.defaults import DEFAULT_VIEW, NUM_BETAS
 from signpipe.handmodel.layer import HandModel
 from signpipe.keypoints.layout import HAND_EDGES
-from signpipe.shards import atomic_path
+from signpipe.figures import save_figure
 
 FINGER_COLOURS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple")
 
@@ -75,6 +75,4 @@ def show_hand(model: HandModel, out: str | os.PathLike, theta: torch.Tensor | No
                       beta, camera, joints=False)
             ax.set_title(f"theta[{k}] = {value:+.0f}", fontsize=9)
     fig.tight_layout()
-    with atomic_path(out, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    return Path(out)
+    return save_figure(fig, out)

@@ -154,7 +154,7 @@ def draw_graph(graph: Graph, xy: np.ndarray, path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from signpipe.shards import atomic_path
+    from signpipe.figures import save_figure
 
     points = np.asarray(xy, np.float64)[list(graph.indices)].copy()
     missing = np.isnan(points).any(axis=1)
@@ -181,6 +181,4 @@ def draw_graph(graph: Graph, xy: np.ndarray, path: str | os.PathLike) -> None:
     ax.set_aspect("equal")
     ax.axis("off")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=80, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)

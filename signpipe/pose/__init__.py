@@ -14,10 +14,8 @@ import functools
 import hashlib
 import importlib
 import logging
-import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,20 +24,21 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
-import simplejpeg
 from tqdm import tqdm
 
 from signpipe.datasets import read_manifest
+from signpipe.jobs import describe, fails_the_job, process_pool
 from signpipe.keypoints import NUM_KEYPOINTS
 from signpipe.keypoints.quality import PART_NAMES, detection_rates
-from signpipe.shards import ShardWriter, concat_csvs, read_index, write_csv
+from signpipe.shards import ShardWriter, decode_jpeg, concat_csvs, read_index, write_csv
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 KEYPOINT_ARRAYS = {"xy": (np.float32, (NUM_KEYPOINTS, 2)), "score": (np.float32, (NUM_KEYPOINTS,))}
 INDEX_EXTRA = [(f"rate_{part}", np.float32) for part in PART_NAMES] + [("multi_person_frames", np.int64)]
-QUALITY_COLUMNS = ["video_id", "frames", *[f"rate_{part}" for part in PART_NAMES], "multi_person_frames"]
+QUALITY_COLUMNS = ["video_id", "frames", *[f"rate_{part}" for part in PART_NAMES], "multi_person_frames", "error"]
+"""Columns of ``quality.csv``; ``error`` is empty, or ``"Type: message"`` of a video whose keypoints failed."""
 
 BACKENDS = {
     "mediapipe": "signpipe.pose.mediapipe",
@@ -167,7 +166,7 @@ def _clip(frames_file: h5py.File, entry: Mapping[str, Any], row: Mapping[str, An
 
     def frames() -> Iterator[np.ndarray]:
         for i in range(start, start + length):
-            yield simplejpeg.decode_jpeg(bytes(jpeg[i]), colorspace="RGB")
+            yield decode_jpeg(jpeg[i])
 
     source = int(entry["src_width"]), int(entry["src_height"])
     return Clip(str(entry["video_id"]), row, length, (source[0] / width, source[1] / height), source, frames)
@@ -208,28 +207,22 @@ def _provenance_in_worker() -> dict[str, Any]:
     return dict(_worker.backend.provenance)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
-    """Spawned workers: a process that has run MediaPipe graphs cannot be forked safely (the
-    child's heap is corrupt). Spawned children import ``__main__`` again, so a script that calls
-    :func:`extract_shard` with ``threads > 1`` keeps its body under ``if __name__ == "__main__"``
-    (as ``workflow/scripts/pose.py`` does)."""
-    return multiprocessing.get_context("spawn")
-
-
 def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
                   keypoints_h5: str | os.PathLike, quality_csv: str | os.PathLike,
                   cfg: Mapping[str, Any], threads: int = 1, progress: bool = True) -> pd.DataFrame:
     """Keypoints for every video of a frames shard into ``keypoints_h5``; per-video quality into ``quality_csv``.
 
     With ``threads > 1`` videos are spread over that many processes, each with its own backend
-    (detectors such as MediaPipe run one graph per process). Returns the quality table: per
-    video, frames, the detection rate of each part and the frames where several people were seen.
+    (detectors such as MediaPipe run one graph per process; see :func:`signpipe.jobs.process_pool`).
+    A video whose backend raises keeps its frames with undetected keypoints (score 0) and its
+    ``error`` in the quality table; errors of the job (:func:`signpipe.jobs.fails_the_job`) stop it.
+    Returns the quality table: per video, frames, the detection rate of each part, the frames
+    where several people were seen and the error, if any.
     """
     with h5py.File(frames_h5, "r") as f:
         index = read_index(f)
     quality = []
-    pool = (ProcessPoolExecutor(threads, mp_context=_pool_context(), initializer=_init_worker,
-                                initargs=(dict(cfg), str(frames_h5), str(manifest_csv)))
+    pool = (process_pool(threads, _init_worker, (dict(cfg), str(frames_h5), str(manifest_csv)))
             if threads > 1 and len(index) > 1 else None)
     # With a pool the backends (and their models) live in the workers only; one reports provenance.
     extractor = None if pool else _Extractor(cfg, frames_h5, manifest_csv)
@@ -240,16 +233,26 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
             except BrokenProcessPool:
                 make_backend(cfg).close()  # a bad config raises here, with its message naming the key
                 raise
-            results = pool.map(_extract_in_worker, index["video_id"])
+            futures = [pool.submit(_extract_in_worker, video_id) for video_id in index["video_id"]]
+            results = (future.result for future in futures)
         else:
-            provenance, results = extractor.backend.provenance, map(extractor, index["video_id"])
+            provenance = extractor.backend.provenance
+            results = (functools.partial(extractor, video_id) for video_id in index["video_id"])
         with ShardWriter(
             keypoints_h5, "keypoints", SCHEMA_VERSION, KEYPOINT_ARRAYS, config=dict(cfg),
             source=[str(frames_h5), str(manifest_csv)], index_extra=INDEX_EXTRA,
             attrs={f"pose_{k}": str(v) for k, v in provenance.items()},
         ) as writer:
-            for entry, kp in tqdm(zip(index.itertuples(index=False), results), total=len(index),
-                                  disable=not progress, desc=f"pose {os.path.basename(frames_h5)}", unit="video"):
+            for entry, result in tqdm(zip(index.itertuples(index=False), results), total=len(index),
+                                      disable=not progress, desc=f"pose {os.path.basename(frames_h5)}", unit="video"):
+                try:
+                    kp, error = result(), ""
+                except Exception as err:
+                    if fails_the_job(err):
+                        raise
+                    kp, error = empty_keypoints(int(entry.length)), describe(err)
+                    log.warning("video %s: keypoints failed (%s); kept with undetected keypoints, listed in %s",
+                                entry.video_id, error, quality_csv)
                 rates = detection_rates(kp.score)
                 multi = int((kp.people > 1).sum())
                 writer.add(entry.video_id, entry.label, entry.split, xy=kp.xy.astype(np.float32),
@@ -257,7 +260,7 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
                            extra={**{f"rate_{p}": r for p, r in rates.items()}, "multi_person_frames": multi})
                 quality.append({"video_id": entry.video_id, "frames": int(entry.length),
                                 **{f"rate_{p}": round(r, 4) for p, r in rates.items()},
-                                "multi_person_frames": multi})
+                                "multi_person_frames": multi, "error": error})
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)

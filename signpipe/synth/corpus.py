@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import multiprocessing
+import os
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -14,7 +15,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from signpipe.jobs import die_with_parent
 from signpipe.keypoints.layout import HAND_SLICES
+from signpipe.names import video_file
 from signpipe.shards import atomic_path, write_csv
 from signpipe.synth.classes import SignClass, make_classes
 from signpipe.synth.pose import Pose, Signer, clean_pose, make_signer, make_variation, num_frames
@@ -95,8 +98,8 @@ def write_npz(path: str | Path, **arrays: np.ndarray) -> None:
 def make_video(spec: VideoSpec, out_dir: Path) -> dict:
     """Draw, encode and annotate one clip; return its corpus row."""
     signer, pose = video_pose(spec)
-    video = Path("videos") / f"{spec.video_id}.mp4"
-    keypoints = Path("keypoints") / f"{spec.video_id}.npz"
+    video = video_file("videos", spec.video_id, ".mp4")
+    keypoints = video_file("keypoints", spec.video_id, ".npz")
     write_video(render(pose, signer, spec.width, spec.height), out_dir / video, spec.fps)
     xy, score = detector_noise(pose, video_rng(spec, 1), spec.width, spec.height)
     write_npz(out_dir / keypoints, xy=xy, score=score)
@@ -169,7 +172,7 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     jobs = [(spec, out_dir) for spec in specs]
     with contextlib.ExitStack() as stack:
         if workers > 1:
-            pool = stack.enter_context(multiprocessing.Pool(workers))
+            pool = stack.enter_context(multiprocessing.Pool(workers, die_with_parent, (os.getpid(),)))
             results = pool.imap(_make_video_job, jobs, chunksize=4)
         else:
             results = map(_make_video_job, jobs)
