@@ -24,19 +24,18 @@ from __future__ import annotations
 import logging
 import mmap
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import h5py
 import numpy as np
 import pandas as pd
-import simplejpeg
 import torch
 from torch.utils.data import Dataset
 
 from signpipe.hands import decode_crops
-from signpipe.shards import VLEN_BYTES, read_index
+from signpipe.shards import VLEN_BYTES, decode_jpeg, read_index
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +136,38 @@ def _stage(f: h5py.File, path: Path) -> str:
     return parts[1]
 
 
+ShardPaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], Mapping[str, Sequence[Union[str, os.PathLike]]]]
+"""Shards of one stage (a path or several) or of several, ``{stage: paths}``."""
+
+
+def _by_stage(shards: ShardPaths) -> dict[str, list[Path]]:
+    """``{stage: paths}`` of shards given as a path, a list (one stage, read from the files) or a mapping."""
+    if isinstance(shards, Mapping):
+        grouped = {stage: [Path(p) for p in paths] for stage, paths in shards.items()}
+    else:
+        paths = [Path(shards)] if isinstance(shards, (str, os.PathLike)) else [Path(p) for p in shards]
+        if not paths:
+            raise ValueError("ShardDataset: no shards given")
+        stages = {}
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                stages.setdefault(_stage(f, path), []).append(path)
+        if len(stages) > 1:
+            raise ValueError(f"ShardDataset: shards of different stages {sorted(stages)} in one list; "
+                             f"give them as {{stage: paths}} to read several stages")
+        grouped = stages
+    for stage, paths in grouped.items():
+        if not paths:
+            raise ValueError(f"ShardDataset: no {stage} shards given")
+        for path in paths:
+            with h5py.File(path, "r") as f:
+                if _stage(f, path) != stage:
+                    raise ValueError(f"{path}: a {_stage(f, path)} shard given as {stage}")
+    return grouped
+
+
 class ShardDataset(Dataset):
-    """Fixed-length clips of the videos in one or more shards of one stage.
+    """Fixed-length clips of the videos in one or more shards of one or more stages.
 
     An item is a dict: one tensor per array in ``arrays``, sampled at ``frames`` (e.g. ``pose``
     (N, 2, 21, 3) float32 from a hands shard, ``xy`` (N, 133, 2) and ``score`` (N, 133) from a
@@ -150,41 +179,42 @@ class ShardDataset(Dataset):
     :class:`MappedArray` unless ``memory_map`` is False; other arrays (JPEG, compressed) through
     h5py with a chunk cache of ``cache_mb`` MiB per array. Frames of different videos may differ
     in size; a batch of them stacks only if they agree (``signpipe.models.rgb3d`` resizes per video).
+
+    Several stages (``shards`` as ``{stage: paths}``, ``arrays`` as ``{stage: names}`` or names
+    found in exactly one stage) give one sample per video with the arrays of every stage at the
+    same frames: the frames are drawn once. Every video must be in every stage with the same
+    number of frames; one that is not is an error naming the video and both files.
     """
 
-    def __init__(self, shards: str | os.PathLike | Sequence[str | os.PathLike], arrays: Sequence[str] | None = None,
+    def __init__(self, shards: ShardPaths, arrays: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
                  split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False,
                  seed: int = 0, memory_map: bool = True, cache_mb: float = CACHE_MB) -> None:
-        self.paths = [Path(shards)] if isinstance(shards, (str, os.PathLike)) else [Path(p) for p in shards]
-        if not self.paths:
-            raise ValueError("ShardDataset: no shards given")
+        self.sources = _by_stage(shards)
+        self.paths = [path for paths in self.sources.values() for path in paths]
         self.num_frames, self.train, self.seed = num_frames, train, seed
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.memory_map, self.cache_bytes = memory_map, int(cache_mb * (1 << 20))
-        tables, stages = [], set()
-        for number, path in enumerate(self.paths):
-            with h5py.File(path, "r") as f:
-                stage = _stage(f, path)
-                stages.add(stage)
-                wanted = list(arrays) if arrays is not None else list(DEFAULT_ARRAYS[stage])
-                unknown = [name for name in wanted if name not in f or name == "index"]
-                if unknown or not wanted:
-                    have = ", ".join(sorted(name for name in f if name != "index"))
-                    raise ValueError(f"{path}: no array {', '.join(unknown) or '(none named)'}; it has {have}")
-                tables.append(read_index(f)[["video_id", "start", "length", "label", "split"]].assign(shard=number))
-        if len(stages) > 1:
-            raise ValueError(f"ShardDataset: shards of different stages {sorted(stages)}; use one stage")
-        self.arrays = wanted
-        index = pd.concat(tables, ignore_index=True)
+        self.stage_arrays = _arrays_by_stage(self.sources, arrays)
+        self.arrays = [name for names in self.stage_arrays.values() for name in names]
+        tables = {stage: _index(paths) for stage, paths in self.sources.items()}
+        primary, *others = self.sources
+        index = tables[primary]
+        for stage in others:
+            _check_aligned(index, tables[stage], self.sources[primary], self.sources[stage])
         if split is not None:
             index = index[index["split"].isin([split] if isinstance(split, str) else list(split))]
         empty = index["length"] <= 0
+        for stage in others:  # a video a later stage could not process (0 frames there) is skipped too
+            empty |= index["video_id"].map(tables[stage].set_index("video_id")["length"]).to_numpy() <= 0
         if empty.any():
             log.warning("skipping %d videos without frames: %s", int(empty.sum()),
                         ", ".join(index["video_id"][empty][:5]))
         self.index = index[~empty].reset_index(drop=True)
-        self._shard, self._start, self._length, self._label = (
-            self.index[c].to_numpy(np.int64) for c in ("shard", "start", "length", "label"))
+        self._length, self._label = (self.index[c].to_numpy(np.int64) for c in ("length", "label"))
+        self._where = {primary: (self.index["shard"].to_numpy(np.int64), self.index["start"].to_numpy(np.int64))}
+        for stage in others:
+            other = tables[stage].set_index("video_id").loc[self.index["video_id"]]
+            self._where[stage] = (other["shard"].to_numpy(np.int64), other["start"].to_numpy(np.int64))
         self._video_ids = self.index["video_id"].tolist()
         self._handles: dict[str, MappedArray | list[h5py.Dataset]] = {}
         self._files: list[h5py.File] = []
@@ -211,16 +241,18 @@ class ShardDataset(Dataset):
     def _arrays(self) -> dict[str, MappedArray | list[h5py.Dataset]]:
         """Every requested array over all shards, opened once per process: mapped where it can be."""
         if self._pid != os.getpid():  # a forked worker must not use its parent's handles
-            self._files = [h5py.File(path, "r", rdcc_nbytes=self.cache_bytes) for path in self.paths]
-            self._handles, self._pid = {}, os.getpid()
-            buffers = None
-            for name in self.arrays:
-                datasets = [f[name] for f in self._files]
-                if self.memory_map and MappedArray.fits(datasets):
-                    buffers = buffers or [_map(path) for path in self.paths]
-                    self._handles[name] = MappedArray(datasets, buffers)
-                else:
-                    self._handles[name] = datasets
+            self._handles, self._files, self._pid = {}, [], os.getpid()
+            for stage, paths in self.sources.items():
+                files = [h5py.File(path, "r", rdcc_nbytes=self.cache_bytes) for path in paths]
+                self._files += files
+                buffers = None
+                for name in self.stage_arrays[stage]:
+                    datasets = [f[name] for f in files]
+                    if self.memory_map and MappedArray.fits(datasets):
+                        buffers = buffers or [_map(path) for path in paths]
+                        self._handles[name] = MappedArray(datasets, buffers)
+                    else:
+                        self._handles[name] = datasets
         return self._handles
 
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
@@ -229,11 +261,15 @@ class ShardDataset(Dataset):
         Mapped arrays are gathered in one step per shard; the others are read per video, one
         h5py read of the span its frames cover (JPEG rows decoded once each).
         """
-        rows = self._start[items, None] + frames
-        shards = self._shard[items]
-        return {name: (ds.take(shards, rows) if isinstance(ds, MappedArray)
-                       else np.stack([_read_rows(ds[s], r) for s, r in zip(shards, rows)]))
-                for name, ds in self._arrays().items()}
+        handles, out = self._arrays(), {}
+        for stage, names in self.stage_arrays.items():
+            shard, start = self._where[stage]
+            rows, shards = start[items, None] + frames, shard[items]
+            for name in names:
+                ds = handles[name]
+                out[name] = (ds.take(shards, rows) if isinstance(ds, MappedArray)
+                             else np.stack([_read_rows(ds[s], r) for s, r in zip(shards, rows)]))
+        return out
 
     def __getitems__(self, items: Sequence[int]) -> list[dict[str, Any]]:
         """Samples of a batch of items, sampled and read together (the DataLoader calls this)."""
@@ -257,6 +293,61 @@ class ShardDataset(Dataset):
         return state
 
 
+def _index(paths: Sequence[Path]) -> pd.DataFrame:
+    """The ``/index`` tables of shards, one row per video, with the shard's number and ``path``."""
+    tables = []
+    for number, path in enumerate(paths):
+        with h5py.File(path, "r") as f:
+            tables.append(read_index(f)[["video_id", "start", "length", "label", "split"]].assign(shard=number))
+    index = pd.concat(tables, ignore_index=True)
+    index["path"] = [str(paths[k]) for k in index["shard"]]
+    return index
+
+
+def _arrays_by_stage(sources: Mapping[str, Sequence[Path]],
+                     arrays: Sequence[str] | Mapping[str, Sequence[str]] | None) -> dict[str, list[str]]:
+    """The arrays to read per stage; names alone are looked up in the stages' shards."""
+    have = {}
+    for stage, paths in sources.items():
+        with h5py.File(paths[0], "r") as f:
+            have[stage] = sorted(name for name in f if name != "index")
+    if arrays is None:
+        wanted = {stage: list(DEFAULT_ARRAYS[stage]) for stage in sources}
+    elif isinstance(arrays, Mapping):
+        wanted = {stage: list(arrays.get(stage, ())) for stage in sources}
+    else:
+        wanted = {stage: [] for stage in sources}
+        for name in arrays:
+            holders = [stage for stage in sources if name in have[stage]] or [next(iter(sources))]
+            if len(holders) > 1:
+                raise ValueError(f"array {name!r} is in {' and '.join(holders)} shards; name it per stage")
+            wanted[holders[0]].append(name)
+    for stage, names in wanted.items():
+        unknown = [name for name in names if name not in have[stage]]
+        if unknown or not any(wanted.values()):
+            raise ValueError(f"{sources[stage][0]}: no array {', '.join(unknown) or '(none named)'}; "
+                             f"it has {', '.join(have[stage])}")
+    return wanted
+
+
+def _check_aligned(index: pd.DataFrame, other: pd.DataFrame, paths: Sequence[Path], other_paths: Sequence[Path]) -> None:
+    """Every video in both tables with the same number of frames; else an error naming it and both files."""
+    merged = index.merge(other, on="video_id", how="outer", suffixes=("", "_other"), indicator="side")
+    lengths = merged["length"].to_numpy(), merged["length_other"].to_numpy()
+    bad = (merged["side"] != "both") | ((lengths[0] != lengths[1]) & (np.minimum(*lengths) > 0))
+    for row in merged[bad].head(1).itertuples():
+        if row.side == "left_only":
+            raise ValueError(f"video {row.video_id}: in {row.path} but in none of {_names(other_paths)}")
+        if row.side == "right_only":
+            raise ValueError(f"video {row.video_id}: in {row.path_other} but in none of {_names(paths)}")
+        raise ValueError(f"video {row.video_id}: {int(row.length)} frames in {row.path} but {int(row.length_other)} "
+                         f"in {row.path_other}; rerun the later stage for this shard")
+
+
+def _names(paths: Sequence[Path]) -> str:
+    return ", ".join(map(str, paths[:3])) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
+
+
 def _map(path: Path) -> np.ndarray:
     """The bytes of a file, memory-mapped read-only."""
     with open(path, "rb") as f:
@@ -265,7 +356,7 @@ def _map(path: Path) -> np.ndarray:
 
 def decode_frames(rows: Sequence[np.ndarray]) -> np.ndarray:
     """Frames (n, H, W, 3) uint8 from n JPEG rows of a frames shard's ``jpeg`` array (one video: one size)."""
-    return np.stack([simplejpeg.decode_jpeg(row, colorspace="RGB") for row in rows])
+    return np.stack([decode_jpeg(row) for row in rows])
 
 
 JPEG_DECODERS = {"crop": decode_crops, "jpeg": decode_frames}

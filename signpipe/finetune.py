@@ -1,9 +1,21 @@
 """The finetune stage: train any registered model (``signpipe.models``) for recognition, one dataset.
 
-Cross-entropy on clips (32 frames: random sampling in training, centred at test, SignBERT
-§4.2) through the shared loop ``signpipe.train.fit``, with the validation accuracy after every
-epoch; then the logits of every val and test video go to ``predictions.h5``. SignBERT starts
-from the pre-trained encoder when ``pretrained`` is given (§3.4); other models ignore it.
+Each model trains through the shared loop ``signpipe.train.fit`` on clips of the shards it reads
+(32 frames: random sampling in training, centred at test, SignBERT §4.2 and HMA §4), with its
+own losses (a named dict summed with the weights ``loss_weights``; cross-entropy alone by
+default), optimiser and schedule, in one or more phases, and the validation loss and accuracy
+after every epoch; then the logits of every val and test video go to ``predictions.h5``.
+SignBERT starts from the pre-trained encoder when ``pretrained`` is given (§3.4).
+
+Settings of a model, last wins: ``TrainConfig``'s defaults, the model's (``ModelSpec.defaults``,
+from its paper), its phase's defaults, then what the user wrote: the stage's keys
+(``finetune.epochs``), the model's block (``finetune.<model>``), its phase's block
+(``finetune.<model>.phases.<phase>``). A key the user set thus beats every default.
+
+A model with several phases trains them in order, each one ``fit`` in its own folder
+(``<out>/<phase>/``) with its own checkpoint, each starting from the weights the previous one
+ended with. A job killed in phase k resumes phase k and reuses phases 1..k-1 as they are;
+``log.csv`` holds every phase's epochs with a ``phase`` column.
 """
 
 from __future__ import annotations
@@ -11,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +34,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from signpipe.data import NUM_FRAMES
-from signpipe.models import model_spec
+from signpipe.models import MODELS, ModelSpec, Phase, model_spec
 from signpipe.predictions import SplitPredictions, write_predictions
-from signpipe.settings import from_config
-from signpipe.train import TrainConfig, distributed, fit, input_fingerprint, predict
+from signpipe.train import (
+    CHECKPOINT, RUN_CODE, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, write_log,
+)
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.h5"
-
-
-def train_config(cfg: Mapping[str, Any]) -> TrainConfig:
-    """The ``TrainConfig`` keys of a stage's config block (others ignored; missing or null ones default)."""
-    return from_config(TrainConfig, cfg)
+MAIN = Phase("main")
+"""The one phase of a model that declares none; it trains in the model's folder itself."""
+STAGE_KEYS = ("device", "seed", "num_workers")
+"""Settings that come from the stage or the workflow, never a model's defaults."""
 
 
 def num_classes(manifest: str | os.PathLike) -> int:
@@ -47,46 +59,143 @@ def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(1) == labels).mean()) if len(labels) else float("nan")
 
 
-def finetune(model_name: str, shards: Sequence[str | os.PathLike], out_dir: str | os.PathLike, num_classes: int,
-             cfg: Mapping[str, Any], pretrained: str | os.PathLike | None = None) -> dict[str, float]:
-    """Train model ``model_name`` on the train split of ``shards``; write into ``out_dir``
-    ``checkpoint.pt``, ``log.csv``, ``curves.png`` and ``predictions.h5`` (val and test).
-    A job killed mid-training resumes from ``checkpoint.pt`` when started again on the same inputs.
+def cross_entropy(spec: ModelSpec):
+    """The default losses of a model: ``{"ce": cross-entropy of its logits}``."""
+    def losses(model: nn.Module, batch: Mapping[str, Any]) -> tuple[dict[str, Tensor], Tensor]:
+        logits = spec.forward(model, batch)
+        return {"ce": F.cross_entropy(logits.float(), batch["label"])}, logits
+    return losses
 
-    ``cfg``: the ``TrainConfig`` keys (epochs, batch_size, lr, ..., device, seed), ``num_frames``,
-    and per model an optional block ``cfg[model_name]`` handed to the model's ``build`` and
-    ``dataset``. Returns the final val and test accuracy.
+
+def phase_settings(spec: ModelSpec, cfg: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each phase's settings, in order: defaults first, what the user wrote last (module docstring).
+
+    ``cfg``: the stage's keys as the user wrote them, with the model's block under its name.
+    An unknown phase or loss weight names its key.
+    """
+    block = dict(cfg.get(spec.name) or {})
+    user_phases = dict(block.pop("phases", None) or {})
+    phases = spec.phases or (MAIN,)
+    unknown = sorted(set(user_phases) - {phase.name for phase in phases})
+    if unknown:
+        raise ValueError(f"finetune.{spec.name}.phases: unknown phase {unknown[0]!r}; "
+                         f"{spec.name} trains in {', '.join(p.name for p in phases)}")
+    stage = {k: v for k, v in cfg.items() if k not in MODELS and v is not None}
+    defaults = {**asdict(TrainConfig()), "num_frames": NUM_FRAMES, "loss_weights": {"ce": 1.0}, **spec.defaults}
+    settings = {}
+    for phase in phases:
+        mine = {**defaults, **phase.settings, **stage, **block, **(user_phases.get(phase.name) or {})}
+        weights = {**defaults["loss_weights"], **phase.settings.get("loss_weights", {}),
+                   **(block.get("loss_weights") or {}), **((user_phases.get(phase.name) or {}).get("loss_weights") or {})}
+        extra = sorted(set(weights) - set(defaults["loss_weights"]))
+        if extra:
+            raise ValueError(f"finetune.{spec.name}.loss_weights: {spec.name} has no loss {extra[0]!r}; "
+                             f"its losses: {', '.join(defaults['loss_weights'])}")
+        settings[phase.name] = {**mine, "loss_weights": weights}
+    return settings
+
+
+def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] | Sequence[str | os.PathLike],
+             out_dir: str | os.PathLike, num_classes: int, cfg: Mapping[str, Any],
+             pretrained: str | os.PathLike | None = None) -> dict[str, float]:
+    """Train model ``model_name`` on the train split of ``shards`` ({stage: paths}, or the paths
+    of a model's one stage); write into ``out_dir`` ``log.csv``, ``curves.png``,
+    ``predictions.h5`` (val and test) and the checkpoints (resumed after a kill).
+
+    ``cfg``: the stage's keys as the user set them (epochs, batch_size, lr, ..., device, seed) and
+    per model an optional block ``cfg[model_name]`` (see :func:`phase_settings`); the settings are
+    handed to the model's ``build`` and ``dataset``. Returns the final val and test accuracy.
     """
     spec = model_spec(model_name)
-    training = train_config(cfg)
-    model_cfg = {"num_frames": cfg.get("num_frames", NUM_FRAMES), "seed": training.seed,
-                 **(cfg.get(model_name) or {}), "pretrained": str(pretrained) if pretrained else None}
+    shards = _by_stage(spec, shards)
+    settings = phase_settings(spec, cfg)
+    first = next(iter(settings.values()))
+    model_cfg = {**first, "pretrained": str(pretrained) if pretrained else None}
     sets = {split: spec.dataset(shards, split, split == "train", model_cfg) for split in ("train", "val", "test")}
     if not len(sets["train"]):
-        raise ValueError(f"finetune {model_name}: no train-split videos in {len(shards)} {spec.stage} shards")
-    torch.manual_seed(training.seed)  # the initial weights: the same run gives the same model
+        raise ValueError(f"finetune {model_name}: no train-split videos in the "
+                         + ", ".join(f"{len(paths)} {stage}" for stage, paths in shards.items()) + " shards")
+    torch.manual_seed(train_config(first).seed)  # the initial weights: the same run gives the same model
     model = spec.build(num_classes, model_cfg)
+    losses = spec.losses or cross_entropy(spec)
+    inputs = [path for paths in shards.values() for path in paths] + ([pretrained] if pretrained else [])
+    common = {"model": model_cfg, "phases": settings, "num_classes": num_classes}
+    code = [*RUN_CODE, "signpipe.finetune", MODELS[model_name].module]
+    out_dir = Path(out_dir)
+    folders = {name: out_dir if not spec.phases else out_dir / name for name in settings}
+    trainings = {name: train_config(values) for name, values in settings.items()}
+    fingerprints = {name: input_fingerprint(inputs, {**common, "phase": name}, code) for name in settings}
+    reuse = _phases_to_reuse(folders, trainings, fingerprints)
+    history = []
+    for number, (name, values) in enumerate(settings.items()):
+        training = trainings[name]
+        if number >= reuse:  # this phase trains (afresh or resumed): later phases' checkpoints are stale
+            for later in list(settings)[number + 1:]:
+                (folders[later] / CHECKPOINT).unlink(missing_ok=True)
+        step = _weighted_step(losses, values["loss_weights"])
 
-    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
-        logits = spec.forward(model, batch)
-        labels = batch["label"]
-        loss = F.cross_entropy(logits.float(), labels)
-        return loss, {"train_acc": float((logits.argmax(1) == labels).float().mean())}
+        def evaluate(model: nn.Module, training: TrainConfig = training) -> dict[str, float]:
+            logits, labels, _ = predict(model, sets["val"], spec.forward, training.batch_size, training.device)
+            return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
+                    "val_acc": accuracy(logits, labels)}
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        logits, labels, _ = predict(model, sets["val"], spec.forward, training.batch_size, training.device)
-        return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
-                "val_acc": accuracy(logits, labels)}
-
-    inputs = [*shards, *([pretrained] if pretrained else [])]
-    fit(model, step, sets["train"], out_dir, training, evaluate if len(sets["val"]) else None,
-        title=f"{model_name} fine-tuning", fingerprint=input_fingerprint(inputs, model_cfg))
+        title = f"{model_name} fine-tuning" + (f", phase {name}" if spec.phases else "")
+        history.append(fit(model, step, sets["train"], folders[name], training,
+                           evaluate if len(sets["val"]) else None, title=title, fingerprint=fingerprints[name],
+                           phase=name, reuse_finished=number < reuse))
     if distributed()[0] != 0:
         return {}
-    splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, training.batch_size, training.device))
+    if spec.phases:
+        write_log(pd.concat(history, ignore_index=True), out_dir, f"{model_name} fine-tuning")
+    last = trainings[list(settings)[-1]]
+    splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, last.batch_size, last.device))
               for split in ("val", "test")}
-    write_predictions(Path(out_dir) / PREDICTIONS, splits, model_name, num_classes,
-                      {**model_cfg, "train": {f.name: getattr(training, f.name) for f in fields(TrainConfig)}})
+    write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
+                      {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}})
     result = {f"{split}_acc": accuracy(p.logits, p.label) for split, p in splits.items()}
     log.info("finetune %s: %s", model_name, result)
     return result
+
+
+def _by_stage(spec: ModelSpec, shards: Mapping[str, Sequence[str | os.PathLike]] | Sequence[str | os.PathLike]
+              ) -> dict[str, list[str | os.PathLike]]:
+    """Shards per stage; a plain list is the shards of a model that reads one stage."""
+    if not isinstance(shards, Mapping):
+        if len(spec.stages) != 1:
+            raise ValueError(f"finetune {spec.name}: give shards per stage ({', '.join(spec.stages)})")
+        shards = {spec.stages[0]: shards}
+    missing = [stage for stage in spec.stages if not shards.get(stage)]
+    if missing:
+        raise ValueError(f"finetune {spec.name}: no {', '.join(missing)} shards given; it reads {', '.join(spec.stages)}")
+    return {stage: list(shards[stage]) for stage in spec.stages}
+
+
+def _phases_to_reuse(folders: Mapping[str, Path], trainings: Mapping[str, TrainConfig],
+                     fingerprints: Mapping[str, str]) -> int:
+    """How many leading phases a rerun takes as they are: those before the last phase with a
+    checkpoint of this run, or up to and including it when it finished and is not the last phase.
+    Everything finished (a forced rerun) or nothing found: none."""
+    names = list(folders)
+    for number in range(len(names) - 1, -1, -1):
+        name = names[number]
+        state = load_run(folders[name], trainings[name], fingerprints[name])
+        if state is None:
+            continue
+        finished = state["epoch"] >= trainings[name].epochs
+        if not finished:
+            return number
+        return number + 1 if number < len(names) - 1 else 0
+    return 0
+
+
+def _weighted_step(losses, weights: Mapping[str, float]):
+    """A training step of ``fit``: the model's named losses, summed with ``weights``, each term logged."""
+    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        terms, logits = losses(model, batch)
+        total = sum(weights.get(name, 1.0) * term.float() for name, term in terms.items())
+        metrics = {f"{name}_loss": float(term.detach()) for name, term in terms.items()}
+        if logits is not None:
+            metrics["train_acc"] = float((logits.argmax(1) == batch["label"]).float().mean())
+        return total, metrics
+    return step
+

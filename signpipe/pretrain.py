@@ -33,13 +33,13 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from signpipe.data import NUM_FRAMES
-from signpipe.finetune import train_config
 from signpipe.handmodel.defaults import SIDES
 from signpipe.keypoints import HAND_EDGES
 from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
+from signpipe.figures import save_figure
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
-from signpipe.train import distributed, fit, input_fingerprint, resolve_device
+from signpipe.train import distributed, fit, input_fingerprint, resolve_device, train_config
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,8 @@ STEPS_BEFORE_DECAY = 2500
 masked input in benchmarks/signbert.py (160 steps: PCK@20 0.40; 1,800: 0.85, level with the
 input; 2,700: 0.87); pretrain warns."""
 RECONSTRUCTION = "reconstruction.png"
+PRETRAIN_CODE = ("signpipe.pretrain", "signpipe.models.signbert")
+"""The modules that define a pre-training run besides ``signpipe.train.RUN_CODE``."""
 FEASIBILITY_KEYS = ("pck20_input", "auc_input", "pck20_output", "auc_output", "pck20_input_masked",
                     "pck20_output_masked")
 """What :func:`feasibility` measures, in ``log.csv``, ``feasibility.json`` and ``signbert.pt``."""
@@ -238,7 +240,7 @@ def _draw_skeleton(ax: Any, xy: np.ndarray, shown: np.ndarray, colour: str) -> N
 @torch.no_grad()
 def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.PathLike,
                           objective: PretrainObjective = PretrainObjective(), seed: int = 0, frames: int = 6,
-                          device: str = "auto") -> Path:
+                          device: str = "auto", note: str = "") -> Path:
     """A PNG like the paper's Fig. 3: for ``frames`` consecutive frames of the first clip of
     ``data``, one hand's detected joints, the masked input (disturbed joints as red dots, zeroed
     ones as red crosses where they were) and the reconstruction. The hand and frames are those
@@ -283,11 +285,9 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
                 ax.set_ylabel(name)
             if row == 0:
                 ax.set_title(f"frame {t}\n{OPERATION_NAMES[int(masking.operation[0, t, hand])]}", fontsize=8)
-    fig.suptitle(f"{SIDES[hand]} hand of video {sample['video_id']}: detected, masked input, reconstruction")
+    fig.suptitle(f"{SIDES[hand]} hand of video {sample['video_id']}: detected, masked input, reconstruction{note}")
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
@@ -304,9 +304,15 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     seed = cfg.get("seed", 0)
     num_frames = cfg.get("num_frames", NUM_FRAMES)
     train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed)
-    val_set = HandTokens(hands_shards, "val", num_frames)
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
+    held_out = "val"
+    val_set = HandTokens(hands_shards, "val", num_frames)
+    if not len(val_set):  # feasibility and the figure still need clips: say that they were trained on
+        held_out = "train"
+        val_set = HandTokens(hands_shards, "train", num_frames)
+        log.warning("pretrain: no val-split videos in %d hands shards; feasibility and %s are measured on "
+                    "train clips, which the model has seen", len(hands_shards), RECONSTRUCTION)
     objective = from_config(PretrainObjective, cfg, aliases={"lambda": "lam"})
     training = train_config(cfg)
     torch.manual_seed(training.seed)  # the initial weights: the same run gives the same model
@@ -324,15 +330,15 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         return feasibility(model, val_set, objective, seed, device=training.device)
 
     settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers")}
-    history = fit(model, step, train_set, out_dir, training, evaluate if len(val_set) else None,
-                  title="SignBERT pre-training", fingerprint=input_fingerprint(hands_shards, settings))
+    history = fit(model, step, train_set, out_dir, training, evaluate, title="SignBERT pre-training",
+                  fingerprint=input_fingerprint(hands_shards, settings, PRETRAIN_CODE))
     if distributed()[0] != 0:
         return {}
     measured = {k: float(history.iloc[-1][k]) for k in FEASIBILITY_KEYS if k in history}
     with atomic_path(out_dir / FEASIBILITY, ".json") as tmp:
-        Path(tmp).write_text(json.dumps({"split": "val", "videos": len(val_set), **measured}, indent=1) + "\n")
-    if len(val_set):
-        reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device)
+        Path(tmp).write_text(json.dumps({"split": held_out, "videos": len(val_set), **measured}, indent=1) + "\n")
+    reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device,
+                          note="" if held_out == "val" else " (no val videos: a train clip, seen in training)")
     save_encoder(out_pt, model, {"feasibility": measured})
     log.info("pretrain: %s written; feasibility %s", out_pt, measured)
     return measured

@@ -13,7 +13,9 @@ The paper defaults (SignBERT §4: Adam, lr 1e-3 decayed x0.1 every 20 epochs, we
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import json
 import logging
 import math
@@ -32,9 +34,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm import tqdm
 
+from signpipe.settings import from_config
+from signpipe.figures import save_figure
 from signpipe.shards import atomic_path, write_csv
 
 log = logging.getLogger(__name__)
+
 
 CHECKPOINT = "checkpoint.pt"
 LOG = "log.csv"
@@ -47,23 +52,62 @@ Evaluate = Callable[[nn.Module], dict[str, float]]
 """``evaluate(model) -> metrics`` after each epoch (e.g. validation accuracy), on rank 0."""
 
 
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("step", "plateau", "cosine")
+
+
 @dataclass
 class TrainConfig:
-    """Optimisation settings; defaults are SignBERT's (§4 of the paper)."""
+    """Optimisation settings; defaults are SignBERT's (§4 of the paper). A model's spec gives
+    its own paper's defaults over these (``signpipe.models.ModelSpec.defaults``)."""
 
     epochs: int = 60
     batch_size: int = 32
+    optimizer: str = "adam"
+    """adam | sgd (with ``momentum``)."""
     lr: float = 1e-3
+    momentum: float = 0.9
     weight_decay: float = 1e-4
+    schedule: str = "step"
+    """step: x ``lr_gamma`` every ``lr_step`` epochs; plateau: x ``lr_gamma`` after ``patience``
+    epochs without a lower validation loss (training loss without val videos); cosine: to 0 over ``epochs``."""
     lr_step: int = 20
-    """Epochs between learning-rate decays."""
+    """Epochs between learning-rate decays (schedule step)."""
     lr_gamma: float = 0.1
+    patience: int = 10
+    """Epochs without improvement before a plateau decay."""
     seed: int = 0
     device: str = "auto"
     amp: bool = True
     """Mixed precision (float16 autocast + gradient scaling); only ever used on CUDA."""
     num_workers: int = 0
     grad_clip: float | None = None
+
+
+def train_config(cfg: Mapping[str, Any] | None) -> TrainConfig:
+    """The ``TrainConfig`` keys of a settings block (others ignored; missing or null ones default);
+    an unknown optimizer or schedule names its key."""
+    training = from_config(TrainConfig, cfg)
+    for key, known in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if getattr(training, key) not in known:
+            raise ValueError(f"{key}: {getattr(training, key)!r} unknown; known: {', '.join(known)}")
+    return training
+
+
+def make_optimizer(parameters: Iterable[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam or SGD with momentum, with ``cfg``'s lr and weight decay."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(parameters, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig) -> Any:
+    """The lr schedule of ``cfg.schedule``, stepped once per epoch (plateau: on the validation loss)."""
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.lr_gamma, patience=cfg.patience)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
 
 
 def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
@@ -94,24 +138,49 @@ def to_device(batch: Batch, device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
-def code_digest(root: str | os.PathLike = Path(__file__).parent) -> str:
-    """SHA-256 of the Python sources under ``root`` (the signpipe package): weights trained by
-    other code, such as a changed model, must not be resumed."""
+def _code_text(path: Path) -> str:
+    """A Python file's syntax tree without docstrings, comments or line numbers: what it does."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list):
+            node.body = [child for child in body if not (isinstance(child, ast.Expr) and isinstance(
+                child.value, ast.Constant) and isinstance(child.value.value, str))] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def code_digest(modules: Iterable[str]) -> str:
+    """SHA-256 of the code of ``modules`` (dotted names; a package counts all its files): weights
+    trained by other code, such as a changed model, must not be resumed, while an edited
+    docstring or comment, or a change to a stage that does not define the run, is no reason to
+    retrain."""
     digest = hashlib.sha256()
-    for path in sorted(Path(root).rglob("*.py")):
-        digest.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes())
+    for module in sorted(set(modules)):
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.origin is None:
+            raise ValueError(f"code_digest: no module {module!r}")
+        origin = Path(spec.origin)
+        files = sorted(origin.parent.rglob("*.py")) if spec.submodule_search_locations else [origin]
+        for path in files:
+            digest.update(f"{module}:{path.relative_to(origin.parent)}\0{_code_text(path)}\0".encode())
     return digest.hexdigest()
 
 
-def input_fingerprint(paths: Iterable[str | os.PathLike], settings: Mapping[str, Any]) -> str:
-    """A digest of input files (path, size, modification time), settings and signpipe's code.
+RUN_CODE = ("signpipe.train", "signpipe.data", "signpipe.handmodel", "signpipe.keypoints")
+"""The modules every training run depends on; a stage adds its own and its model's."""
+
+
+def input_fingerprint(paths: Iterable[str | os.PathLike], settings: Mapping[str, Any],
+                      code: Iterable[str] = RUN_CODE) -> str:
+    """A digest of input files (path, size, modification time), settings and the ``code`` that
+    defines the run (:func:`code_digest`).
 
     A checkpoint resumes only the run that wrote it: after a kill the inputs are the same, but
     after re-extracted keypoints, another model size or a code change the stale weights must
     not be reused.
     """
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
-    digest.update(code_digest().encode())
+    digest.update(code_digest([*RUN_CODE, *code]).encode())
     for path in sorted(map(str, paths)):
         stat = os.stat(path)
         digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
@@ -125,19 +194,26 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
-    """A PNG with one panel for losses and one for the other metrics, against the epoch."""
-    import matplotlib
+    """A PNG with one panel for losses (the total and every named term) and one for the other
+    metrics, against the epoch; phases (a ``phase`` column) are counted on and marked."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    skip = {"epoch", "lr", "samples", "seconds", "samples_per_s"}
-    losses = [c for c in history.columns if "loss" in c]
-    others = [c for c in history.columns if c not in skip and c not in losses]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    history = history.reset_index(drop=True)
+    x = np.arange(1, len(history) + 1)
+    numeric = [c for c in history.columns if c not in SKIPPED_COLUMNS and pd.api.types.is_numeric_dtype(history[c])]
+    losses = [c for c in numeric if "loss" in c]
+    others = [c for c in numeric if c not in losses]
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, columns, label in ((axes[0], losses, "loss"), (axes[1], others, "metric")):
         for column in columns:
-            ax.plot(history["epoch"], history[column], marker="o", label=column)
+            ax.plot(x, history[column], marker="o", ms=3, label=column)
+        if "phase" in history and history["phase"].nunique() > 1:
+            changes = np.flatnonzero(history["phase"].to_numpy()[1:] != history["phase"].to_numpy()[:-1])
+            for change in changes:
+                ax.axvline(change + 1.5, color="grey", ls="--", lw=1)
+                ax.text(change + 1.6, 1, history["phase"].iloc[change + 1], transform=ax.get_xaxis_transform(),
+                        va="top", fontsize=7, color="grey")
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -145,42 +221,45 @@ def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "")
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    with atomic_path(path, ".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path)
+
+
+SKIPPED_COLUMNS = {"epoch", "lr", "samples", "seconds", "samples_per_s", "phase"}
+"""log.csv columns that curves.png does not draw."""
 
 
 def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.PathLike,
         cfg: TrainConfig, evaluate: Evaluate | None = None, collate: Callable | None = None,
-        title: str = "", progress: bool = True, fingerprint: str = "") -> pd.DataFrame:
+        title: str = "", progress: bool = True, fingerprint: str = "", phase: str | None = None,
+        reuse_finished: bool = False) -> pd.DataFrame:
     """Train ``model`` on ``train_set`` for ``cfg.epochs`` epochs; resume from ``out_dir`` if a run stopped.
 
     Writes ``out_dir/checkpoint.pt`` (model, optimiser, schedule, scaler, history) after every
     epoch, ``log.csv`` and ``curves.png``. ``step`` computes the loss of a batch (already on the
-    device); ``evaluate`` adds metrics after each epoch. A dataset with ``set_epoch`` (e.g.
-    ``signpipe.data.ShardDataset``) is told the epoch, so its random clips differ per epoch.
-    A checkpoint is resumed only when it was written with the same ``fingerprint`` (see
-    :func:`input_fingerprint`) and settings other than ``epochs``, so a longer schedule
-    continues a finished run while changed inputs or settings start afresh.
-    Returns the history, one row per epoch.
+    device); ``evaluate`` adds metrics after each epoch (its ``val_loss`` drives a plateau
+    schedule). A dataset with ``set_epoch`` (e.g. ``signpipe.data.ShardDataset``) is told the
+    epoch, so its random clips differ per epoch. ``phase`` names the rows of the log.
+
+    An unfinished checkpoint is resumed only when it was written with the same ``fingerprint``
+    (see :func:`input_fingerprint`) and settings, epochs included. A finished one is trained
+    again (a forced rerun must retrain), unless ``reuse_finished``: then its weights and history
+    are taken as they are (an earlier phase of a resumed run). Returns the history, one row per epoch.
     """
     out_dir = Path(out_dir)
     rank, world, local_rank = distributed()
     device = resolve_device(cfg.device, local_rank)
     _init_distributed(device, world)
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    schedule = make_schedule(optimizer, cfg)
     amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
-    history: list[dict[str, float]] = []
+    history: list[dict[str, Any]] = []
     start = 0
-    checkpoint = out_dir / CHECKPOINT
-    run = {"fingerprint": fingerprint, **{k: v for k, v in asdict(cfg).items() if k not in ("epochs", "num_workers")}}
-    state = torch.load(checkpoint, map_location=device, weights_only=False) if checkpoint.exists() else None
-    if state is not None and state.get("run") != run:
+    state = load_run(out_dir, cfg, fingerprint, device)
+    if state is not None and state["epoch"] >= cfg.epochs and not reuse_finished:
         if rank == 0:
-            log.warning("%s was written by a run with other inputs or settings; starting afresh", checkpoint)
+            log.info("%s: a finished run of these settings; training it again", out_dir / CHECKPOINT)
         state = None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -188,8 +267,8 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
         schedule.load_state_dict(state["schedule"])
         scaler.load_state_dict(state["scaler"])
         history, start = state["history"], state["epoch"]
-        if rank == 0:
-            log.info("%s: resuming after epoch %d of %d", checkpoint, start, cfg.epochs)
+        if rank == 0 and start < cfg.epochs:
+            log.info("%s: resuming after epoch %d of %d", out_dir / CHECKPOINT, start, cfg.epochs)
     trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
@@ -204,30 +283,72 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
             train_set.set_epoch(epoch)
         row = _train_epoch(trained, step, loader, optimizer, scaler, device, amp, cfg, epoch, rank == 0 and progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
-        schedule.step()
         if evaluate is not None and rank == 0:
             model.eval()
             with torch.no_grad():
                 row.update(evaluate(model))
+        if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            schedule.step(_shared_value(row.get("val_loss", row["train_loss"]), device, world))
+        else:
+            schedule.step()
+        if phase is not None:
+            row["phase"] = phase
         history.append(row)
         if rank == 0:
-            save_checkpoint(checkpoint, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                         "schedule": schedule.state_dict(), "scaler": scaler.state_dict(),
-                                         "epoch": epoch + 1, "history": history, "run": run})
-            _write_log(history, out_dir, title)
+            save_checkpoint(out_dir / CHECKPOINT, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch + 1, "history": history,
+                "run": run_identity(cfg, fingerprint)})
+            write_log(pd.DataFrame(history), out_dir, title)
             log.info("epoch %d/%d: %s", epoch + 1, cfg.epochs,
-                     ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+                     ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)))
         if world > 1:
             dist.barrier()
     if start >= cfg.epochs and rank == 0 and history:
-        _write_log(history, out_dir, title)  # a finished run resumed: its log may have been removed
+        write_log(pd.DataFrame(history), out_dir, title)  # a reused run: its log may have been removed
     return pd.DataFrame(history)
 
 
-def _write_log(history: list[dict[str, float]], out_dir: Path, title: str) -> None:
-    frame = pd.DataFrame(history)
-    write_csv(frame, out_dir / LOG)
-    plot_curves(frame, out_dir / CURVES, title)
+def run_identity(cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: the inputs' fingerprint and every setting but
+    the worker count."""
+    return {"fingerprint": fingerprint, **{k: v for k, v in asdict(cfg).items() if k != "num_workers"}}
+
+
+def load_run(out_dir: str | os.PathLike, cfg: TrainConfig, fingerprint: str,
+             device: torch.device | str = "cpu") -> dict[str, Any] | None:
+    """The checkpoint in ``out_dir`` when it belongs to this run (:func:`run_identity`), else None.
+
+    Loaded with ``weights_only``: a checkpoint holds tensors and plain values only, so a planted
+    file cannot run code.
+    """
+    path = Path(out_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as error:  # a foreign or corrupt file is no reason to stop: train afresh
+        log.warning("%s cannot be read as a signpipe checkpoint (%s); starting afresh", path, error)
+        return None
+    if state.get("run") != run_identity(cfg, fingerprint):
+        log.warning("%s was written by a run with other inputs, settings or code; starting afresh", path)
+        return None
+    return state
+
+
+def _shared_value(value: float, device: torch.device, world: int) -> float:
+    """Rank 0's ``value`` on every rank (under torchrun the plateau schedule steps alike everywhere)."""
+    if world == 1:
+        return float(value)
+    tensor = torch.tensor([float(value)], device=device, dtype=torch.float64)
+    dist.broadcast(tensor, 0)
+    return float(tensor.item())
+
+
+def write_log(history: pd.DataFrame, out_dir: str | os.PathLike, title: str) -> None:
+    """``log.csv`` and ``curves.png`` of a run's history in ``out_dir``."""
+    write_csv(history, Path(out_dir) / LOG)
+    plot_curves(history, Path(out_dir) / CURVES, title)
 
 
 def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,

@@ -148,3 +148,49 @@ def test_persistent_workers_see_the_new_epoch(shards):
         expected.append(torch.stack([data[k]["frames"] for k in range(len(data))]))
     assert torch.equal(seen[0], expected[0]) and torch.equal(seen[1], expected[1]) and torch.equal(seen[2], seen[0])
     assert not torch.equal(seen[0], seen[1])
+
+
+def test_several_stages_give_aligned_samples(shards):
+    """Hands and keypoints of one video at the same frames: the hands poses are the keypoints' hands in crop pixels."""
+    both = ShardDataset({"hands": shards["hands"], "keypoints": shards["keypoints"]}, ["pose", "box", "xy", "score"],
+                        train=True, seed=5, num_frames=6)
+    hands_only = ShardDataset(shards["hands"], ["pose"], train=True, seed=5, num_frames=6)
+    assert both.stage_arrays == {"hands": ["pose", "box"], "keypoints": ["xy", "score"]}
+    assert len(both) == len(hands_only)
+    for item in (0, len(both) - 1):
+        sample, alone = both[item], hands_only[item]
+        assert sample["video_id"] == alone["video_id"]
+        np.testing.assert_array_equal(sample["frames"], alone["frames"])  # sampled once, for every stage
+        np.testing.assert_array_equal(sample["pose"], alone["pose"])
+        with h5py.File(shards["keypoints"][0]) as f0, h5py.File(shards["keypoints"][1]) as f1:
+            for f in (f0, f1):
+                index = read_index(f).set_index("video_id")
+                if sample["video_id"] in index.index:
+                    start = int(index.loc[sample["video_id"], "start"])
+                    np.testing.assert_array_equal(sample["xy"], f["xy"][start + sample["frames"].numpy()])
+        # the detected right wrist, mapped through the hand box, lands on the crop pose's wrist
+        score = sample["score"][:, 112]
+        box = sample["box"][:, 1]  # (x0, y0, x1, y1) of the right hand in source pixels
+        crop = sample["pose"][:, 1, 0, :2]
+        scale = (box[:, 2] - box[:, 0]) / 16
+        back = torch.stack([box[:, 0] + crop[:, 0] * scale, box[:, 1] + crop[:, 1] * scale], -1)
+        seen = score > 0
+        assert torch.allclose(back[seen], sample["xy"][:, 112][seen].float(), atol=1.0)
+
+
+def test_a_video_that_disagrees_across_stages_names_it_and_both_files(shards, tmp_path):
+    import shutil
+
+    broken = tmp_path / "hands0.h5"
+    shutil.copy(shards["hands"][0], broken)
+    with h5py.File(broken, "r+") as f:
+        index = f["index"][...]
+        video = index["video_id"][0].decode()
+        index["length"][0] -= 1
+        f["index"][...] = index
+    with pytest.raises(ValueError, match=rf"video {video}: \d+ frames in .*keypoints0.h5 but \d+ in .*hands0.h5"):
+        ShardDataset({"keypoints": shards["keypoints"], "hands": [broken, shards["hands"][1]]})
+    with pytest.raises(ValueError, match=r"video \w+: in .*keypoints1.h5 but in none of .*hands0.h5"):
+        ShardDataset({"keypoints": shards["keypoints"], "hands": [shards["hands"][0]]})
+    with pytest.raises(ValueError, match="a hands shard given as keypoints"):
+        ShardDataset({"keypoints": shards["hands"]})

@@ -1,15 +1,17 @@
 """The finetune stage: any model spec, pre-trained SignBERT encoder, predictions.h5 for val and test."""
 
 import h5py
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import signpipe.finetune as finetune_module
 from signpipe.data import ShardDataset
-from signpipe.finetune import finetune
-from signpipe.models import ModelSpec
+from signpipe.finetune import finetune, phase_settings
+from signpipe.models import MODELS, ModelSpec, Phase, Registered
 from signpipe.models.signbert import SPEC, SignBERT, save_encoder
 from signpipe.predictions import read_predictions
 from signpipe.shards import read_index
@@ -69,7 +71,7 @@ def test_finetune_starts_from_the_pretrained_encoder(shards, tmp_path):
     # Through the stage: with a zero learning rate the trained encoder is still the pre-trained one.
     finetune("signbert", shards, tmp_path / "run", 4, {**TRAIN, "epochs": 1, "lr": 0.0, "weight_decay": 0.0},
              pretrained=tmp_path / "signbert.pt")
-    trained = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)["model"]
+    trained = torch.load(tmp_path / "run" / "checkpoint.pt")["model"]
     for name, value in pretrained.encoder.state_dict().items():
         torch.testing.assert_close(trained[f"encoder.{name}"], value)
 
@@ -78,22 +80,138 @@ class MeanPose(nn.Module):
     def __init__(self, num_classes):
         super().__init__()
         self.linear = nn.Linear(2 * 21 * 3, num_classes)
+        self.aux = nn.Linear(2 * 21 * 3, 1)
 
     def forward(self, pose):
         return self.linear(pose.float().mean(1).flatten(1))
 
 
-def test_finetune_trains_any_model_spec(shards, tmp_path, monkeypatch):
-    seen = {}
-
-    def dataset(paths, split, train, cfg):
+def mean_dataset(seen):
+    def dataset(shards, split, train, cfg):
         seen.setdefault("cfg", cfg)
-        return ShardDataset(paths, ["pose"], split, cfg["num_frames"], train)
+        seen.setdefault("shards", shards)
+        return ShardDataset(shards, ["pose"], split, cfg["num_frames"], train)
+    return dataset
 
-    spec = ModelSpec("mean", "hands", lambda n, cfg: MeanPose(n), dataset, lambda m, b: m(b["pose"]))
-    monkeypatch.setattr(finetune_module, "model_spec", lambda name: spec)
-    cfg = {**TRAIN, "mean": {"width": 3}}
-    finetune("mean", shards, tmp_path, 4, cfg)
+
+def two_losses(model, batch):
+    """Cross-entropy and a second term (the mean pose regressed to 0), as HMA's or GLE-Net's extra losses."""
+    logits = model(batch["pose"])
+    pose = batch["pose"].float().mean(1).flatten(1)
+    return {"ce": F.cross_entropy(logits, batch["label"]), "aux": model.aux(pose).pow(2).mean()}, logits
+
+
+@pytest.fixture
+def register(monkeypatch):
+    """Register a test model (its spec and its stages) as signpipe.models would."""
+    def add(spec, stages=("hands",)):
+        monkeypatch.setitem(MODELS, spec.name, Registered("test_finetune", tuple(stages)))
+        monkeypatch.setattr(finetune_module, "model_spec", lambda name: spec)
+        return spec
+    return add
+
+
+def test_finetune_trains_any_model_spec(shards, tmp_path, register):
+    seen = {}
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset(seen), lambda m, b: m(b["pose"])))
+    finetune("mean", shards, tmp_path, 4, {**TRAIN, "mean": {"num_frames": 6}})
     splits, _ = read_predictions(tmp_path / "predictions.h5")
     assert set(splits["test"].video_id) == videos(shards, "test")
-    assert seen["cfg"] == {"num_frames": 8, "seed": 0, "width": 3, "pretrained": None}
+    assert seen["cfg"]["num_frames"] == 6 and seen["cfg"]["epochs"] == 2 and seen["cfg"]["pretrained"] is None
+    assert seen["shards"] == {"hands": shards}
+    assert pd.read_csv(tmp_path / "log.csv")["phase"].tolist() == ["main", "main"]
+
+
+def test_every_loss_term_is_weighted_and_logged(shards, tmp_path, register):
+    defaults = {"loss_weights": {"ce": 1.0, "aux": 0.5}, "optimizer": "sgd", "lr": 0.05}
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults=defaults))
+    finetune("mean", shards, tmp_path / "a", 4, TRAIN)
+    log = pd.read_csv(tmp_path / "a" / "log.csv")
+    assert {"ce_loss", "aux_loss", "train_loss", "train_acc"} <= set(log.columns)
+    # the total is the weighted sum of the terms (means over the same batches)
+    np.testing.assert_allclose(log["train_loss"], log["ce_loss"] + 0.5 * log["aux_loss"], rtol=1e-5)
+    finetune("mean", shards, tmp_path / "b", 4, {**TRAIN, "mean": {"loss_weights": {"aux": 0.0}}})
+    log = pd.read_csv(tmp_path / "b" / "log.csv")
+    np.testing.assert_allclose(log["train_loss"], log["ce_loss"], rtol=1e-5)
+    with pytest.raises(ValueError, match="finetune.mean.loss_weights: mean has no loss 'akx'"):
+        finetune("mean", shards, tmp_path / "c", 4, {**TRAIN, "mean": {"loss_weights": {"akx": 1.0}}})
+
+
+PHASED = (Phase("streams", {"loss_weights": {"ce": 0.0, "aux": 1.0}}), Phase("joint", {"lr": 0.01}))
+
+
+def test_two_phases_train_in_their_own_folders_and_log_together(shards, tmp_path, register):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    cfg = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3}}}}
+    finetune("mean", shards, tmp_path, 4, cfg)
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["phase"].tolist() == ["streams"] * 2 + ["joint"] * 3
+    assert log["lr"].tolist() == pytest.approx([1e-3] * 2 + [1e-2] * 3)
+    np.testing.assert_allclose(log["train_loss"][:2], log["aux_loss"][:2], rtol=1e-5)  # ce weighed 0 in phase 1
+    for phase in ("streams", "joint"):
+        assert (tmp_path / phase / "checkpoint.pt").exists() and (tmp_path / phase / "log.csv").exists()
+    assert (tmp_path / "curves.png").exists() and (tmp_path / "predictions.h5").exists()
+    with pytest.raises(ValueError, match="finetune.mean.phases: unknown phase 'jiont'; mean trains in streams, joint"):
+        finetune("mean", shards, tmp_path / "x", 4, {**TRAIN, "mean": {"phases": {"jiont": {}}}})
+
+
+def test_a_kill_in_phase_two_resumes_phase_two(shards, tmp_path, register, monkeypatch):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    cfg = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3}}}}
+    finetune("mean", shards, tmp_path / "straight", 4, cfg)
+
+    real_step = finetune_module._weighted_step
+    joint = tmp_path / "killed" / "joint" / "checkpoint.pt"
+
+    def killing_step(losses, weights):
+        step = real_step(losses, weights)
+        if weights["ce"] == 0.0:  # phase 1: untouched
+            return step
+
+        def killed(model, batch):  # the job dies in epoch 3 of phase 2
+            if joint.exists() and torch.load(joint)["epoch"] == 2:
+                raise KeyboardInterrupt("killed")
+            return step(model, batch)
+        return killed
+
+    monkeypatch.setattr(finetune_module, "_weighted_step", killing_step)
+    with pytest.raises(KeyboardInterrupt):
+        finetune("mean", shards, tmp_path / "killed", 4, cfg)
+    phase1 = (tmp_path / "killed" / "streams" / "checkpoint.pt")
+    stamp = phase1.stat().st_mtime_ns
+    assert torch.load(tmp_path / "killed" / "joint" / "checkpoint.pt")["epoch"] == 2
+    monkeypatch.setattr(finetune_module, "_weighted_step", real_step)
+    finetune("mean", shards, tmp_path / "killed", 4, cfg)
+    assert phase1.stat().st_mtime_ns == stamp  # phase 1 not retrained
+    straight = pd.read_csv(tmp_path / "straight" / "log.csv")
+    resumed = pd.read_csv(tmp_path / "killed" / "log.csv")
+    pd.testing.assert_frame_equal(straight.drop(columns=["seconds", "samples_per_s"]),
+                                  resumed.drop(columns=["seconds", "samples_per_s"]))
+    a, _ = read_predictions(tmp_path / "straight" / "predictions.h5")
+    b, _ = read_predictions(tmp_path / "killed" / "predictions.h5")
+    np.testing.assert_array_equal(a["test"].logits, b["test"].logits)
+    # a forced rerun (everything finished) trains every phase again
+    finetune("mean", shards, tmp_path / "killed", 4, cfg)
+    assert phase1.stat().st_mtime_ns != stamp
+
+
+def test_plateau_schedule_through_the_stage(shards, tmp_path):
+    cfg = {**TRAIN, "epochs": 3, "signbert": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64,
+                                               "schedule": "plateau", "patience": 0, "optimizer": "sgd", "lr": 0.01}}
+    finetune("signbert", shards, tmp_path, 4, cfg)
+    log = pd.read_csv(tmp_path / "log.csv")
+    decayed = log["val_loss"].cummin().diff().fillna(-1).to_numpy()[:-1] >= 0  # no new best -> next lr x0.1
+    expected = 0.01 * 0.1 ** np.concatenate([[0], np.cumsum(decayed)])
+    np.testing.assert_allclose(log["lr"], expected, rtol=1e-6)
+
+
+def test_settings_precedence_user_over_defaults():
+    spec = ModelSpec("m", None, None, None, defaults={"lr": 0.1, "optimizer": "sgd"},
+                     phases=(Phase("a", {"epochs": 30}), Phase("b", {"lr": 0.5})))
+    settings = phase_settings(spec, {"epochs": 2, "batch_size": 4, "m": {"lr": 0.2, "phases": {"b": {"lr": 0.3}}}})
+    assert settings["a"]["epochs"] == 2 and settings["b"]["epochs"] == 2  # the user's stage key beats phase defaults
+    assert settings["a"]["lr"] == 0.2 and settings["b"]["lr"] == 0.3 and settings["a"]["optimizer"] == "sgd"
+    assert phase_settings(spec, {})["a"]["epochs"] == 30 and phase_settings(spec, {})["b"]["lr"] == 0.5

@@ -127,7 +127,7 @@ def test_pretrain_stage_lowers_its_loss_and_reports_feasibility(shards, tmp_path
     assert len(log) == 8 and log["train_loss"].iloc[-2:].mean() < log["train_loss"].iloc[:2].mean()
     assert {"rec_loss", "reg_loss", *FEASIBILITY_KEYS} <= set(log.columns)
     assert (out.parent / "curves.png").stat().st_size > 0 and (out.parent / RECONSTRUCTION).stat().st_size > 0
-    state = torch.load(out, weights_only=False)
+    state = torch.load(out)
     assert state["arch"]["hidden"] == 32 and "gesture_state_embedding.pool.weight" in state["encoder"]
     report = json.loads((out.parent / FEASIBILITY).read_text())
     assert report["split"] == "val" and report["videos"] == 4 and report == {**report, **measured}
@@ -153,3 +153,27 @@ def test_pretrain_is_repeatable_from_its_seed(shards, tmp_path):
     runs = [pretrain(shards, tmp_path / run / "signbert.pt", cfg) for run in "ab"]
     logs = [pd.read_csv(tmp_path / run / "log.csv")[["train_loss", "rec_loss"]] for run in "ab"]
     assert runs[0] == runs[1] and logs[0].equals(logs[1])
+
+
+def test_pretrain_without_val_videos_measures_on_train_clips_and_says_so(shards, tmp_path, caplog):
+    """A schema-valid corpus with no val split used to fail on the missing reconstruction.png."""
+    import shutil
+
+    import h5py
+
+    copies = []
+    for path in shards:
+        copy = tmp_path / path.name
+        shutil.copy(path, copy)
+        with h5py.File(copy, "r+") as f:
+            index = f["index"][...]
+            index["split"][index["split"] == b"val"] = b"test"
+            f["index"][...] = index
+        copies.append(copy)
+    out = tmp_path / "pretrain" / "signbert.pt"
+    measured = pretrain(copies, out, {"epochs": 1, "batch_size": 4, "num_frames": 4, "device": "cpu", "model": {
+        "hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}})
+    assert "no val-split videos" in caplog.text and set(measured) == set(FEASIBILITY_KEYS)
+    report = json.loads((out.parent / FEASIBILITY).read_text())
+    assert report["split"] == "train" and report["videos"] > 0
+    assert out.exists() and (out.parent / RECONSTRUCTION).stat().st_size > 0

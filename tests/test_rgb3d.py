@@ -61,9 +61,9 @@ def test_trains_with_the_shared_loop_and_predicts(tmp_path) -> None:
     _frames_shard(tmp_path / "0.h5")
     spec = model_spec("rgb3d")
     cfg = {"size": 16, "num_frames": 4}
-    assert spec.stage == "frames"
+    assert spec.stages == ("frames",)
     model = spec.build(2, cfg)
-    train = spec.dataset([tmp_path / "0.h5"], "train", True, cfg)
+    train = spec.dataset({"frames": [tmp_path / "0.h5"]}, "train", True, cfg)
     assert train[0]["jpeg"].shape == (4, 16, 16, 3)
 
     def step(m, batch):
@@ -72,6 +72,6 @@ def test_trains_with_the_shared_loop_and_predicts(tmp_path) -> None:
     history = fit(model, step, train, tmp_path / "run", TrainConfig(epochs=1, batch_size=2, device="cpu"),
                   progress=False)
     assert np.isfinite(history["train_loss"]).all()
-    logits, labels, ids = predict(model, spec.dataset([tmp_path / "0.h5"], "test", False, cfg), spec.forward,
+    logits, labels, ids = predict(model, spec.dataset({"frames": [tmp_path / "0.h5"]}, "test", False, cfg), spec.forward,
                                   device="cpu")
     assert logits.shape == (2, 2) and ids == ["v2", "v3"] and labels.tolist() == [0, 1]

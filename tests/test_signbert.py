@@ -102,13 +102,13 @@ def test_encoder_is_post_norm_and_attends_across_hands_and_time():
 
 def test_hand_tokens_read_normalised_poses(tmp_path):
     shards = make_hands_shards(tmp_path)
-    data = SPEC.dataset(shards, "train", True, {"num_frames": 8})
+    data = SPEC.dataset({"hands": shards}, "train", True, {"num_frames": 8})
     assert isinstance(data, HandTokens) and data.crop_size == 16 and set(data.index["split"]) == {"train"}
     sample = data[0]
     assert sample["pose"].shape == (8, 2, 21, 3)
     raw = super(HandTokens, data).__getitems__([0])[0]["pose"]
     torch.testing.assert_close(sample["pose"], normalise_pose(raw, 16))
-    assert model_spec("signbert") is SPEC and SPEC.stage == "hands"
+    assert model_spec("signbert") is SPEC and SPEC.stages == ("hands",)
     batch = torch.utils.data.default_collate([data[0], data[1]])
     assert SPEC.forward(SPEC.build(4, {"hidden": 32, "layers": 1, "heads": 2}), batch).shape == (2, 4)
 

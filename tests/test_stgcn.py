@@ -56,9 +56,9 @@ def test_trains_with_the_shared_loop_and_predicts(tmp_path) -> None:
     _shard(tmp_path / "0.h5")
     spec = model_spec("stgcn")
     cfg = {"subset": "27", "layers": [[16, 1], [16, 2]], "num_frames": 8}
-    assert spec.stage == "keypoints"
+    assert spec.stages == ("keypoints",)
     model = spec.build(3, cfg)
-    train = spec.dataset([tmp_path / "0.h5"], "train", True, cfg)
+    train = spec.dataset({"keypoints": [tmp_path / "0.h5"]}, "train", True, cfg)
 
     def step(m, batch):
         loss = torch.nn.functional.cross_entropy(spec.forward(m, batch), batch["label"])
@@ -67,6 +67,6 @@ def test_trains_with_the_shared_loop_and_predicts(tmp_path) -> None:
     history = fit(model, step, train, tmp_path / "run", TrainConfig(epochs=3, batch_size=9, lr=1e-2, device="cpu"),
                   progress=False)
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
-    logits, labels, ids = predict(model, spec.dataset([tmp_path / "0.h5"], "test", False, cfg), spec.forward,
+    logits, labels, ids = predict(model, spec.dataset({"keypoints": [tmp_path / "0.h5"]}, "test", False, cfg), spec.forward,
                                   device="cpu")
     assert logits.shape == (3, 3) and ids == ["v9", "v10", "v11"] and labels.tolist() == [0, 1, 2]

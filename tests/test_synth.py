@@ -246,3 +246,12 @@ def test_render_draws_a_signer(tmp_path):
     assert np.abs(frame[nose[1] + 1, nose[0] + 3].astype(float) - signer.skin).max() < 10
     chest = np.round((pose.xy[0, 5] + pose.xy[0, 6]) / 2 + [0, 0.6 * signer.scale]).astype(int)
     assert np.abs(frame[chest[1], chest[0]].astype(float) - signer.clothes).max() < 10
+
+
+def test_corpus_keys_are_the_corpus_parameters():
+    """The workflow reads CORPUS_KEYS without importing the renderer; they must follow make_corpus."""
+    import inspect
+
+    from signpipe.synth import CORPUS_KEYS
+    parameters = inspect.signature(make_corpus).parameters
+    assert CORPUS_KEYS == tuple(name for name in parameters if name not in ("out_dir", "workers", "progress"))

@@ -15,7 +15,7 @@ from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, TrainConfig, code_digest, fit, input_fingerprint, predict, resolve_device, save_checkpoint,
+    CHECKPOINT, TrainConfig, code_digest, fit, input_fingerprint, predict, resolve_device, save_checkpoint, train_config,
 )
 
 
@@ -82,32 +82,118 @@ def test_resume_after_a_kill_ends_where_an_uninterrupted_run_ends(tmp_path):
 
     first = TinyNet()
     first.load_state_dict(init)
-    fit(first, classification_step, TinyData(), tmp_path / "b", TrainConfig(**{**CFG.__dict__, "epochs": 2}),
-        progress=False)  # the job is "killed" after two epochs
+    calls = []
+
+    def killed_in_epoch_3(model, batch):
+        calls.append(1)
+        if len(calls) > 2 * 6:  # 96 samples in batches of 16: six steps an epoch
+            raise KeyboardInterrupt("killed")
+        return classification_step(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(first, killed_in_epoch_3, TinyData(), tmp_path / "b", CFG, progress=False)
+    assert torch.load(tmp_path / "b" / CHECKPOINT)["epoch"] == 2
     resumed = TinyNet()  # a new process: fresh weights, then the checkpoint
     history = fit(resumed, classification_step, TinyData(), tmp_path / "b", CFG, progress=False)
     assert history["epoch"].tolist() == [1, 2, 3, 4]
     for key, value in straight.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[key], value, rtol=0, atol=0)
     (tmp_path / "b" / "log.csv").unlink()  # Snakemake removes declared outputs before a rerun
-    again = fit(TinyNet(), classification_step, TinyData(), tmp_path / "b", CFG, progress=False)
-    assert len(again) == 4  # finished runs do no more work
-    assert len(pd.read_csv(tmp_path / "b" / "log.csv")) == 4  # but write their log again
+    again = TinyNet()
+    history = fit(again, classification_step, TinyData(), tmp_path / "b", CFG, progress=False)
+    assert len(history) == 4 and len(pd.read_csv(tmp_path / "b" / "log.csv")) == 4
+    assert history["seconds"].tolist() != pd.DataFrame(torch.load(tmp_path / "a" / CHECKPOINT)["history"])[
+        "seconds"].tolist()  # a finished run is trained again (--forcerun), not taken as it is
+    reused = TinyNet()
+    fit(reused, classification_step, TinyData(), tmp_path / "b", CFG, progress=False, reuse_finished=True)
+    for key, value in again.state_dict().items():  # unless reuse_finished (an earlier phase)
+        torch.testing.assert_close(reused.state_dict()[key], value, rtol=0, atol=0)
 
 
 def test_checkpoint_of_other_inputs_or_settings_is_not_resumed(tmp_path):
-    first = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 2}),
+    fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 3}),
+        progress=False, fingerprint="inputs-a")
+    state = torch.load(tmp_path / CHECKPOINT)
+    state["epoch"], state["history"] = 2, state["history"][:2]  # as if killed after epoch 2 of 3
+    save_checkpoint(tmp_path / CHECKPOINT, state)
+    fewer = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 2}),
                 progress=False, fingerprint="inputs-a")
-    longer = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 3}),
-                 progress=False, fingerprint="inputs-a")
-    assert longer["epoch"].tolist() == [1, 2, 3]
-    assert longer["seconds"].iloc[:2].tolist() == first["seconds"].tolist()  # continued, not retrained
+    assert fewer["seconds"].tolist() != [row["seconds"] for row in state["history"]]  # not "resuming after 2 of 2"
     other_inputs = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 1}),
                        progress=False, fingerprint="inputs-b")
     assert other_inputs["epoch"].tolist() == [1]  # a fresh run, not "already past epoch 1"
     other_lr = fit(TinyNet(), classification_step, TinyData(), tmp_path,
                    TrainConfig(**{**CFG.__dict__, "epochs": 2, "lr": 5e-3}), progress=False, fingerprint="inputs-b")
     assert other_lr["epoch"].tolist() == [1, 2] and other_lr["lr"].iloc[0] == 5e-3
+
+
+def test_lowering_the_epochs_of_a_finished_run_trains_afresh(tmp_path):
+    """Issue: 'resuming after epoch 5 of 2' reused the longer-trained model."""
+    torch.manual_seed(0)
+    fit(TinyNet(), classification_step, TinyData(), tmp_path / "long", TrainConfig(**{**CFG.__dict__, "epochs": 4}),
+        progress=False)
+    shared = tmp_path / "long"
+    torch.manual_seed(0)
+    short = TinyNet()
+    fit(short, classification_step, TinyData(), shared, TrainConfig(**{**CFG.__dict__, "epochs": 2}), progress=False)
+    torch.manual_seed(0)
+    fresh = TinyNet()
+    fit(fresh, classification_step, TinyData(), tmp_path / "fresh", TrainConfig(**{**CFG.__dict__, "epochs": 2}),
+        progress=False)
+    for key, value in fresh.state_dict().items():
+        torch.testing.assert_close(short.state_dict()[key], value, rtol=0, atol=0)
+    assert torch.load(shared / CHECKPOINT)["epoch"] == 2
+
+
+def test_checkpoints_load_without_running_code(tmp_path):
+    """A planted pickle in checkpoint.pt must not run: checkpoints are read with weights_only."""
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    with open(tmp_path / CHECKPOINT, "wb") as f:
+        pickle.dump({"run": Payload()}, f)
+    history = fit(TinyNet(), classification_step, TinyData(), tmp_path, TrainConfig(**{**CFG.__dict__, "epochs": 1}),
+                  progress=False)
+    assert not marker.exists() and history["epoch"].tolist() == [1]
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "cosine"])
+def test_schedules_and_sgd(tmp_path, schedule):
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=1e-2, optimizer="sgd", schedule=schedule, patience=0,
+                      lr_gamma=0.5, device="cpu")
+    seen = []
+
+    def evaluate(model):
+        seen.append(len(seen))
+        return {"val_loss": 1.0}  # never improves: a plateau schedule decays after every epoch but the first
+
+    history = fit(TinyNet(), classification_step, TinyData(), tmp_path, cfg, evaluate=evaluate, progress=False)
+    if schedule == "plateau":
+        assert history["lr"].tolist() == pytest.approx([1e-2, 1e-2, 5e-3, 2.5e-3])
+    else:
+        assert history["lr"].tolist() == pytest.approx([1e-2 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    state = torch.load(tmp_path / CHECKPOINT)
+    assert "momentum_buffer" in next(iter(state["optimizer"]["state"].values()))
+
+
+def test_plateau_steps_on_the_validation_loss_after_it_is_computed(tmp_path):
+    """The decay must follow this epoch's val loss, not the previous one's."""
+    losses = iter([1.0, 0.5, 0.9, 0.9, 0.9])
+    cfg = TrainConfig(epochs=5, batch_size=16, lr=1e-2, schedule="plateau", patience=1, lr_gamma=0.1, device="cpu")
+    history = fit(TinyNet(), classification_step, TinyData(), tmp_path, cfg,
+                  evaluate=lambda m: {"val_loss": next(losses)}, progress=False)
+    # best 0.5 at epoch 2; epochs 3 and 4 do not improve -> decay after epoch 4 (patience 1), lr of epoch 5 lower
+    assert history["lr"].tolist() == pytest.approx([1e-2, 1e-2, 1e-2, 1e-2, 1e-3])
+
+
+def test_train_config_names_a_bad_choice():
+    with pytest.raises(ValueError, match="optimizer: 'adamw' unknown; known: adam, sgd"):
+        train_config({"optimizer": "adamw"})
 
 
 def test_input_fingerprint_follows_files_and_settings(tmp_path):
@@ -119,17 +205,26 @@ def test_input_fingerprint_follows_files_and_settings(tmp_path):
     assert input_fingerprint([a], {"hidden": 64}) != first
 
 
-def test_code_digest_follows_every_source_file(tmp_path):
-    (tmp_path / "models").mkdir()
-    model = tmp_path / "models" / "net.py"
-    model.write_text("WIDTH = 64\n")
-    (tmp_path / "notes.txt").write_text("not code")
-    first = code_digest(tmp_path)
-    (tmp_path / "notes.txt").write_text("still not code")
-    assert code_digest(tmp_path) == first
-    model.write_text("WIDTH = 32\n")
-    assert code_digest(tmp_path) != first
-    assert code_digest() == code_digest()  # the installed signpipe package
+def test_code_digest_follows_code_not_docstrings_or_comments(tmp_path, monkeypatch):
+    package = tmp_path / "fakepkg"
+    (package / "models").mkdir(parents=True)
+    for init in (package / "__init__.py", package / "models" / "__init__.py"):
+        init.write_text("")
+    model = package / "models" / "net.py"
+    model.write_text('"""A net."""\nWIDTH = 64\n')
+    (package / "other.py").write_text("X = 1\n")
+    (package / "notes.txt").write_text("not code")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first = code_digest(["fakepkg.models.net"])
+    package_digest = code_digest(["fakepkg.models"])  # a package: all of its files
+    (package / "notes.txt").write_text("still not code")
+    (package / "other.py").write_text("X = 2\n")  # not a module of this run
+    model.write_text('"""A net, documented better."""\n# a comment\n\nWIDTH = 64  # channels\n')
+    assert code_digest(["fakepkg.models.net"]) == first and code_digest(["fakepkg.models"]) == package_digest
+    model.write_text('"""A net."""\nWIDTH = 32\n')
+    assert code_digest(["fakepkg.models.net"]) != first and code_digest(["fakepkg.models"]) != package_digest
+    with pytest.raises(ValueError, match="no module"):
+        code_digest(["fakepkg.nothing"])
 
 
 def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
@@ -137,7 +232,7 @@ def test_failed_checkpoint_write_keeps_the_previous_one(tmp_path):
     save_checkpoint(path, {"epoch": 1})
     with pytest.raises(Exception):
         save_checkpoint(path, {"epoch": 2, "bad": lambda: None})  # cannot be pickled
-    assert torch.load(path, weights_only=False)["epoch"] == 1
+    assert torch.load(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == [CHECKPOINT]
 
 
@@ -169,4 +264,4 @@ def test_torchrun_two_processes(tmp_path):
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ranks 2 epochs 2" in proc.stdout
-    assert torch.load(tmp_path / CHECKPOINT, weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 2

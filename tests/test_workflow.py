@@ -12,8 +12,9 @@ import h5py
 import pandas as pd
 import pytest
 
+from conftest import write_video
 from signpipe.predictions import read_predictions
-from signpipe.shards import read_index
+from signpipe.shards import read_index, shard_of
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -89,6 +90,15 @@ def test_profiles_dry_run(profile, tmp_path):
         ("datasets:\n  d: {adapter: wlasl, videos: v}\n", "'index' is a required property"),
         ("datasets:\n  d: {adapter: synthetic}\ndecode: {short_side: big}\n", "short_side"),
         ("datasets:\n  d: {adapter: youtube}\n", "youtube"),
+        ("datasets:\n  d: {adapter: synthetic}\nfinetune: {stgcn: {subsett: '133'}}\n",
+         "config finetune.stgcn: unknown key 'subsett'"),
+        ("datasets:\n  d: {adapter: synthetic}\nfinetune: {stgcn: {subset: '72'}}\n",
+         "config finetune.stgcn.subset: '72' is not allowed; choose one of '27', '59', '133'"),
+        ("datasets:\n  d: {adapter: synthetic}\npretrain: {datasets: [bda]}\n", "config pretrain.datasets: no dataset 'bda'"),
+        ("datasets:\n  d: {adapter: synthetic}\nfusion: {combos: [[signbert, stgcn]]}\n",
+         "'stgcn' in ['signbert', 'stgcn'] is not in finetune.models"),
+        ("datasets:\n  d: {adapter: synthetic}\nfusion: {subsets: {e: {x: x.txt}}}\n", "config fusion.subsets: no dataset 'e'"),
+        ("datasets:\n  d: {adapter: synthetic}\ndecodee: {}\n", "config (top level): unknown key 'decodee'"),
     ],
 )
 def test_bad_config_stops_before_any_job(tmp_path, config, names):
@@ -96,6 +106,7 @@ def test_bad_config_stops_before_any_job(tmp_path, config, names):
     proc = snakemake("-n", "--configfile", "bad.yaml", cwd=tmp_path, check=False)
     assert proc.returncode != 0
     assert names in proc.stdout + proc.stderr
+    assert len((proc.stdout + proc.stderr).splitlines()) < 25  # the key and what is allowed, not the schema
     assert not (tmp_path / "results").exists()
 
 
@@ -131,8 +142,15 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     table = pd.read_csv(results / "fusion" / "table.csv")
     assert table.shape[0] >= 1 and "confusing" in " ".join(table.columns)
     assert (tmp_path / "results" / "tables" / "summary.md").exists()
+    test_ids = sorted(manifest.loc[manifest["split"] == "test", "video_id"])  # from every shard, not shard 0
+    assert sorted(p.stem for p in (results / "sheets").glob("*.png")) == test_ids[:4]
 
     again = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
+    assert "Nothing to be done" in again.stdout + again.stderr
+    # Thread counts size jobs but change no output: every stage's threads changed reruns nothing.
+    (tmp_path / "threads.yaml").write_text(TINY.replace("threads: 1", "threads: 2"))
+    assert TINY.count("threads: 1") == 5
+    again = snakemake("-n", "--configfile", "threads.yaml", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
     forced = snakemake("-n", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
@@ -155,3 +173,58 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     changed = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     counts = jobs_planned(changed.stdout + changed.stderr)
     assert counts.get("decode") == 2 and "manifest" not in counts
+
+
+LISTED = """\
+results: results
+datasets:
+  signs:
+    adapter: folder
+    root: signs
+    pattern: '(?P<signer>P\\d+)_.*'
+    splits: {train: [P01], val: [P02], test: [P03]}
+    num_shards: 4
+  listed: {adapter: csv, manifest: listed.csv, num_shards: 4}
+decode: {short_side: 32, jpeg_quality: 80, threads: 1}
+device: cpu
+"""
+
+
+def test_new_and_repaired_videos_rerun_their_shards_only(tmp_path):
+    """Adding a video to a folder class, a csv-listed video appearing, and a failed video replaced by
+    a good one rerun the manifest and the decode of their own shards; the other shards stay cached."""
+    (tmp_path / "config.yaml").write_text(LISTED)
+    for name in ("hello/P01_a", "hello/P03_a", "world/P01_a", "world/P02_a"):
+        write_video(tmp_path / "signs" / f"{name}.mp4", frames=4, width=48, height=32)
+    write_video(tmp_path / "clips" / "a.mp4", frames=4, width=48, height=32)
+    (tmp_path / "clips" / "c.mp4").write_text("not a video")  # fails to decode
+    (tmp_path / "listed.csv").write_text(
+        "video_id,path,label,split\na,clips/a.mp4,0,train\nb,clips/b.mp4,1,test\nc,clips/c.mp4,1,val\n")
+    frames = {(ds, k): tmp_path / "results" / ds / "frames" / f"{k}.h5" for ds in ("signs", "listed") for k in range(4)}
+    targets = [str(path.relative_to(tmp_path)) for path in frames.values()]
+    targets += ["results/signs/manifest.csv", "results/listed/manifest.csv", "results/listed/failures.csv"]
+    snakemake("--cores", "1", *targets, cwd=tmp_path)
+    assert list(pd.read_csv(tmp_path / "results" / "listed" / "failures.csv")["video_id"]) == ["c"]
+    assert "Nothing to be done" in snakemake("-n", *targets, cwd=tmp_path).stdout
+
+    write_video(tmp_path / "signs" / "hello" / "P02_new.mp4", frames=4, width=48, height=32)  # added
+    write_video(tmp_path / "clips" / "b.mp4", frames=4, width=48, height=32)  # recovered
+    write_video(tmp_path / "clips" / "c.mp4", frames=4, width=48, height=32)  # repaired
+    changed = {("signs", shard_of("hello__P02_new", 4)), ("listed", shard_of("b", 4)), ("listed", shard_of("c", 4))}
+    planned = jobs_planned(snakemake("-n", *targets, cwd=tmp_path).stdout)
+    assert planned["manifest"] == 2 and planned["shard_manifest"] == planned["decode"] == len(changed)
+    before = {key: path.stat().st_mtime_ns for key, path in frames.items()}
+    snakemake("--cores", "1", *targets, cwd=tmp_path)
+    assert {key for key, path in frames.items() if path.stat().st_mtime_ns != before[key]} == changed
+    for ds, video_id in [("signs", "hello__P02_new"), ("listed", "b"), ("listed", "c")]:
+        with h5py.File(frames[ds, shard_of(video_id, 4)]) as f:
+            assert read_index(f).set_index("video_id").loc[video_id, "length"] == 4
+    assert pd.read_csv(tmp_path / "results" / "listed" / "failures.csv").empty
+    assert pd.read_csv(tmp_path / "results" / "listed" / "missing.csv").empty
+    assert "Nothing to be done" in snakemake("-n", *targets, cwd=tmp_path).stdout
+
+    # A class sorted before the others renumbers their labels (stored in every shard): all rerun.
+    write_video(tmp_path / "signs" / "again" / "P01_a.mp4", frames=4, width=48, height=32)
+    planned = jobs_planned(snakemake("-n", *targets, cwd=tmp_path).stdout)
+    manifest = pd.read_csv(tmp_path / "results" / "signs" / "manifest.csv")
+    assert planned["decode"] == len(set(manifest["shard"]) | {shard_of("again__P01_a", 4)})

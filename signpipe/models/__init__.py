@@ -1,9 +1,13 @@
 """The recognition models signpipe fine-tunes, behind one small description each.
 
-The ``finetune`` stage trains any of them the same way (``signpipe.train.fit``, cross-entropy
-on 32-frame clips, ``predictions.h5`` on val and test); what differs per model is which shards
-it reads, how it is built and how a batch goes through it. A model module exposes ``SPEC``, a
-:class:`ModelSpec`; this registry imports a module only when its model is asked for.
+The ``finetune`` stage trains any of them the same way (``signpipe.finetune``: the shared loop
+``signpipe.train.fit``, one or more training phases, ``predictions.h5`` on val and test); what
+differs per model is which shards it reads, how it is built, how a batch goes through it, its
+losses and its optimiser defaults. A model module exposes ``SPEC``, a :class:`ModelSpec`.
+
+This module imports neither torch nor any model: the workflow reads :data:`MODELS` (names and
+the stages each model reads) when it parses the Snakefile, which must stay fast, and
+:func:`model_spec` imports a model's module only when it is trained.
 """
 
 from __future__ import annotations
@@ -11,41 +15,87 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
-from torch import Tensor, nn
-from torch.utils.data import Dataset
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+    from torch.utils.data import Dataset
 
-MODELS = {
-    "signbert": "signpipe.models.signbert",
-    "stgcn": "signpipe.models.stgcn",
-    "rgb3d": "signpipe.models.rgb3d",
+STAGES = ("hands", "keypoints", "frames")
+"""The shard stages a model may read."""
+
+
+class Registered(NamedTuple):
+    """Where a model lives and which shards it reads (its rule's inputs)."""
+
+    module: str
+    stages: tuple[str, ...]
+
+
+MODELS: dict[str, Registered] = {
+    "signbert": Registered("signpipe.models.signbert", ("hands",)),
+    "stgcn": Registered("signpipe.models.stgcn", ("keypoints",)),
+    "rgb3d": Registered("signpipe.models.rgb3d", ("frames",)),
 }
-"""Model name (config ``finetune.models``) -> module holding its ``SPEC``."""
+"""Model name (config ``finetune.models``) -> its module (holding ``SPEC``) and the stages it reads."""
+
+Shards = Mapping[str, Sequence[Union[str, os.PathLike]]]
+"""Shard paths per stage, ``{"hands": [...], "keypoints": [...]}``: one entry per stage the model reads."""
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One training phase: its own epochs and overrides (lr, loss weights, ...) of the model's settings."""
+
+    name: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     """How the finetune stage trains one model.
 
-    stage: the shards it reads, ``"hands"``, ``"keypoints"`` or ``"frames"`` (the rule's inputs).
-    build(num_classes, cfg) -> the model; ``cfg`` is the model's config block (e.g. pretrained
-        weights path, sizes).
+    build(num_classes, cfg) -> the model; ``cfg`` is the model's settings (its config block over
+        ``defaults``: sizes, pretrained weights path, ...).
     dataset(shards, split, train, cfg) -> a Dataset of dict samples with at least ``label`` and
-        ``video_id`` (train=True: random temporal sampling and augmentation; False: centred).
-    forward(model, batch) -> logits (B, num_classes) of a batch already on the device.
+        ``video_id``; ``shards`` maps each stage of :data:`MODELS` to its shard paths (train=True:
+        random temporal sampling and augmentation; False: centred).
+    forward(model, batch) -> logits (B, num_classes) of a batch already on the device (evaluation).
+    losses(model, batch) -> ({name: scalar tensor}, logits or None): the terms of the training
+        loss, summed with the weights ``loss_weights`` of the settings (1 where not given), and
+        the logits for the training accuracy. None: cross-entropy alone, ``{"ce": ...}``.
+    defaults: the model's training defaults from its paper (optimizer, lr, schedule, ...) over
+        ``signpipe.train.TrainConfig``'s, and its loss weights.
+    phases: the phases it trains in, in order, each with its default overrides; one phase
+        (``main``) when empty.
     """
 
     name: str
-    stage: str
     build: Callable[[int, Mapping[str, Any]], nn.Module]
-    dataset: Callable[[Sequence[str | os.PathLike], str, bool, Mapping[str, Any]], Dataset]
+    dataset: Callable[[Shards, str, bool, Mapping[str, Any]], Dataset]
     forward: Callable[[nn.Module, Mapping[str, Any]], Tensor]
+    losses: Callable[[nn.Module, Mapping[str, Any]], tuple[dict[str, Tensor], Tensor | None]] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    phases: tuple[Phase, ...] = ()
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        """The shard stages it reads (from :data:`MODELS`)."""
+        return model_stages(self.name)
+
+
+def model_stages(name: str) -> tuple[str, ...]:
+    """The shard stages model ``name`` reads, without importing it."""
+    return _registered(name).stages
 
 
 def model_spec(name: str) -> ModelSpec:
     """The spec of model ``name``; an unknown name lists the known ones."""
+    return importlib.import_module(_registered(name).module).SPEC
+
+
+def _registered(name: str) -> Registered:
     if name not in MODELS:
         raise ValueError(f"finetune.models: unknown model {name!r}; known: {', '.join(MODELS)}")
-    return importlib.import_module(MODELS[name]).SPEC
+    return MODELS[name]

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torchvision.models import video
 
 from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
-from signpipe.models import ModelSpec
+from signpipe.models import ModelSpec, Shards
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -115,7 +115,7 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
     return model
 
 
-def dataset(shards: Sequence[str | os.PathLike], split: str, train: bool, cfg: Mapping[str, Any]) -> FrameClips:
+def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> FrameClips:
     return FrameClips(shards, split, train, int(cfg.get("size", DEFAULT_SIZE)),
                       int(cfg.get("num_frames", NUM_FRAMES)), int(cfg.get("seed", 0)))
 
@@ -124,4 +124,4 @@ def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
     return model(batch["jpeg"])
 
 
-SPEC = ModelSpec("rgb3d", "frames", build, dataset, forward)
+SPEC = ModelSpec("rgb3d", build, dataset, forward)

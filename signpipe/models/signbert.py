@@ -37,7 +37,7 @@ from signpipe.data import NUM_FRAMES, ShardDataset
 from signpipe.handmodel import CAMERA_DIM, NUM_BETAS, HandModel
 from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
 from signpipe.keypoints import HAND_EDGES, NUM_HAND_JOINTS
-from signpipe.models import ModelSpec
+from signpipe.models import ModelSpec, Shards
 from signpipe.settings import from_config
 from signpipe.train import save_checkpoint
 
@@ -242,7 +242,7 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> SignBERT:
     come from that file (``cfg["dropout"]`` may still change the dropout)."""
     if not cfg.get("pretrained"):
         return SignBERT(from_config(SignBERTConfig, cfg), num_classes)
-    state = torch.load(cfg["pretrained"], map_location="cpu", weights_only=False)
+    state = torch.load(cfg["pretrained"], map_location="cpu", weights_only=True)
     arch = {**state["arch"], **({"dropout": cfg["dropout"]} if cfg.get("dropout") is not None else {})}
     model = SignBERT(SignBERTConfig(**arch), num_classes)
     model.encoder.load_state_dict(state["encoder"])
@@ -277,7 +277,7 @@ class HandTokens(ShardDataset):
         return samples
 
 
-def dataset(shards: Sequence[str | os.PathLike], split: str, train: bool, cfg: Mapping[str, Any]) -> HandTokens:
+def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> HandTokens:
     """Hand token clips of ``cfg["num_frames"]`` frames (32) of one split."""
     return HandTokens(shards, split, cfg.get("num_frames", NUM_FRAMES), train, cfg.get("seed", 0))
 
@@ -287,4 +287,4 @@ def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
     return model(batch["pose"])
 
 
-SPEC = ModelSpec(name="signbert", stage="hands", build=build, dataset=dataset, forward=forward)
+SPEC = ModelSpec(name="signbert", build=build, dataset=dataset, forward=forward)

@@ -19,7 +19,6 @@ the paper's ten layers are :data:`PAPER_LAYERS`), ``temporal_kernel`` (9), ``dro
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,7 +28,7 @@ from torch import Tensor, nn
 from signpipe.data import NUM_FRAMES, ShardDataset
 from signpipe.keypoints.graph import spatial_partition, subset_graph
 from signpipe.keypoints.layout import LEFT_SHOULDER, RIGHT_SHOULDER
-from signpipe.models import ModelSpec
+from signpipe.models import ModelSpec, Shards
 
 DEFAULT_LAYERS = ((32, 1), (64, 2), (128, 2))
 PAPER_LAYERS = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
@@ -134,7 +133,7 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> STGCN:
                  int(cfg.get("temporal_kernel", 9)), float(cfg.get("dropout", 0.0)))
 
 
-def dataset(shards: Sequence[str | os.PathLike], split: str, train: bool, cfg: Mapping[str, Any]) -> ShardDataset:
+def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> ShardDataset:
     """Clips of ``xy`` and ``score`` from keypoints shards (random frames in training, centred at test)."""
     return ShardDataset(shards, ("xy", "score"), split=split, num_frames=int(cfg.get("num_frames", NUM_FRAMES)),
                         train=train, seed=int(cfg.get("seed", 0)))
@@ -144,4 +143,4 @@ def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
     return model(batch["xy"], batch["score"])
 
 
-SPEC = ModelSpec("stgcn", "keypoints", build, dataset, forward)
+SPEC = ModelSpec("stgcn", build, dataset, forward)

@@ -9,20 +9,30 @@ Modules: ``classes`` (the vocabulary), ``pose`` (the clean pose), ``render`` (dr
 MP4), ``corpus`` (noise, files, :func:`make_corpus`).
 """
 
-import inspect
+from __future__ import annotations
+
 from collections.abc import Mapping
 from typing import Any
 
-from signpipe.synth.corpus import make_corpus
-
-CORPUS_KEYS = tuple(name for name in inspect.signature(make_corpus).parameters
-                    if name not in ("out_dir", "workers", "progress"))
-"""The keys of a ``synthetic`` dataset block that define its corpus (what the synth rule depends on)."""
+CORPUS_KEYS = ("num_classes", "signers", "repeats", "frames", "width", "height", "fps", "val_signers",
+               "test_signers", "seed")
+"""The keys of a ``synthetic`` dataset block that define its corpus (what the synth rule depends
+on): the parameters of :func:`make_corpus` but its output folder and run options. Written out so
+the Snakefile reads them without importing the renderer (cv2, PyAV)."""
 
 
 def corpus_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The corpus-defining keys of a dataset block (not adapter, num_shards or pose)."""
     return {key: cfg[key] for key in CORPUS_KEYS if key in cfg}
+
+
+def __getattr__(name: str) -> Any:
+    """``make_corpus`` (:func:`signpipe.synth.corpus.make_corpus`), imported on first use."""
+    if name == "make_corpus":
+        from signpipe.synth.corpus import make_corpus
+
+        return make_corpus
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["CORPUS_KEYS", "corpus_options", "make_corpus"]

@@ -1,17 +1,25 @@
-# Config validation and every path helper: rules never compute paths inline.
+# Config validation and every path helper: rules never compute paths inline. Nothing imported
+# here may pull torch, torchvision, mediapipe or cv2: every job parses this file again.
 
 import copy
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from signpipe.config import ConfigError, check_config, finetune_params, stage_params, user_blocks
 from signpipe.datasets import wlasl
-from signpipe.models import model_spec
+from signpipe.models import MODELS, model_stages
 from signpipe.synth import corpus_options
 
-# A dataset's own stage blocks override the global ones key by key, so they are kept as the
-# user wrote them: validation would fill them with the schema's defaults.
+# A dataset's own stage blocks and each model's finetune block override more general keys, so
+# they are kept as the user wrote them: validation fills them with the schema's defaults.
 OVERRIDES = {ds: copy.deepcopy(cfg.get("pose", {})) for ds, cfg in config.get("datasets", {}).items()}
+MODEL_BLOCKS = user_blocks(config, "finetune", list(MODELS))
+try:
+    check_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+except ConfigError as error:
+    raise WorkflowError(str(error)) from None
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 
 RESULTS = config["results"]
@@ -40,7 +48,11 @@ def benchmark_path(rule_name, *parts):
 
 
 def manifest_inputs(wildcards):
-    """What a dataset's manifest is built from: the synthetic corpus, or the user's index files."""
+    """What a dataset's manifest is built from: the synthetic corpus, or the user's index files.
+
+    The user's files are ancient(): their mtimes say nothing (adding one video touches the videos
+    folder); what they list is compared through `listing(ds)`, a param, so only changed shards rerun.
+    """
     cfg = DATASETS[wildcards.ds]
     if cfg["adapter"] == "synthetic":
         return {"corpus": result(wildcards.ds, "corpus")}
@@ -49,7 +61,24 @@ def manifest_inputs(wildcards):
     inputs = {key: cfg[key] for key in keys[cfg["adapter"]] if key in cfg}
     if cfg["adapter"] == "wlasl" and "subset" in cfg:
         inputs["subset"] = str(wlasl.subset_file(cfg, Path(cfg["index"]), f"datasets.{wildcards.ds}"))
-    return inputs
+    return {key: ancient(path) for key, path in inputs.items()}
+
+
+LISTINGS = {}
+
+
+def listing(ds):
+    """Digests of what a dataset's manifest lists now (`.manifest`, and `.shards[k]` for shard k): each
+    row and its video's size and mtime. Params of the manifest rules, so a new, replaced or recovered
+    video reruns the manifest and its own shard only. Taken once per run (WLASL's 21k videos: about
+    a second). A synthetic corpus is made by the synth job; its folder is the input that says it changed."""
+    from signpipe.datasets import Listing, manifest_listing
+
+    if ds not in LISTINGS:
+        cfg = manifest_config(ds)
+        LISTINGS[ds] = (Listing("synthetic", ("synthetic",) * cfg["num_shards"]) if cfg["adapter"] == "synthetic"
+                        else manifest_listing(cfg, name=ds))
+    return LISTINGS[ds]
 
 
 def manifest_config(ds):
@@ -85,18 +114,15 @@ def pretrain_hands():
     return [path for ds in pretrain_datasets() for path in per_shard(ds, "hands", "{shard}.h5")]
 
 
-def training_config(stage, skip=()):
-    """A training stage's block for its script: without the DAG-only keys, plus the global device and seed."""
-    block = {k: v for k, v in config[stage].items() if k not in ("threads", "gpus", *skip)}
-    return {**block, "device": config["device"], "seed": config["seed"]}
-
-
 def pretrain_config():
-    return {**training_config("pretrain", skip=("datasets",)), "hand_model": config["hand_model"]}
+    """The pretrain block for its script: without the DAG-only keys, plus the global device, seed and hand model."""
+    return {**stage_params(config["pretrain"], skip=("datasets",)), "device": config["device"], "seed": config["seed"],
+            "hand_model": config["hand_model"]}
 
 
-def finetune_config():
-    return training_config("finetune", skip=("models", "pretrained"))
+def finetune_config(model):
+    """What one model's finetune job depends on (signpipe.config.finetune_params)."""
+    return finetune_params(config, MODEL_BLOCKS, model)
 
 
 def gpus(stage):
@@ -105,13 +131,10 @@ def gpus(stage):
 
 
 def finetune_inputs(wildcards):
-    """The shards a model reads (its spec's stage), the manifest (class count) and, for SignBERT
-    with `finetune.pretrained`, the pre-trained encoder."""
-    spec = model_spec(wildcards.model)
-    inputs = {
-        "shards": per_shard(wildcards.ds, spec.stage, "{shard}.h5"),
-        "manifest": result(wildcards.ds, "manifest.csv"),
-    }
+    """The shards of every stage a model reads (signpipe.models.MODELS), named by stage, the
+    manifest (class count) and, for SignBERT with `finetune.pretrained`, the pre-trained encoder."""
+    inputs = {stage: per_shard(wildcards.ds, stage, "{shard}.h5") for stage in model_stages(wildcards.model)}
+    inputs["manifest"] = result(wildcards.ds, "manifest.csv")
     if wildcards.model == "signbert" and config["finetune"]["pretrained"]:
         inputs["pretrained"] = result("pretrain", "signbert.pt")
     return inputs

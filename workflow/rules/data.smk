@@ -1,4 +1,4 @@
-# Data stages: synthetic corpus (demo only) -> manifest -> decode (video -> JPEG frames shards).
+# Data stages: synthetic corpus (demo only) -> manifest (+ each shard's rows) -> decode (video -> JPEG frames).
 
 
 rule synth:
@@ -28,6 +28,7 @@ rule manifest:
         missing=result("{ds}", "missing.csv"),
     params:
         cfg=lambda wc: manifest_config(wc.ds),
+        listing=lambda wc: listing(wc.ds).manifest,
     log:
         log_path("manifest", "{ds}"),
     benchmark:
@@ -42,14 +43,38 @@ rule manifest:
         "../scripts/manifest.py"
 
 
+# The rows of one shard, rewritten only when they (or their videos' size and mtime) change: the
+# stages per shard read this file, so a new or repaired video reruns its own shard only.
+rule shard_manifest:
+    input:
+        unpack(manifest_inputs),
+    output:
+        result("{ds}", "manifest", "{shard}.csv"),
+    params:
+        cfg=lambda wc: manifest_config(wc.ds),
+        listing=lambda wc: listing(wc.ds).shards[int(wc.shard)],
+    log:
+        log_path("shard_manifest", "{ds}", "{shard}"),
+    benchmark:
+        benchmark_path("shard_manifest", "{ds}", "{shard}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/shard_manifest.py"
+
+
 rule decode:
     input:
-        manifest=result("{ds}", "manifest.csv"),
+        manifest=result("{ds}", "manifest", "{shard}.csv"),
     output:
         frames=result("{ds}", "frames", "{shard}.h5"),
         failures=result("{ds}", "frames", "{shard}.failures.csv"),
     params:
-        decode=config["decode"],
+        decode=stage_params(config["decode"]),
     log:
         log_path("decode", "{ds}", "{shard}"),
     benchmark:

@@ -8,7 +8,7 @@ rule hands:
     output:
         hands=result("{ds}", "hands", "{shard}.h5"),
     params:
-        hands={key: value for key, value in config["hands"].items() if key != "threads"},
+        hands=stage_params(config["hands"]),
     log:
         log_path("hands", "{ds}", "{shard}"),
     benchmark:

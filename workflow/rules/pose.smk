@@ -3,13 +3,13 @@
 
 rule pose:
     input:
-        manifest=result("{ds}", "manifest.csv"),
+        manifest=result("{ds}", "manifest", "{shard}.csv"),
         frames=result("{ds}", "frames", "{shard}.h5"),
     output:
         keypoints=result("{ds}", "keypoints", "{shard}.h5"),
         quality=result("{ds}", "keypoints", "{shard}.quality.csv"),
     params:
-        pose=lambda wc: {k: v for k, v in pose_config(wc.ds).items() if k != "threads"},
+        pose=lambda wc: stage_params(pose_config(wc.ds)),
     log:
         log_path("pose", "{ds}", "{shard}"),
     benchmark:

@@ -1,11 +1,11 @@
-# Sheets: contact sheets of a few test videos per dataset, for `snakemake --report`.
+# Sheets: contact sheets of a few test videos per dataset (from any shard), for `snakemake --report`.
 
 
 rule sheets:
     input:
-        frames=result("{ds}", "frames", "0.h5"),
-        keypoints=result("{ds}", "keypoints", "0.h5"),
-        hands=result("{ds}", "hands", "0.h5"),
+        frames=lambda wc: per_shard(wc.ds, "frames", "{shard}.h5"),
+        keypoints=lambda wc: per_shard(wc.ds, "keypoints", "{shard}.h5"),
+        hands=lambda wc: per_shard(wc.ds, "hands", "{shard}.h5"),
     output:
         report(
             directory(result("{ds}", "sheets")),

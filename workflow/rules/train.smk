@@ -1,5 +1,6 @@
 # Finetune stage: one recognition model per dataset and `finetune.models` entry, trained on the
-# shards its model reads (hands, keypoints or frames), SignBERT from the pre-trained encoder.
+# shards of every stage its model reads (hands, keypoints, frames), SignBERT from the pre-trained
+# encoder; a model with phases trains each in its own folder (docs/training.md).
 
 
 rule finetune:
@@ -18,7 +19,8 @@ rule finetune:
             labels={"model": "{model}"},
         ),
     params:
-        finetune=finetune_config(),
+        finetune=lambda wc: finetune_config(wc.model),
+        stages=lambda wc: list(model_stages(wc.model)),
     log:
         log_path("finetune", "{ds}", "{model}"),
     benchmark:

@@ -1,4 +1,4 @@
-"""Rule finetune: one dataset's shards (+ signbert.pt) -> one model's checkpoint and predictions.h5
+"""Rule finetune: one dataset's shards per stage (+ signbert.pt) -> one model's checkpoints and predictions.h5
 (signpipe.finetune.finetune)."""
 
 from pathlib import Path
@@ -8,7 +8,8 @@ from signpipe.logs import log_to
 
 with log_to(snakemake.log[0]):
     finetune(
-        snakemake.wildcards.model, snakemake.input.shards, Path(snakemake.output.predictions).parent,
+        snakemake.wildcards.model, {stage: list(snakemake.input[stage]) for stage in snakemake.params.stages},
+        Path(snakemake.output.predictions).parent,
         num_classes(snakemake.input.manifest), snakemake.params.finetune,
         pretrained=snakemake.input.get("pretrained"),
     )

@@ -1,0 +1,112 @@
+"""What the finetune stage costs on top of the model's own arithmetic, for every registered model.
+
+Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s", "ratio"}, ...}.
+- stage: ``signpipe.finetune.finetune`` on a small generated corpus (synthetic signers, decoded,
+  sidecar keypoints, hand crops): training samples/s of its last epoch as ``log.csv`` records
+  it (loader, sampling, JPEG decoding, loss bookkeeping, forward, backward, optimiser step;
+  validation is outside the epoch's clock).
+- bare: the same model, built the same way, on the same batches already in memory as tensors:
+  forward + loss + backward + optimiser step only.
+- ratio = stage / bare; the goal is >= 0.9 (loader and bookkeeping under 10%).
+The models take the demo's CPU sizes (config.yaml). Run: python benchmarks/train_loop.py
+[--epochs 3] [--batch-size 8] [--models signbert stgcn rgb3d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from signpipe.datasets import write_manifest
+from signpipe.decode import decode_shard
+from signpipe.finetune import cross_entropy, finetune, phase_settings
+from signpipe.hands import crop_shard
+from signpipe.models import MODELS, model_spec
+from signpipe.pose import extract_shard
+from signpipe.synth import make_corpus
+from signpipe.train import make_optimizer, train_config
+
+DEMO_BLOCKS = {
+    "signbert": {"hidden": 64, "layers": 1, "heads": 4, "feedforward": 128, "gcn_channels": 32},
+    "stgcn": {"subset": "27"},
+    "rgb3d": {"size": 32, "num_frames": 8},
+}
+"""The demo's model sizes (config.yaml); models not listed take their defaults."""
+
+
+def make_shards(root: Path, shards: int = 2) -> dict[str, list[Path]]:
+    """Frames, keypoints and hands shards of a small synthetic corpus (8 classes, 5 signers, 2 repeats)."""
+    make_corpus(root / "corpus", num_classes=8, signers=5, repeats=2, frames=32, width=160, height=120, progress=False)
+    write_manifest({"adapter": "synthetic", "num_shards": shards}, root / "manifest.csv", root / "missing.csv",
+                   corpus_dir=root / "corpus")
+    out: dict[str, list[Path]] = {"frames": [], "keypoints": [], "hands": []}
+    for shard in range(shards):
+        paths = {stage: root / stage / f"{shard}.h5" for stage in out}
+        decode_shard(root / "manifest.csv", shard, paths["frames"], root / "failures.csv", short_side=120, progress=False)
+        extract_shard(root / "manifest.csv", paths["frames"], paths["keypoints"], root / "quality.csv",
+                      {"backend": "sidecar"}, progress=False)
+        crop_shard(paths["frames"], paths["keypoints"], paths["hands"], crop_size=112, progress=False)
+        for stage, path in paths.items():
+            out[stage].append(path)
+    return out
+
+
+def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epochs: int) -> float:
+    """Forward + loss + backward + step of the model on one epoch's batches held in memory, ``epochs`` times."""
+    spec = model_spec(name)
+    settings = phase_settings(spec, cfg)["main"]
+    training = train_config(settings)
+    data = spec.dataset({stage: shards[stage] for stage in spec.stages}, "train", True, settings)
+    batches = list(DataLoader(data, batch_size=training.batch_size, shuffle=True))
+    torch.manual_seed(0)
+    model = spec.build(8, settings)
+    optimizer = make_optimizer(model.parameters(), training)
+    losses = spec.losses or cross_entropy(spec)
+    model.train()
+    seen, started = 0, 0.0
+    for epoch in range(epochs + 1):  # the first pass warms up, as the stage's first epoch does
+        if epoch == 1:
+            started, seen = time.perf_counter(), 0
+        for batch in batches:
+            terms, _ = losses(model, batch)
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            seen += len(batch["label"])
+    return seen / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--models", nargs="+", default=list(MODELS))
+    args = parser.parse_args()
+    result: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        shards = make_shards(root)
+        for name in args.models:
+            cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,
+                   name: DEMO_BLOCKS.get(name, {})}
+            spec = model_spec(name)
+            finetune(name, {stage: shards[stage] for stage in spec.stages}, root / "runs" / name, 8, cfg)
+            log = pd.read_csv(root / "runs" / name / "log.csv")
+            stage = float(log["samples_per_s"].iloc[1:].median())  # epoch 1 warms up
+            bare = bare_samples_per_s(name, shards, cfg, args.epochs - 1)
+            result[name] = {"stage_samples_per_s": round(stage, 2), "bare_samples_per_s": round(bare, 2),
+                            "ratio": round(stage / bare, 3)}
+            print(name, result[name], flush=True)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The workflow's configuration: checks with short messages, and each stage's settings for its rule.
+
+The Snakefile calls :func:`check_config` before Snakemake's own validation (which fills in the
+schema's defaults): a mistake gets one line naming the key, the value and what is allowed,
+instead of a dump of the whole schema. Cross-references the schema cannot express (a fusion
+combo naming a model that is not trained, pre-training on an unknown dataset) are checked here
+too, so a bad config fails before any job runs. Nothing here imports torch: the Snakefile must
+parse in a second or two, on every cluster job too.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from typing import Any
+
+RULE_ONLY_KEYS = ("threads", "gpus")
+"""Keys that size a job (Snakemake's threads and resources) but never change its output."""
+
+
+class ConfigError(ValueError):
+    """A config mistake, said in one line that names the key."""
+
+
+def check_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> None:
+    """Validate ``config`` against the JSON schema and the cross-references; raise
+    :class:`ConfigError` naming the first bad key."""
+    import jsonschema
+    import yaml
+
+    with open(schema_path) as f:
+        schema = yaml.safe_load(f)
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(_describe(error))
+    check_references(config)
+
+
+def _describe(error: Any) -> str:
+    """One line for a schema error: the key path, what is wrong and, for a choice, what is allowed."""
+    path = ".".join(map(str, error.absolute_path)) or "(top level)"
+    if error.validator in ("additionalProperties", "unevaluatedProperties"):
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known)) if isinstance(error.instance, Mapping) else []
+        keys = ", ".join(map(repr, unknown)) or error.message
+        return f"config {path}: unknown key {keys}" + (f"; known keys: {', '.join(known)}" if known else "")
+    if error.validator == "enum":
+        allowed = ", ".join(map(repr, error.validator_value))
+        return f"config {path}: {error.instance!r} is not allowed; choose one of {allowed}"
+    return f"config {path}: {error.message}"
+
+
+def check_references(config: Mapping[str, Any]) -> None:
+    """Names that must exist elsewhere in the config: datasets of ``pretrain.datasets`` and
+    ``fusion.subsets``, models of ``fusion.combos`` (they must be in ``finetune.models``)."""
+    datasets = set(config.get("datasets") or {})
+    pretrain = (config.get("pretrain") or {}).get("datasets", "all")
+    if pretrain != "all":
+        for name in pretrain:
+            if name not in datasets:
+                raise ConfigError(f"config pretrain.datasets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
+    models = (config.get("finetune") or {}).get("models", ["signbert"])
+    fusion = config.get("fusion") or {}
+    for combo in fusion.get("combos") or []:
+        for model in combo:
+            if model not in models:
+                raise ConfigError(f"config fusion.combos: {model!r} in {list(combo)} is not in finetune.models "
+                                  f"({', '.join(models)}); add it there or drop the combo")
+    for name in fusion.get("subsets") or {}:
+        if name not in datasets:
+            raise ConfigError(f"config fusion.subsets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
+
+
+def stage_params(block: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A stage's block as its rule's params: without the keys that only size the job
+    (:data:`RULE_ONLY_KEYS`), so changing ``threads`` reruns nothing, and without ``skip``."""
+    return {key: value for key, value in block.items() if key not in (*RULE_ONLY_KEYS, *skip)}
+
+
+def user_blocks(config: Mapping[str, Any], stage: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The sub-blocks ``config[stage][name]`` as the user wrote them, before the schema fills in
+    defaults (copied: validation changes the config in place)."""
+    block = config.get(stage) or {}
+    return {name: copy.deepcopy(block.get(name) or {}) for name in names}
+
+
+def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model: str) -> dict[str, Any]:
+    """What the finetune job of ``model`` depends on: the stage's training keys the user set,
+    the model's block as written, the global device and seed (``signpipe.finetune.phase_settings``
+    puts the defaults under them)."""
+    from signpipe.models import MODELS
+
+    stage = stage_params(config["finetune"], skip=("models", "pretrained", *MODELS))
+    return {**stage, model: written[model], "device": config["device"], "seed": config["seed"]}
