@@ -43,6 +43,8 @@ from signpipe.train import (
 log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.h5"
+FIGURES = "figures"
+"""Folder of a model's own figures (``ModelSpec.figures``); empty for a model without any."""
 MAIN = Phase("main")
 """The one phase of a model that declares none; it trains in the model's folder itself."""
 STAGE_KEYS = ("device", "seed", "num_workers")
@@ -104,7 +106,8 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
 
     ``cfg``: the stage's keys as the user set them (epochs, batch_size, lr, ..., device, seed) and
     per model an optional block ``cfg[model_name]`` (see :func:`phase_settings`); the settings are
-    handed to the model's ``build`` and ``dataset``. Returns the final val and test accuracy.
+    handed to the model's ``build`` and ``dataset``. The model's figures (``ModelSpec.figures``)
+    go to ``out_dir/figures/``. Returns the final val and test accuracy.
     """
     spec = model_spec(model_name)
     shards = _by_stage(spec, shards)
@@ -152,6 +155,12 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
               for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}})
+    figures = out_dir / FIGURES
+    figures.mkdir(parents=True, exist_ok=True)
+    if spec.figures is not None:
+        model.eval()
+        with torch.no_grad():
+            spec.figures(model, sets["val"] if len(sets["val"]) else sets["test"], figures, model_cfg)
     result = {f"{split}_acc": accuracy(p.logits, p.label) for split, p in splits.items()}
     log.info("finetune %s: %s", model_name, result)
     return result

@@ -215,3 +215,44 @@ def test_settings_precedence_user_over_defaults():
     assert settings["a"]["epochs"] == 2 and settings["b"]["epochs"] == 2  # the user's stage key beats phase defaults
     assert settings["a"]["lr"] == 0.2 and settings["b"]["lr"] == 0.3 and settings["a"]["optimizer"] == "sgd"
     assert phase_settings(spec, {})["a"]["epochs"] == 30 and phase_settings(spec, {})["b"]["lr"] == 0.5
+
+
+def test_a_model_draws_its_figures_after_training(shards, tmp_path, register):
+    from matplotlib.figure import Figure
+
+    from signpipe.figures import save_figure
+
+    seen = {}
+
+    def figures(model, data, out_dir, settings):
+        seen["split"], seen["training"] = set(data.index["split"]), model.training
+        fig = Figure()
+        fig.add_subplot().plot(model.linear.weight.detach().numpy().T)
+        save_figure(fig, out_dir / "weights.png")
+
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       figures=figures))
+    finetune("mean", shards, tmp_path / "drawn", 4, TRAIN)
+    assert (tmp_path / "drawn" / "figures" / "weights.png").read_bytes()[:4] == b"\x89PNG"
+    assert seen == {"split": {"val"}, "training": False}
+    register(ModelSpec("plain", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"])))
+    finetune("plain", shards, tmp_path / "plain", 4, TRAIN)
+    assert list((tmp_path / "plain" / "figures").iterdir()) == []  # declared for every model, empty without figures
+
+
+def test_a_planted_signbert_pt_runs_no_code(tmp_path):
+    """The pre-trained encoder file is read with weights_only: a pickle that calls os.system is refused."""
+    import os
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    with open(tmp_path / "signbert.pt", "wb") as f:
+        pickle.dump({"arch": Payload(), "encoder": {}}, f)
+    with pytest.raises(pickle.UnpicklingError):
+        SPEC.build(4, {"pretrained": tmp_path / "signbert.pt"})
+    assert not marker.exists()

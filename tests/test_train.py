@@ -263,5 +263,7 @@ def test_torchrun_two_processes(tmp_path):
                            "--master_port", "29517", str(tests / "ddp_fit.py"), str(tmp_path)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "ranks 2 epochs 2" in proc.stdout
-    assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 2
+    assert "ranks 2 epochs 3" in proc.stdout
+    assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 3
+    # every rank steps the plateau schedule on rank 0's validation loss
+    assert "rank 0 lr 1e-02 1e-02 1e-03" in proc.stdout and "rank 1 lr 1e-02 1e-02 1e-03" in proc.stdout

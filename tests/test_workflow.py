@@ -161,6 +161,14 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
     assert (results / "manifest.csv").stat().st_mtime_ns == before
 
+    # --forcerun finetune trains again: a finished checkpoint is never taken as it is.
+    checkpoint = results / "models" / "signbert" / "checkpoint.pt"
+    trained = checkpoint.stat().st_mtime_ns
+    snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "finetune", cwd=tmp_path)
+    log = (tmp_path / "results" / "logs" / "finetune" / "tiny" / "signbert.log").read_text()
+    assert checkpoint.stat().st_mtime_ns != trained and "resuming" not in log and "training it again" in log
+    assert (results / "models" / "signbert" / "figures").is_dir()
+
     # A changed pose option of one dataset reruns its pose jobs only.
     (tmp_path / "config.yaml").write_text(
         TINY.replace("pose: {backend: sidecar}", "pose: {backend: sidecar, sidecar_column: keypoints2}"))

@@ -137,7 +137,8 @@ def manifest_listing(cfg: Mapping[str, Any], corpus_dir: str | os.PathLike | Non
     stats = {path: _stat(path) for path in manifest["path"].unique()}
     files = manifest.assign(
         size=manifest["path"].map(lambda p: stats[p][0]), mtime_ns=manifest["path"].map(lambda p: stats[p][1]))
-    shards = tuple(_rows_digest(files.loc[files["shard"] == k]) for k in range(num_shards))
+    groups = dict(tuple(files.groupby("shard", sort=False)))
+    shards = tuple(_rows_digest(groups.get(k, files.iloc[:0])) for k in range(num_shards))
     whole = _sha1("".join(shards) + missing.to_csv(index=False))
     return Listing(f"{len(manifest)} videos, {len(missing)} missing, sha1 {whole}", shards)
 
@@ -193,7 +194,7 @@ def flag(cfg: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
 
 def resolve(value: str | os.PathLike, base: Path | None = None) -> Path:
     """An absolute, normalised path (``~`` expanded; relative ones against ``base`` or the cwd)."""
-    return Path(os.path.abspath(Path(base or Path.cwd()) / Path(value).expanduser()))
+    return Path(os.path.abspath(os.path.join(base or os.getcwd(), os.path.expanduser(value))))
 
 
 def config_path(cfg: Mapping[str, Any], key: str, where: str, kind: str = "file",

@@ -16,6 +16,7 @@ import importlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 if TYPE_CHECKING:
@@ -69,6 +70,9 @@ class ModelSpec:
         ``signpipe.train.TrainConfig``'s, and its loss weights.
     phases: the phases it trains in, in order, each with its default overrides; one phase
         (``main``) when empty.
+    figures(model, data, out_dir, settings) -> PNGs the stage writes into ``out_dir`` after
+        training, from ``data`` (the val split, the test split when val is empty): what the
+        model does that curves cannot show (decoded hands, saliency). None: no figures.
     """
 
     name: str
@@ -78,6 +82,7 @@ class ModelSpec:
     losses: Callable[[nn.Module, Mapping[str, Any]], tuple[dict[str, Tensor], Tensor | None]] | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
     phases: tuple[Phase, ...] = ()
+    figures: Callable[[nn.Module, Dataset, Path, Mapping[str, Any]], Any] | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:

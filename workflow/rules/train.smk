@@ -18,6 +18,14 @@ rule finetune:
             subcategory="{ds}",
             labels={"model": "{model}"},
         ),
+        figures=report(
+            directory(result("{ds}", "models", "{model}", "figures")),
+            patterns=["{figure}.png"],
+            caption="../report/model_figures.rst",
+            category="Training",
+            subcategory="{ds}",
+            labels={"model": "{model}", "figure": "{figure}"},
+        ),
     params:
         finetune=lambda wc: finetune_config(wc.model),
         stages=lambda wc: list(model_stages(wc.model)),
