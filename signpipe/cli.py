@@ -82,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     from signpipe.show import register as register_show
 
     register_show(sub)
+
+    from signpipe.cost import register as register_cost
+
+    register_cost(sub)
+
+    from signpipe.datasets.nmfs_csl import register as register_nmfs_subsets
+
+    register_nmfs_subsets(sub)
     return parser
 
 

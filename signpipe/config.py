@@ -88,9 +88,14 @@ def user_blocks(config: Mapping[str, Any], stage: str, names: list[str]) -> dict
 
 def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model: str) -> dict[str, Any]:
     """What the finetune job of ``model`` depends on: the stage's training keys the user set,
-    the model's block as written, the global device and seed (``signpipe.finetune.phase_settings``
-    puts the defaults under them)."""
+    the model's block as written (for a model that decodes through the hand model, with
+    ``hand_model.mano_dir`` when the block names none), the global device and seed
+    (``signpipe.finetune.phase_settings`` puts the defaults under them)."""
     from signpipe.models import MODELS
 
     stage = stage_params(config["finetune"], skip=("models", "pretrained", *MODELS))
-    return {**stage, model: written[model], "device": config["device"], "seed": config["seed"]}
+    block = dict(written[model])
+    mano_dir = (config.get("hand_model") or {}).get("mano_dir")
+    if MODELS[model].hand_model and mano_dir and block.get("mano_dir") is None:
+        block["mano_dir"] = mano_dir  # the licensed MANO of hand_model, unless the model's block names its own
+    return {**stage, model: block, "device": config["device"], "seed": config["seed"]}

@@ -34,10 +34,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from signpipe.data import NUM_FRAMES
-from signpipe.models import MODELS, ModelSpec, Phase, model_spec
+from signpipe.models import MODELS, ModelSpec, Phase, model_code, model_spec
 from signpipe.predictions import SplitPredictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, RUN_CODE, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, write_log,
+    CHECKPOINT, RUN_CODE, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, use_threads,
+    write_log,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,7 @@ def phase_settings(spec: ModelSpec, cfg: Mapping[str, Any]) -> dict[str, dict[st
 
 def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] | Sequence[str | os.PathLike],
              out_dir: str | os.PathLike, num_classes: int, cfg: Mapping[str, Any],
-             pretrained: str | os.PathLike | None = None) -> dict[str, float]:
+             pretrained: str | os.PathLike | None = None, threads: int | None = None) -> dict[str, float]:
     """Train model ``model_name`` on the train split of ``shards`` ({stage: paths}, or the paths
     of a model's one stage); write into ``out_dir`` ``log.csv``, ``curves.png``,
     ``predictions.h5`` (val and test) and the checkpoints (resumed after a kill).
@@ -107,8 +108,10 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     ``cfg``: the stage's keys as the user set them (epochs, batch_size, lr, ..., device, seed) and
     per model an optional block ``cfg[model_name]`` (see :func:`phase_settings`); the settings are
     handed to the model's ``build`` and ``dataset``. The model's figures (``ModelSpec.figures``)
-    go to ``out_dir/figures/``. Returns the final val and test accuracy.
+    go to ``out_dir/figures/``. ``threads`` caps torch's CPU threads (the job's share of the
+    machine; torch would take every core). Returns the final val and test accuracy.
     """
+    use_threads(threads)
     spec = model_spec(model_name)
     shards = _by_stage(spec, shards)
     settings = phase_settings(spec, cfg)
@@ -123,7 +126,7 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     losses = spec.losses or cross_entropy(spec)
     inputs = [path for paths in shards.values() for path in paths] + ([pretrained] if pretrained else [])
     common = {"model": model_cfg, "phases": settings, "num_classes": num_classes}
-    code = [*RUN_CODE, "signpipe.finetune", MODELS[model_name].module]
+    code = [*RUN_CODE, "signpipe.finetune", *model_code(model_name)]
     out_dir = Path(out_dir)
     folders = {name: out_dir if not spec.phases else out_dir / name for name in settings}
     trainings = {name: train_config(values) for name, values in settings.items()}

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 
 WEIGHT_GRID = (0.25, 0.5, 1.0, 2.0, 4.0)
 """Weights tried for every model but the first (whose weight stays 1) when weights are chosen on val."""
-PAPER_NAMES = {"signbert": "H", "stgcn": "P", "rgb3d": "R"}
-"""The papers' letter of each model: hands (SignBERT), pose (full keypoints), RGB."""
+PAPER_NAMES = {"signbert": "H", "stgcn": "P", "rgb3d": "R", "glenet": "GLE-Net", "hma": "H"}
+"""The papers' letter of each model: hands (SignBERT, HMA), pose (full keypoints), RGB."""
 TABLE = "table.csv"
 TABLE_MD = "table.md"
 CONFUSION = "confusion.png"

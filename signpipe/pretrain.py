@@ -39,7 +39,7 @@ from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTC
 from signpipe.figures import save_figure
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
-from signpipe.train import distributed, fit, input_fingerprint, resolve_device, train_config
+from signpipe.train import distributed, fit, input_fingerprint, resolve_device, train_config, use_threads
 
 log = logging.getLogger(__name__)
 
@@ -291,15 +291,17 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
 
 
 def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
-             cfg: Mapping[str, Any]) -> dict[str, float]:
+             cfg: Mapping[str, Any], threads: int | None = None) -> dict[str, float]:
     """Pre-train SignBERT on the train split of ``hands_shards``; write ``out_pt`` (the encoder) and,
     beside it, ``log.csv``, ``curves.png``, ``checkpoint.pt`` (resume), ``feasibility.json`` and
     ``reconstruction.png`` (:func:`reconstruction_figure` on the first val clip).
 
     ``cfg``: the training keys of ``signpipe.train.TrainConfig`` (epochs, batch_size, lr, ...,
     device, seed), ``num_frames``, the ``PretrainObjective`` keys, ``model`` (encoder sizes,
-    ``SignBERTConfig``) and ``hand_model`` (mano_dir, num_pca). Returns the last feasibility.
+    ``SignBERTConfig``) and ``hand_model`` (mano_dir, num_pca); ``threads`` caps torch's CPU
+    threads. Returns the last feasibility.
     """
+    use_threads(threads)
     out_dir = Path(out_pt).parent
     seed = cfg.get("seed", 0)
     num_frames = cfg.get("num_frames", NUM_FRAMES)

@@ -121,6 +121,13 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def use_threads(threads: int | None) -> None:
+    """Let torch use ``threads`` CPU threads (a job's share of the machine); None leaves its
+    default, every core, which oversubscribes a machine shared with other jobs."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) for a plain run."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))

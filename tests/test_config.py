@@ -3,7 +3,8 @@ mistakes are one line naming the key; thread counts never reach a rule's params.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+import json
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ import yaml
 from signpipe.config import ConfigError, check_config, finetune_params, stage_params, user_blocks
 from signpipe.finetune import phase_settings
 from signpipe.models import MODELS, model_spec
+from signpipe.models.glenet import PHASES as GLENET_PHASES, GLENetConfig
+from signpipe.models.hma import HMAConfig
 from signpipe.models.rgb3d import DEFAULT_SIZE
 from signpipe.models.signbert import SignBERTConfig
 from signpipe.models.stgcn import DEFAULT_LAYERS
@@ -23,6 +26,8 @@ MODEL_DEFAULTS = {
     "signbert": asdict(SignBERTConfig()),
     "stgcn": {"subset": "27", "layers": [list(layer) for layer in DEFAULT_LAYERS], "temporal_kernel": 9, "dropout": 0.0},
     "rgb3d": {"arch": "r3d_18", "size": DEFAULT_SIZE, "checkpoint": None},
+    "glenet": {**asdict(GLENetConfig()), "phases": {phase.name: dict(phase.settings) for phase in GLENET_PHASES}},
+    "hma": json.loads(json.dumps(asdict(HMAConfig()))),  # tuples as the lists YAML gives
 }
 """What each model's build uses when its block leaves a key out."""
 
@@ -39,7 +44,7 @@ def test_schema_model_names_are_the_registry():
 def test_schema_defaults_are_the_libraries(model):
     block = FINETUNE[model]["properties"]
     schema_defaults = {key: spec["default"] for key, spec in block.items() if "default" in spec}
-    library = phase_settings(model_spec(model), {})["main"]
+    library = phase_settings(replace(model_spec(model), phases=()), {})["main"]  # the block's, under any phase's
     training = {key: library[key] for key in schema_defaults if key not in MODEL_DEFAULTS[model]}
     assert {k: v for k, v in schema_defaults.items() if k in training} == training
     assert {k: v for k, v in schema_defaults.items() if k in MODEL_DEFAULTS[model]} == MODEL_DEFAULTS[model]
@@ -86,3 +91,18 @@ def test_finetune_params_hold_the_users_keys_of_one_model():
     assert blocks == {"stgcn": {"subset": "59"}, "rgb3d": {}}
     raw["finetune"]["stgcn"]["lr"] = 0.1  # validation fills defaults in place later: the copy keeps what was written
     assert blocks["stgcn"] == {"subset": "59"}
+
+
+def test_model_code_follows_the_model_modules_a_model_imports():
+    from signpipe.models import model_code
+
+    assert model_code("stgcn") == ["signpipe.models.stgcn"]
+    assert model_code("glenet") == ["signpipe.models.glenet", "signpipe.models.rgb3d"]  # its clips are rgb3d's
+
+
+def test_the_global_mano_dir_reaches_models_that_decode_hands():
+    written = {name: {} for name in ("signbert", "stgcn", "rgb3d", "glenet", "hma")}
+    cfg = {"device": "cpu", "seed": 0, "hand_model": {"mano_dir": "/mano", "num_pca": 25}, "finetune": {"models": ["hma"]}}
+    assert finetune_params(cfg, written, "hma")["hma"] == {"mano_dir": "/mano"}
+    assert finetune_params(cfg, {**written, "hma": {"mano_dir": "/own"}}, "hma")["hma"] == {"mano_dir": "/own"}
+    assert finetune_params(cfg, written, "stgcn")["stgcn"] == {}

@@ -161,6 +161,14 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
     assert (results / "manifest.csv").stat().st_mtime_ns == before
 
+    # The run's own benchmark records forecast a WLASL2000-sized corpus (signpipe cost).
+    from signpipe.cli import main as signpipe_main
+
+    assert signpipe_main(["cost", str(tmp_path / "results"), "--videos", "21083", "--nodes", "4", "--gpus", "2"]) == 0
+    forecast = pd.read_csv(tmp_path / "results" / "cost.csv").set_index("rule")
+    assert {"decode", "pose", "hands", "pretrain", "finetune", "total"} <= set(forecast.index)
+    assert forecast.loc["finetune", "gpu_hours"] > 0 and forecast.loc["decode", "cpu_hours"] > 0
+
     # --forcerun finetune trains again: a finished checkpoint is never taken as it is.
     checkpoint = results / "models" / "signbert" / "checkpoint.pt"
     trained = checkpoint.stat().st_mtime_ns

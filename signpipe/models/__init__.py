@@ -28,16 +28,20 @@ STAGES = ("hands", "keypoints", "frames")
 
 
 class Registered(NamedTuple):
-    """Where a model lives and which shards it reads (its rule's inputs)."""
+    """Where a model lives, which shards it reads (its rule's inputs) and whether it decodes
+    through the hand model (then the global ``hand_model.mano_dir`` reaches it)."""
 
     module: str
     stages: tuple[str, ...]
+    hand_model: bool = False
 
 
 MODELS: dict[str, Registered] = {
     "signbert": Registered("signpipe.models.signbert", ("hands",)),
     "stgcn": Registered("signpipe.models.stgcn", ("keypoints",)),
     "rgb3d": Registered("signpipe.models.rgb3d", ("frames",)),
+    "glenet": Registered("signpipe.models.glenet", ("frames",)),
+    "hma": Registered("signpipe.models.hma", ("hands",), hand_model=True),
 }
 """Model name (config ``finetune.models``) -> its module (holding ``SPEC``) and the stages it reads."""
 
@@ -93,6 +97,18 @@ class ModelSpec:
 def model_stages(name: str) -> tuple[str, ...]:
     """The shard stages model ``name`` reads, without importing it."""
     return _registered(name).stages
+
+
+def model_code(name: str) -> list[str]:
+    """The modules that define model ``name``: its own and the other model modules it imports
+    (GLE-Net reads its clips through rgb3d's loader), for ``signpipe.train.code_digest``."""
+    import ast
+    import importlib.util
+
+    module = _registered(name).module
+    tree = ast.parse(Path(importlib.util.find_spec(module).origin).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    return [module, *sorted(m for m in imported if m.startswith(f"{__name__}.") and m != module)]
 
 
 def model_spec(name: str) -> ModelSpec:

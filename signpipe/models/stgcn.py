@@ -77,12 +77,15 @@ class GraphConv(nn.Module):
 
 
 class Block(nn.Module):
-    """One ST-GCN block: graph conv, BN, ReLU, temporal conv (stride), BN, dropout, + residual, ReLU."""
+    """One ST-GCN block: graph conv, BN, ReLU, temporal conv (stride), BN, dropout, + residual, ReLU.
+
+    ``conv`` is the graph convolution's class, built as ``conv(in_channels, out_channels,
+    adjacency)`` (HMA's inference module brings its own normalisation)."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, adjacency: Tensor,
-                 kernel: int, dropout: float, residual: bool = True) -> None:
+                 kernel: int, dropout: float, residual: bool = True, conv: type[nn.Module] = GraphConv) -> None:
         super().__init__()
-        self.gcn = GraphConv(in_channels, out_channels, adjacency)
+        self.gcn = conv(in_channels, out_channels, adjacency)
         self.tcn = nn.Sequential(
             nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True),
             nn.Conv2d(out_channels, out_channels, (kernel, 1), (stride, 1), ((kernel - 1) // 2, 0)),

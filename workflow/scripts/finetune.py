@@ -11,5 +11,5 @@ with log_to(snakemake.log[0]):
         snakemake.wildcards.model, {stage: list(snakemake.input[stage]) for stage in snakemake.params.stages},
         Path(snakemake.output.predictions).parent,
         num_classes(snakemake.input.manifest), snakemake.params.finetune,
-        pretrained=snakemake.input.get("pretrained"),
+        pretrained=snakemake.input.get("pretrained"), threads=snakemake.threads,
     )

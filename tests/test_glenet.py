@@ -1,0 +1,277 @@
+"""GLE-Net (TOMM 2021): each equation pinned on small real tensors, the P3D backbone's kernels,
+the input pipeline, and both training phases through the finetune stage on a generated frames shard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import simplejpeg
+import torch
+import torch.nn.functional as F
+
+from signpipe.finetune import finetune, phase_settings
+from signpipe.models import model_spec
+from signpipe.models.glenet import (
+    SPEC, GLENet, GlobalEnhancement, P3DResNet, build, equation1_weights, forward, inverse_cdf,
+    losses, mutual_promotion_loss, resample, sampling_grid, scale_crop, settings, trilinear_saliency,
+)
+from signpipe.models.rgb3d import resize_crop
+from signpipe.predictions import read_predictions
+from signpipe.shards import VLEN_BYTES, ShardWriter
+from test_config import FINETUNE
+
+TINY = {"depth": 10, "width": 4, "short_side": 36, "crop": 32, "test_crop": 32, "frame_step": 1}
+
+
+def frames_shard(path, videos_per_split=(6, 3, 3), classes=3, frames=10, seed=0):
+    """A frames shard whose class is where a bright square sits (top-left, top-right, bottom); 48 x 64 frames."""
+    rng = np.random.default_rng(seed)
+    with ShardWriter(path, "frames", 1, {"jpeg": (VLEN_BYTES, ())}) as writer:
+        n = 0
+        for split, count in zip(("train", "val", "test"), videos_per_split):
+            for k in range(count):
+                label = k % classes
+                rows = []
+                for _ in range(frames + k % 3):
+                    image = rng.integers(20, 60, (48, 64, 3), dtype=np.uint8)
+                    y, x = ((4, 4), (4, 40), (28, 22))[label]
+                    image[y:y + 16, x:x + 20] = 230
+                    rows.append(np.frombuffer(simplejpeg.encode_jpeg(image, quality=90), np.uint8))
+                jpeg = np.empty(len(rows), object)
+                jpeg[:] = rows
+                writer.add(f"v{n:02d}", label=label, split=split, jpeg=jpeg)
+                n += 1
+    return path
+
+
+# ---------------------------------------------------------------- Eqs. 2-3
+
+def test_beta_zero_gives_x_exactly_and_otherwise_beta_times_C_Et_plus_x():
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 3, 5, 6)
+    module = GlobalEnhancement(8, stride=1)
+    assert module.beta.item() == 0.0
+    assert torch.equal(module(x), x)                                     # initialised as the identity
+    with torch.no_grad():
+        module.beta.fill_(0.7)
+        e = module.enhancement_map(x)                                    # (B, N, N)
+        c = module.value(x).flatten(2)                                   # (B, C, N)
+        expected = 0.7 * (c @ e.transpose(1, 2)).reshape(x.shape) + x    # beta f(C E^T) + X
+        torch.testing.assert_close(module(x), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("stride, keys", [(1, 3 * 5 * 6), (2, 3 * 3 * 3)])
+def test_rows_of_the_enhancement_map_sum_to_one(stride, keys):
+    torch.manual_seed(1)
+    module = GlobalEnhancement(8, stride=stride)
+    e = module.enhancement_map(torch.randn(2, 8, 3, 5, 6))
+    assert e.shape == (2, 3 * 5 * 6, keys) and (e >= 0).all()
+    torch.testing.assert_close(e.sum(-1), torch.ones(2, 3 * 5 * 6))
+    a, b = module.query, module.key
+    x = torch.randn(1, 8, 3, 5, 6)
+    if stride == 1:                                                      # E_ij = exp(A_i.B_j) / sum_j exp(A_i.B_j)
+        logits = a(x).flatten(2)[0].T @ b(x).flatten(2)[0]
+        torch.testing.assert_close(module.enhancement_map(x)[0], torch.softmax(logits, -1))
+
+
+# ---------------------------------------------------------------- Eqs. 4-6
+
+def test_a_uniform_saliency_resamples_to_the_identity_grid():
+    grid = sampling_grid(torch.full((2, 3, 7, 9), 0.4), max_magnification=4.0)
+    identity = F.affine_grid(torch.eye(2, 3).expand(6, 2, 3), (6, 1, 7, 9), align_corners=False).view(2, 3, 7, 9, 2)
+    torch.testing.assert_close(grid, identity, atol=1e-6, rtol=0)
+    x = torch.randn(2, 4, 3, 7, 9)
+    torch.testing.assert_close(resample(x, grid), x, atol=1e-5, rtol=0)
+
+
+def test_salient_columns_get_more_samples_up_to_the_cap():
+    mass = torch.ones(1, 20)
+    mass[0, 5] = 100.0                                                    # one very salient column
+    free = inverse_cdf(mass)
+    capped = inverse_cdf(mass, max_magnification=3.0)
+    # output samples whose source lies in column 5: its magnification
+    inside = lambda positions: int(((positions * 20).floor() == 5).sum())  # noqa: E731
+    assert inside(free) > 10 and inside(capped) == 3
+    assert (torch.diff(capped) > 0).all() and capped.min() > 0 and capped.max() < 1
+    # the density after the cap is at most 3 everywhere: consecutive samples are >= 1/(3 n) apart
+    assert torch.diff(capped).min() >= 1 / (3 * 20) - 1e-6
+
+
+def test_trilinear_saliency_is_equation_6():
+    torch.manual_seed(2)
+    y = torch.rand(1, 6, 2, 3, 4)                                         # (B, C2, T, h, w), post-ReLU like res4
+    s = trilinear_saliency(y)
+    assert s.shape == (1, 2, 3, 4) and (s >= 0).all()
+    yt = y[0, :, 1].reshape(6, 12)                                        # time step 1: Y_t (C2, N2)
+    expected = (torch.softmax(torch.softmax(yt, -1) @ yt.T, -1) @ yt).mean(0).reshape(3, 4)
+    torch.testing.assert_close(s[0, 1], expected)
+
+
+# ---------------------------------------------------------------- Eqs. 1, 7-8
+
+def test_mutual_promotion_is_the_symmetric_kl():
+    torch.manual_seed(3)
+    z1, z2 = torch.randn(5, 7), torch.randn(5, 7)
+    loss = mutual_promotion_loss(z1, z2)
+    p1, p2 = F.log_softmax(z1, -1), F.log_softmax(z2, -1)
+    kl = lambda p, q: F.kl_div(q, p, log_target=True, reduction="batchmean")  # KL(p || q)  # noqa: E731
+    torch.testing.assert_close(loss, kl(p2, p1) + kl(p1, p2))
+    assert loss > 0 and torch.equal(loss, mutual_promotion_loss(z2, z1))                # symmetric
+    assert mutual_promotion_loss(z1, z1).item() == 0.0
+    assert mutual_promotion_loss(z1, z1 + 3.0).abs().item() < 1e-6     # equal predictions (softmax is shift-free)
+    assert (torch.stack([mutual_promotion_loss(torch.randn(3, 4), torch.randn(3, 4)) for _ in range(20)]) >= 0).all()
+
+
+def test_lambda_0_2_weighs_the_label_losses_0_2_and_mutual_promotion_0_8():
+    assert equation1_weights(0.2) == {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.8}
+    assert [phase.name for phase in SPEC.phases] == ["streams", "joint"]
+    phases = phase_settings(SPEC, {})
+    assert phases["streams"]["loss_weights"] == {"com": 0.0, "global": 1.0, "local": 1.0, "mu": 0.0}
+    assert phases["joint"]["loss_weights"] == {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.8}
+    for values in phases.values():   # §5.1
+        assert (values["optimizer"], values["lr"], values["momentum"], values["weight_decay"]) == ("sgd", 5e-3, 0.9, 1e-4)
+        assert (values["schedule"], values["lr_gamma"], values["num_frames"]) == ("plateau", 0.1, 32)
+
+
+def test_z_com_is_the_sum_used_at_test_and_supervised_by_l_com():
+    torch.manual_seed(4)
+    model = GLENet(3, settings(TINY)).eval()
+    clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    batch = {"jpeg": clip, "label": torch.tensor([0, 2])}
+    with torch.no_grad():
+        out = model(clip)
+        torch.testing.assert_close(out.z_com, out.z_global + out.z_local)
+        torch.testing.assert_close(forward(model, batch), out.z_global + out.z_local)
+        terms, logits = losses(model, batch)
+    assert set(terms) == {"com", "global", "local", "mu"}
+    torch.testing.assert_close(terms["com"], F.cross_entropy(out.z_global + out.z_local, batch["label"]))
+    torch.testing.assert_close(logits, out.z_com)
+    assert out.saliency.shape == (2, 1, 8, 8) and out.grid.shape == (2, 1, 8, 8, 2)   # T/4, S/4
+
+
+def test_saliency_is_detached_by_default_and_can_train_the_global_stream():
+    torch.manual_seed(5)
+    clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
+    for detach in (True, False):
+        model = GLENet(3, settings({**TINY, "detach_saliency": detach, "max_magnification": 1e9}))
+        model(clip).z_local.sum().backward()
+        res4 = model.global_stream.res4[0].body[0][0].weight.grad
+        assert (res4 is None or not res4.any()) == detach
+
+
+def test_attention_and_saliency_stay_float32_under_mixed_precision():
+    torch.manual_seed(6)
+    x = 30 * torch.randn(1, 16, 2, 6, 6)                                  # large products: float16 would overflow
+    module = GlobalEnhancement(16)
+    with torch.no_grad():
+        module.beta.fill_(1.0)
+        exact = module(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed = module.aggregate(x)
+            saliency = trilinear_saliency(x.relu())
+    assert torch.isfinite(mixed).all() and saliency.dtype == torch.float32
+    torch.testing.assert_close(saliency, trilinear_saliency(x.relu()))
+    assert torch.isfinite(exact).all()
+
+
+# ---------------------------------------------------------------- the backbone (§5.1)
+
+def test_p3d_blocks_have_the_stated_kernels():
+    model = GLENet(10, settings({"depth": 50, "width": 8}))
+    kernels = [m.kernel_size for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert model.shared.conv1[0].kernel_size == (5, 7, 7)
+    assert (3, 3, 3) not in kernels and set(kernels) == {(5, 7, 7), (1, 3, 3), (3, 1, 1), (1, 1, 1)}
+    assert kernels.count((1, 3, 3)) == kernels.count((3, 1, 1)) == 3 + 2 * (4 + 6 + 3)   # one pair per bottleneck
+    for block in model.global_stream.res3:                               # spatial then temporal
+        p3d = block.body[3]
+        assert (p3d[0].kernel_size, p3d[3].kernel_size) == ((1, 3, 3), (3, 1, 1))
+    baseline = P3DResNet(10, depth=50, width=8)
+    assert sum(isinstance(m, torch.nn.Conv3d) and m.kernel_size == (1, 3, 3) for m in baseline.modules()) == 16
+    basic = GLENet(10, settings({"depth": 18, "width": 4}))
+    assert sum(isinstance(m, torch.nn.Conv3d) and m.kernel_size == (3, 1, 1) for m in basic.modules()) == 4 + 2 * 12
+    with pytest.raises(ValueError, match="finetune.glenet.position: 'pool3' unknown"):
+        settings({"position": "pool3"})
+
+
+@pytest.mark.parametrize("position", ["res3", "res5"])
+def test_the_global_module_can_sit_after_other_stages(position):
+    model = GLENet(3, settings({**TINY, "position": position})).eval()
+    assert model.global_enhancement.query.in_channels == {"res3": 8, "res5": 32}[position]
+    assert model(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).z_com.shape == (1, 3)
+
+
+# ---------------------------------------------------------------- input (§5.1)
+
+def test_clips_take_every_other_frame_crop_and_flip(tmp_path):
+    path = frames_shard(tmp_path / "0.h5")
+    cfg = {"short_side": 40, "crop": 32, "test_crop": 40, "frame_step": 2}
+    train = SPEC.dataset({"frames": [path]}, "train", True, {**cfg, "num_frames": 4})
+    test = SPEC.dataset({"frames": [path]}, "test", False, {**cfg, "num_frames": 4})
+    item = train[0]
+    assert item["jpeg"].shape == (4, 32, 32, 3) and (item["frames"] % 2 == 0).all()
+    assert test[0]["jpeg"].shape == (4, 40, 40, 3) and (test[0]["frames"] % 2 == 0).all()
+    flips = []
+    for epoch in range(8):                                               # flips are drawn per item and epoch
+        train.set_epoch(epoch)
+        flips.append(train[0]["jpeg"])
+    train.set_epoch(3)
+    assert torch.equal(train[0]["jpeg"], flips[3])
+    ramp = np.linspace(0, 255, 64)[None, :, None] * np.linspace(0.2, 1, 48)[:, None, None]
+    clip = np.broadcast_to(ramp, (2, 48, 64, 3)).round().astype(np.uint8)
+    ours, rgb3d = scale_crop(clip, 40, 40).astype(int), resize_crop(clip, 40).astype(int)   # test: the centred square
+    assert ours.shape == rgb3d.shape == (2, 40, 40, 3) and np.abs(ours - rgb3d).max() <= 3       # (area vs antialiased)
+
+
+def test_checkpoint_key_names_itself(tmp_path):
+    with pytest.raises(FileNotFoundError, match="finetune.glenet.checkpoint: .*nope.pt does not exist"):
+        build(3, {**TINY, "checkpoint": str(tmp_path / "nope.pt")})
+    source = GLENet(5, settings(TINY))
+    torch.save({"model": source.state_dict()}, tmp_path / "c.pt")
+    model = build(3, {**TINY, "checkpoint": str(tmp_path / "c.pt")})   # another class count: classifiers skipped
+    torch.testing.assert_close(model.shared.conv1[0].weight, source.shared.conv1[0].weight)
+    assert model.global_stream.fc.out_features == 3
+
+
+# ---------------------------------------------------------------- the stage: both phases, figure, schema
+
+def test_trains_both_phases_with_their_loss_weights_and_draws_saliency(tmp_path):
+    path = frames_shard(tmp_path / "0.h5")
+    cfg = {"epochs": 1, "batch_size": 4, "device": "cpu", "seed": 0, "glenet": {**TINY, "num_frames": 4}}
+    result = finetune("glenet", [path], tmp_path / "run", 3, cfg)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert log["phase"].tolist() == ["streams", "joint"]
+    streams, joint = log.iloc[0], log.iloc[1]
+    assert streams["train_loss"] == pytest.approx(streams["global_loss"] + streams["local_loss"], rel=1e-5)
+    assert joint["train_loss"] == pytest.approx(
+        0.2 * (joint["com_loss"] + joint["global_loss"] + joint["local_loss"]) + 0.8 * joint["mu_loss"], rel=1e-5)
+    for phase in ("streams", "joint"):
+        assert (tmp_path / "run" / phase / "checkpoint.pt").exists()
+    splits, _ = read_predictions(tmp_path / "run" / "predictions.h5")
+    assert splits["test"].logits.shape == (3, 3) and set(result) == {"val_acc", "test_acc"}
+    assert (tmp_path / "run" / "figures" / "saliency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_schema_block_holds_the_phases_and_the_registry_finds_the_spec():
+    assert model_spec("glenet") is SPEC and SPEC.stages == ("frames",)
+    block = FINETUNE["glenet"]["properties"]
+    assert block["phases"]["default"] == {p.name: dict(p.settings) for p in SPEC.phases}
+
+
+# ---------------------------------------------------------------- NMFs-CSL subsets (Table 5)
+
+def test_nmfs_subsets_command_writes_confusing_and_normal(tmp_path, capsys):
+    from signpipe.cli import main
+    from signpipe.metrics import accuracies, read_classes
+
+    assert main(["nmfs-subsets", str(tmp_path / "subsets"), "--classes", "1067"]) == 0
+    confusing = read_classes(tmp_path / "subsets" / "confusing.txt")
+    normal = read_classes(tmp_path / "subsets" / "normal.txt")
+    assert confusing.tolist() == list(range(610)) and normal.tolist() == list(range(610, 1067))
+    assert "fusion.subsets.<dataset>: {confusing: " in capsys.readouterr().out
+    # as the tables use them: the subsets' accuracies are those of their videos; no class is left over
+    labels = np.array([3, 700, 609, 610])
+    scores = np.eye(1067)[[3, 0, 609, 0]]                                 # right on the confusing two only
+    table = accuracies(scores, labels, {"confusing": confusing, "normal": normal})
+    assert (table["confusing_top1"], table["normal_top1"], table["instance_top1"]) == (100.0, 0.0, 50.0)
+    assert main(["nmfs-subsets", str(tmp_path / "bad"), "--classes", "10", "--confusing", "10"]) == 1

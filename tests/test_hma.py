@@ -1,0 +1,339 @@
+"""HMA (Hu et al., AAAI 2021): the paper's equations pinned on real code and small generated data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+import torchvision
+
+from signpipe.finetune import finetune, phase_settings
+from signpipe.handmodel import make_camera
+from signpipe.handmodel.mano import MANO_FINGERTIPS, mirror_model
+from signpipe.handmodel.asset import load_asset
+from signpipe.keypoints import HAND_EDGES
+from signpipe.keypoints.layout import FINGERS
+from signpipe.models import model_spec
+from signpipe.models.hma import (
+    ALPHA, HMA, MIDDLE_JOINTS, PALM_JOINTS, SPEC, TEMPORAL_GROUPS, TERMINAL_JOINTS, HandClips, HandGraphConv,
+    HMAConfig, build, hand_partitions, joint_weights, projected_pck, regularisation_loss, spatial_consistency_loss,
+    temporal_consistency_loss, transform_clip,
+)
+from signpipe.predictions import read_predictions
+from test_handmodel import pretend_chumpy, to_mano_vertex_layout, write_mano_pickle
+from test_signbert import make_hands_shards
+
+TINY = {"arch": "resnet18", "width": 8, "size": 16, "num_frames": 4, "gcn_layers": [[8, 1], [16, 2]],
+        "temporal_kernel": 3}
+"""A CPU-sized HMA: every part of the paper's model, a fraction of its channels."""
+
+
+def tiny(num_classes: int = 4, **extra) -> HMA:
+    torch.manual_seed(0)
+    return build(num_classes, {**TINY, **extra})
+
+
+def random_crops(batch: int = 2, length: int = 4, size: int = 16) -> torch.Tensor:
+    torch.manual_seed(1)
+    return torch.randint(0, 256, (batch, length, 2, size, size, 3), dtype=torch.uint8)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    return make_hands_shards(tmp_path_factory.mktemp("hma"), crop_size=32)
+
+
+# --- eq. 1-3, 5: encoder, latent, hand model, projection ---------------------------------------
+
+def test_latent_is_theta6_beta10_and_the_camera_and_joints_come_out_per_frame_and_hand():
+    model = tiny().eval()
+    assert model.decoder.latent.out_features == 6 + 10 + 9  # theta R^6, beta R^10, c_r (6D), c_o R^2, log c_s
+    out = model(random_crops())
+    assert out.latent.theta.shape == (2, 4, 2, 6) and out.latent.beta.shape == (2, 4, 2, 10)
+    assert out.latent.camera.shape == (2, 4, 2, 9)
+    assert out.joints3d.shape == (2, 4, 2, 21, 3) and out.joints2d.shape == (2, 4, 2, 21, 2)
+    assert out.logits.shape == (2, 4)
+    assert torch.allclose(out.joints3d[..., 0, :], torch.zeros(3), atol=1e-6)  # wrist at the origin
+    assert [h.side for h in model.decoder.hands] == ["left", "right"] and model.decoder.num_pca == 6
+
+
+def test_a_fresh_decoder_draws_an_upright_hand_of_crop_size():
+    with torch.no_grad():
+        out = tiny().eval()(random_crops())
+    middle_tip = out.joints2d[..., 12, :] - out.joints2d[..., 0, :]
+    assert (middle_tip[..., 1] < -0.5).all()  # fingers up in the image (y down)
+    extent = (out.joints2d.amax(-2) - out.joints2d.amin(-2)).amax(-1)
+    assert 0.5 < float(extent.median()) < 2.0
+
+
+def test_projection_is_eq5_through_the_camera():
+    model = tiny().eval()
+    hand = model.decoder.hands[1]
+    theta, beta = torch.randn(3, 6) * 0.5, torch.randn(3, 10) * 0.3
+    angle = torch.tensor(0.7)
+    rotation = torch.tensor([[torch.cos(angle), -torch.sin(angle), 0.0], [torch.sin(angle), torch.cos(angle), 0.0],
+                             [0.0, 0.0, 1.0]]).expand(3, 3, 3)
+    translation, scale = torch.tensor([[0.1, -0.2]]).expand(3, 2), torch.tensor([5.0, 6.0, 7.0])
+    out = hand(theta, beta, make_camera(rotation, translation, scale), vertices=False)
+    expected = scale[:, None, None] * (out.joints3d @ rotation.transpose(-1, -2))[..., :2] + translation[:, None]
+    torch.testing.assert_close(out.joints2d, expected, atol=1e-5, rtol=1e-5)  # c_s Pi(c_r J3D) + c_o
+
+
+def test_fingertips_are_the_named_vertices_on_mano_format_data(tmp_path, monkeypatch):
+    right = to_mano_vertex_layout(load_asset())
+    with monkeypatch.context() as patch:
+        pretend_chumpy(patch)
+        write_mano_pickle(right, tmp_path / "MANO_RIGHT.pkl")
+        write_mano_pickle(mirror_model(right), tmp_path / "MANO_LEFT.pkl")
+    model = tiny(mano_dir=str(tmp_path)).eval()
+    tips = [MANO_FINGERTIPS[f] for f in FINGERS]
+    assert tips == [734, 333, 443, 555, 678]
+    for hand in model.decoder.hands:
+        assert hand.licensed and hand.tip_vertices.tolist() == tips
+        theta, beta = torch.randn(2, 6), torch.randn(2, 10) * 0.5
+        camera = torch.zeros(2, 9)
+        mesh = hand(theta, beta, camera)  # the full mesh: fingertip joints are those vertices
+        assert mesh.vertices.shape == (2, 778, 3)
+        torch.testing.assert_close(mesh.joints3d[:, [4, 8, 12, 16, 20]], mesh.vertices[:, tips])
+        torch.testing.assert_close(hand(theta, beta, camera, vertices=False).joints3d, mesh.joints3d,
+                                   atol=1e-5, rtol=1e-5)
+    out = model(random_crops())
+    assert out.joints3d.shape == (2, 4, 2, 21, 3) and torch.isfinite(out.logits).all()
+
+
+def test_encoder_is_torchvision_resnet34_and_loads_a_local_checkpoint(tmp_path):
+    reference = torchvision.models.resnet34(weights=None)  # never downloads
+    path = tmp_path / "resnet34.pth"
+    torch.save(reference.state_dict(), path)
+    model = build(5, {**TINY, "arch": "resnet34", "width": 64, "checkpoint": str(path)})
+    for name, value in model.encoder.resnet.state_dict().items():
+        torch.testing.assert_close(value, reference.state_dict()[name])
+    assert model.encoder.resnet.out_features == 512
+    with pytest.raises(FileNotFoundError, match="finetune.hma.checkpoint: .*missing.pth does not exist"):
+        build(5, {**TINY, "checkpoint": str(tmp_path / "missing.pth")})
+    with pytest.raises(ValueError, match="finetune.hma.checkpoint: .* does not fit the encoder"):
+        build(5, {**TINY, "checkpoint": str(path)})  # width 8 cannot take ResNet-34's weights
+
+
+# --- eq. 4: inference module -----------------------------------------------------------------
+
+def test_partitions_split_the_hand_graph_with_self_loops():
+    parts = hand_partitions("spatial")
+    assert parts.shape == (3, 21, 21)
+    adjacency = torch.eye(21)
+    for a, b in HAND_EDGES:
+        adjacency[a, b] = adjacency[b, a] = 1
+    torch.testing.assert_close(parts.sum(0), adjacency)  # sum_k A_k = A + I
+    assert parts[0].diagonal().all() and parts[1, 2, 1] == 1 and parts[2, 1, 2] == 1  # root, parent, child
+    both = hand_partitions("spatial", hands=2)
+    assert both.shape == (3, 42, 42) and both[:, :21, 21:].sum() == 0  # no edge between the hands
+    assert hand_partitions("uniform").shape == (1, 21, 21)
+
+
+def test_graph_conv_normalises_the_masked_graph_as_eq4():
+    conv = HandGraphConv(3, 4, hand_partitions("spatial"))
+    with torch.no_grad():
+        conv.importance.mul_(torch.rand(21, 21) + 0.5)
+    masked = conv.partitions * conv.importance
+    for k in range(3):
+        degree = masked[k].sum(1) + 1e-3
+        expected = torch.diag(degree.rsqrt()) @ masked[k] @ torch.diag(degree.rsqrt())
+        torch.testing.assert_close(conv.operators()[k], expected)
+
+
+def test_edge_importance_starts_at_ones_and_is_learned():
+    model = tiny()
+    masks = [block.gcn.importance for block in model.inference.blocks]
+    assert all(torch.equal(m, torch.ones(42, 42)) for m in masks)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    loss = F.cross_entropy(model(random_crops(4)).logits, torch.tensor([0, 1, 2, 3]))
+    loss.backward()
+    assert all(m.grad is not None and m.grad.abs().sum() > 0 for m in masks)
+    optimizer.step()
+    assert all(not torch.equal(m, torch.ones(42, 42)) for m in masks)
+
+
+@pytest.mark.parametrize("frame", ["model", "camera"])
+def test_the_inference_module_sees_the_joints_before_c_r_unless_asked(frame):
+    model = tiny(joint_frame=frame).eval()
+    crops = random_crops()
+    with torch.no_grad():
+        before = model(crops)
+        model.decoder.latent.bias[16:22] += torch.tensor([0.0, 0.5, 0.0, 0.3, 0.0, 0.2])  # turn the camera c_r
+        after = model(crops)
+    torch.testing.assert_close(after.joints3d, before.joints3d)  # J3D does not depend on the camera
+    assert not torch.allclose(after.joints2d, before.joints2d)
+    assert torch.allclose(after.logits, before.logits) == (frame == "model")  # eq. 4 takes J3D (paper)
+
+
+@pytest.mark.parametrize("fusion", ["graph", "logits"])
+def test_both_hands_reach_the_logits(fusion):
+    model = tiny(hand_fusion=fusion).eval()
+    joints = torch.randn(2, 4, 2, 21, 3) * 0.05
+    changed = joints.clone()
+    changed[:, :, 0] += 0.05 * torch.randn(2, 4, 21, 3)  # the left hand only
+    before, after = model.inference(joints), model.inference(changed)
+    assert before.shape == (2, 4) and not torch.allclose(before, after)
+    changed = joints.clone()
+    changed[:, :, 1] += 0.05 * torch.randn(2, 4, 21, 3)
+    assert not torch.allclose(before, model.inference(changed))
+
+
+# --- eq. 6-9: losses ---------------------------------------------------------------------------
+
+def test_loss_weights_are_the_papers_lambdas_and_the_optimiser_its_sgd():
+    settings = phase_settings(SPEC, {})["main"]
+    assert settings["loss_weights"] == {"ce": 1.0, "spa": 0.1, "tem": 0.1, "reg": 0.1}
+    assert (settings["optimizer"], settings["lr"], settings["momentum"], settings["weight_decay"]) == \
+        ("sgd", 5e-3, 0.9, 1e-4)
+    assert (settings["schedule"], settings["lr_gamma"], settings["num_frames"]) == ("plateau", 0.1, 32)
+    config = HMAConfig()
+    assert (config.epsilon, config.w_beta, config.alpha, config.arch, config.size, config.num_pca) == \
+        (0.4, 10.0, (1.0, 2.5, 4.0), "resnet34", 256, 6)
+
+
+def test_alpha_per_named_joint_group():
+    assert PALM_JOINTS == (0, 1, 5, 9, 13, 17)  # wrist, thumb CMC, finger MCPs
+    assert MIDDLE_JOINTS == (2, 3, 6, 7, 10, 11, 14, 15, 18, 19)
+    assert TERMINAL_JOINTS == (4, 8, 12, 16, 20)  # fingertips
+    weights = joint_weights()
+    assert weights[list(PALM_JOINTS)].eq(1.0).all() and weights[list(MIDDLE_JOINTS)].eq(2.5).all()
+    assert weights[list(TERMINAL_JOINTS)].eq(4.0).all()
+    assert sorted(j for g in TEMPORAL_GROUPS for j in g) == list(range(21)) and ALPHA == (1.0, 2.5, 4.0)
+    with pytest.raises(ValueError, match="temporal_groups"):
+        HMAConfig(temporal_groups=((0, 1), (2,), (3,)))
+
+
+def test_temporal_loss_is_zero_when_static_and_a_hand_computed_value():
+    static = torch.randn(1, 5, 2, 21, 3).expand(1, 5, 2, 21, 3)[:, :1].expand(1, 5, 2, 21, 3)
+    assert float(temporal_consistency_loss(static)) == 0.0
+    joints = torch.zeros(1, 2, 2, 21, 3)
+    joints[0, 1, 0, 8] = torch.tensor([0.1, 0.2, 0.0])  # index tip (terminal, alpha 4) moves
+    joints[0, 1, 1, 0] = torch.tensor([0.0, 0.0, 0.3])  # wrist (palm, alpha 1), other hand
+    joints[0, 1, 1, 3] = torch.tensor([0.1, 0.0, 0.0])  # thumb IP (middle, alpha 2.5)
+    expected = 4 * (0.01 + 0.04) + 1 * 0.09 + 2.5 * 0.01
+    assert float(temporal_consistency_loss(joints)) == pytest.approx(expected)
+    assert float(temporal_consistency_loss(joints, reduction="mean")) == pytest.approx(expected / (1 * 2 * 21))
+    assert float(temporal_consistency_loss(joints, reduction="frame")) == pytest.approx(expected / 2)  # 2 hand poses
+    assert float(temporal_consistency_loss(torch.cat([joints, joints]))) == pytest.approx(expected)  # per clip
+
+
+def test_spatial_loss_is_wrist_relative_l1_with_epsilon_inclusive():
+    torch.manual_seed(0)
+    pose = torch.cat([torch.rand(1, 3, 2, 21, 2) * 2 - 1, torch.ones(1, 3, 2, 21, 1)], dim=-1)
+    shifted = pose[..., :2] + torch.tensor([0.3, -0.7])  # same shape, translated
+    assert float(spatial_consistency_loss(shifted, pose)) == pytest.approx(0.0, abs=1e-4)  # float rounding only
+    one = torch.zeros(1, 1, 1, 21, 3)
+    one[..., 2] = 0.0
+    one[..., 0, 2] = 0.9            # the wrist
+    one[..., 5, :] = torch.tensor([0.5, 0.5, 0.4])   # exactly epsilon: counts
+    one[..., 6, :] = torch.tensor([0.5, 0.5, 0.39])  # below: ignored
+    predicted = torch.zeros(1, 1, 1, 21, 2)
+    predicted[..., 5, :] = torch.tensor([0.2, 0.9])
+    predicted[..., 6, :] = torch.tensor([5.0, 5.0])
+    assert float(spatial_consistency_loss(predicted, one)) == pytest.approx(0.3 + 0.4)  # ||.||_1
+    assert float(spatial_consistency_loss(predicted, one, epsilon=0.41)) == 0.0
+    two = torch.cat([one, one], dim=1)  # two frames: the paper sums, "frame" averages the hand poses
+    both = predicted.expand(1, 2, 1, 21, 2)
+    assert float(spatial_consistency_loss(both, two)) == pytest.approx(1.4)
+    assert float(spatial_consistency_loss(both, two, reduction="frame")) == pytest.approx(0.7)
+    one[..., 0, 2] = 0.2  # an unsure wrist: no origin, nothing counts
+    assert float(spatial_consistency_loss(predicted, one)) == 0.0
+
+
+def test_regularisation_is_theta_squared_plus_w_beta_beta_squared():
+    theta = torch.zeros(1, 2, 2, 6)
+    beta = torch.zeros(1, 2, 2, 10)
+    theta[0, 0, 0, :2] = torch.tensor([1.0, 2.0])
+    beta[0, 1, 1, 3] = 0.5
+    assert float(regularisation_loss(theta, beta)) == pytest.approx(5.0 + 10 * 0.25)
+    assert float(regularisation_loss(theta, beta, w_beta=1.0, reduction="mean")) == pytest.approx((5.0 + 0.25) / 4)
+    assert float(regularisation_loss(theta, beta, reduction="frame")) == pytest.approx(7.5 / 4)  # per frame and hand
+    assert HMAConfig().reduction == "frame"
+
+
+def test_losses_of_a_batch_are_named_and_reach_the_encoder():
+    model = tiny()
+    pose = torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.rand(2, 4, 2, 21, 1)], dim=-1)
+    terms, logits = SPEC.losses(model, {"crop": random_crops(), "pose": pose, "label": torch.tensor([1, 2])})
+    assert set(terms) == {"ce", "spa", "tem", "reg"} and logits.shape == (2, 4)
+    for name in ("spa", "tem", "reg"):
+        model.zero_grad()
+        terms[name].backward(retain_graph=True)
+        assert model.encoder.resnet.conv1.weight.grad.abs().sum() > 0, name
+
+
+def test_pck_counts_wrist_relative_joints_within_the_threshold():
+    pose = torch.zeros(1, 21, 3)
+    pose[..., 2] = 1.0
+    predicted = torch.zeros(1, 21, 2) + 1.0  # translated: every joint right
+    predicted[0, 3] += torch.tensor([0.5, 0.0])
+    assert projected_pck(predicted, pose, threshold=0.4) == (19, 20)
+
+
+# --- input: crops, poses, flip -----------------------------------------------------------------
+
+def test_flip_swaps_the_hands_and_mirrors_images_and_poses():
+    crop = np.zeros((1, 2, 16, 16, 3), np.uint8)
+    crop[0, 0, :, :4, 0] = 255   # left hand: red stripe on its left edge
+    crop[0, 1, :, :4, 2] = 255   # right hand: blue stripe on its left edge
+    pose = np.zeros((1, 2, 21, 3), np.float32)
+    pose[0, 0, 0] = (4.0, 8.0, 0.9)    # left wrist
+    pose[0, 1, 0] = (12.0, 4.0, 0.8)   # right wrist
+    images, poses = transform_clip(crop, pose, 16, 1.0)
+    np.testing.assert_allclose(poses[0, :, 0], [[-0.5, 0.0, 0.9], [0.5, -0.5, 0.8]])
+    flipped, flipped_poses = transform_clip(crop, pose, 16, 1.0, flip=True)
+    assert flipped[0, 0, :, -4:, 2].min() == 255 and flipped[0, 0, :, :12].max() == 0  # the right hand, mirrored
+    assert flipped[0, 1, :, -4:, 0].min() == 255  # the left hand now in the right slot
+    np.testing.assert_allclose(flipped_poses[0, :, 0], [[-0.5, -0.5, 0.8], [0.5, 0.0, 0.9]])
+    np.testing.assert_array_equal(flipped_poses[0, :, 1:], 0)  # undetected joints stay at 0
+
+
+def test_window_and_resize_keep_poses_on_the_pixels():
+    crop = np.zeros((1, 2, 32, 32, 3), np.uint8)
+    crop[0, :, 10:12, 20:22] = 255  # a bright dot around (21, 11)
+    pose = np.zeros((1, 2, 21, 3), np.float32)
+    pose[0, :, 0] = (21.0, 11.0, 1.0)
+    images, poses = transform_clip(crop, pose, 48, 0.75, offset=(0.0, 0.99))  # window x 8..32, y 0..24
+    u, v = poses[0, 0, 0, :2]
+    assert (u, v) == pytest.approx(((21 - 8) / 24 * 2 - 1, 11 / 24 * 2 - 1))
+    y, x = np.unravel_index(images[0, 0, ..., 0].argmax(), (48, 48))
+    assert abs((x + 0.5) / 48 * 2 - 1 - u) < 0.1 and abs((y + 0.5) / 48 * 2 - 1 - v) < 0.1
+
+
+def test_hand_clips_from_hands_shards(shards):
+    data = SPEC.dataset({"hands": shards}, "train", True, {**TINY, "num_frames": 6})
+    assert isinstance(data, HandClips) and model_spec("hma") is SPEC and SPEC.stages == ("hands",)
+    sample = data[0]
+    assert sample["crop"].shape == (6, 2, 16, 16, 3) and sample["crop"].dtype == torch.uint8
+    assert sample["pose"].shape == (6, 2, 21, 3)
+    seen = sample["pose"][..., 2] > 0
+    assert seen.any() and sample["pose"][..., :2][seen].abs().max() < 3
+    flips = []
+    for epoch in range(8):  # flips are drawn per epoch and item, p = 0.5, reproducibly
+        data.set_epoch(epoch)
+        flips.append(bool((data[0]["crop"] != sample["crop"]).any()))
+        data.set_epoch(epoch)
+        assert torch.equal(data[0]["crop"], data[0]["crop"])
+    assert any(flips)
+    test = SPEC.dataset({"hands": shards}, "test", False, TINY)
+    assert torch.equal(test[0]["crop"], test[0]["crop"]) and test[0]["crop"].shape[0] == 4
+
+
+def test_finetune_trains_hma_logs_every_term_and_draws_the_hands(shards, tmp_path):
+    cfg = {"device": "cpu", "epochs": 1, "batch_size": 4, "hma": TINY}
+    result = finetune("hma", {"hands": shards}, tmp_path, 4, cfg)
+    assert set(result) == {"val_acc", "test_acc"}
+    log = pd.read_csv(tmp_path / "log.csv")
+    for column in ("ce_loss", "spa_loss", "tem_loss", "reg_loss", "train_loss", "val_loss"):
+        assert column in log and np.isfinite(log[column]).all(), column
+    row = log.iloc[-1]
+    weighted = row["ce_loss"] + 0.1 * (row["spa_loss"] + row["tem_loss"] + row["reg_loss"])  # eq. 9, lambda = 0.1
+    assert row["train_loss"] == pytest.approx(weighted, rel=0.05)
+    predictions, _ = read_predictions(tmp_path / "predictions.h5")
+    assert predictions["test"].logits.shape[1] == 4
+    figure = tmp_path / "figures" / "hands.png"
+    assert figure.is_file() and figure.stat().st_size > 1000
+    assert (tmp_path / "curves.png").is_file()
