@@ -10,7 +10,7 @@ Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s",
 - ratio = stage / bare; the goal is >= 0.9 (loader and bookkeeping under 10%). Both are medians
   over the epochs after the first; run it on an idle machine (another job on the cores moves
   either number by several times).
-The models take the demo's CPU sizes (config.yaml). Run: python benchmarks/train_loop.py
+The models take the demo's CPU sizes (their blocks of config.yaml). Run: python benchmarks/train_loop.py
 [--epochs 4] [--batch-size 8] [--models signbert stgcn rgb3d]
 """
 
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from signpipe.datasets import write_manifest
@@ -36,12 +37,15 @@ from signpipe.pose import extract_shard
 from signpipe.synth import make_corpus
 from signpipe.train import make_optimizer, train_config
 
-DEMO_BLOCKS = {
-    "signbert": {"hidden": 64, "layers": 1, "heads": 4, "feedforward": 128, "gcn_channels": 32},
-    "stgcn": {"subset": "27"},
-    "rgb3d": {"size": 32, "num_frames": 8},
-}
-"""The demo's model sizes (config.yaml); models not listed take their defaults."""
+REPO = Path(__file__).resolve().parents[1]
+
+def demo_blocks() -> dict[str, dict]:
+    """Each model's block of the demo's config.yaml (its CPU sizes), without the demo's epochs;
+    SignBERT's sizes are those of the demo's pre-trained encoder (``pretrain.model``)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    blocks = {name: {k: v for k, v in (config["finetune"].get(name) or {}).items() if k != "epochs"} for name in MODELS}
+    blocks["signbert"] = {**config["pretrain"].get("model", {}), **blocks["signbert"]}
+    return blocks
 
 
 def make_shards(root: Path, shards: int = 2) -> dict[str, list[Path]]:
@@ -66,7 +70,7 @@ def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epoc
     """Samples/s of forward + loss + backward + step on one epoch's batches held in memory: the
     median of ``epochs`` passes after a warm-up pass."""
     spec = model_spec(name)
-    settings = phase_settings(spec, cfg)["main"]
+    settings = next(iter(phase_settings(spec, cfg).values()))  # the first phase's
     training = train_config(settings)
     data = spec.dataset({stage: shards[stage] for stage in spec.stages}, "train", True, settings)
     batches = list(DataLoader(data, batch_size=training.batch_size, shuffle=True))
@@ -80,7 +84,7 @@ def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epoc
         started, seen = time.perf_counter(), 0
         for batch in batches:
             terms, _ = losses(model, batch)
-            loss = sum(terms.values())
+            loss = sum(settings["loss_weights"].get(name, 1.0) * term for name, term in terms.items())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -99,9 +103,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         shards = make_shards(root)
+        blocks = demo_blocks()
         for name in args.models:
             cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,
-                   name: DEMO_BLOCKS.get(name, {})}
+                   name: blocks[name]}
             spec = model_spec(name)
             finetune(name, {stage: shards[stage] for stage in spec.stages}, root / "runs" / name, 8, cfg)
             log = pd.read_csv(root / "runs" / name / "log.csv")

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import h5py
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -270,11 +271,12 @@ class HandTokens(ShardDataset):
         super().__init__(shards, arrays=["pose"], split=split, num_frames=num_frames, train=train, seed=seed)
         self.crop_size = crop_size(self.paths)
 
-    def __getitems__(self, items: Sequence[int]) -> list[dict[str, Any]]:
-        samples = super().__getitems__(items)
-        for sample in samples:
-            sample["pose"] = normalise_pose(sample["pose"], self.crop_size)
-        return samples
+    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
+        """The batch's poses (B, N, 2, 21, 3), normalised in one step (per sample it cost a
+        sixth of a small model's training step)."""
+        arrays = super().read(items, frames)
+        arrays["pose"] = normalise_pose(torch.from_numpy(arrays["pose"]), self.crop_size).numpy()
+        return arrays
 
 
 def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> HandTokens:
