@@ -141,28 +141,28 @@ ShardPaths = Union[str, os.PathLike, Sequence[Union[str, os.PathLike]], Mapping[
 
 
 def _by_stage(shards: ShardPaths) -> dict[str, list[Path]]:
-    """``{stage: paths}`` of shards given as a path, a list (one stage, read from the files) or a mapping."""
+    """``{stage: paths}`` of shards given as a path, a list (one stage, read from the files) or a
+    mapping (each file checked to be of its stage); every file is opened once."""
     if isinstance(shards, Mapping):
-        grouped = {stage: [Path(p) for p in paths] for stage, paths in shards.items()}
+        given: dict[str | None, list[Path]] = {stage: [Path(p) for p in paths] for stage, paths in shards.items()}
     else:
         paths = [Path(shards)] if isinstance(shards, (str, os.PathLike)) else [Path(p) for p in shards]
         if not paths:
             raise ValueError("ShardDataset: no shards given")
-        stages = {}
-        for path in paths:
-            with h5py.File(path, "r") as f:
-                stages.setdefault(_stage(f, path), []).append(path)
-        if len(stages) > 1:
-            raise ValueError(f"ShardDataset: shards of different stages {sorted(stages)} in one list; "
-                             f"give them as {{stage: paths}} to read several stages")
-        grouped = stages
-    for stage, paths in grouped.items():
+        given = {None: paths}
+    grouped: dict[str, list[Path]] = {}
+    for stage, paths in given.items():
         if not paths:
             raise ValueError(f"ShardDataset: no {stage} shards given")
         for path in paths:
             with h5py.File(path, "r") as f:
-                if _stage(f, path) != stage:
-                    raise ValueError(f"{path}: a {_stage(f, path)} shard given as {stage}")
+                found = _stage(f, path)
+            if stage is not None and found != stage:
+                raise ValueError(f"{path}: a {found} shard given as {stage}")
+            grouped.setdefault(found, []).append(path)
+    if None in given and len(grouped) > 1:
+        raise ValueError(f"ShardDataset: shards of different stages {sorted(grouped)} in one list; "
+                         f"give them as {{stage: paths}} to read several stages")
     return grouped
 
 

@@ -37,7 +37,7 @@ from signpipe.data import NUM_FRAMES
 from signpipe.models import MODELS, ModelSpec, Phase, model_code, model_spec
 from signpipe.predictions import SplitPredictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, RUN_CODE, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, use_threads,
+    CHECKPOINT, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, use_threads,
     write_log,
 )
 
@@ -48,8 +48,6 @@ FIGURES = "figures"
 """Folder of a model's own figures (``ModelSpec.figures``); empty for a model without any."""
 MAIN = Phase("main")
 """The one phase of a model that declares none; it trains in the model's folder itself."""
-STAGE_KEYS = ("device", "seed", "num_workers")
-"""Settings that come from the stage or the workflow, never a model's defaults."""
 
 
 def num_classes(manifest: str | os.PathLike) -> int:
@@ -87,9 +85,10 @@ def phase_settings(spec: ModelSpec, cfg: Mapping[str, Any]) -> dict[str, dict[st
     defaults = {**asdict(TrainConfig()), "num_frames": NUM_FRAMES, "loss_weights": {"ce": 1.0}, **spec.defaults}
     settings = {}
     for phase in phases:
-        mine = {**defaults, **phase.settings, **stage, **block, **(user_phases.get(phase.name) or {})}
+        written = user_phases.get(phase.name) or {}
+        mine = {**defaults, **phase.settings, **stage, **block, **written}
         weights = {**defaults["loss_weights"], **phase.settings.get("loss_weights", {}),
-                   **(block.get("loss_weights") or {}), **((user_phases.get(phase.name) or {}).get("loss_weights") or {})}
+                   **(block.get("loss_weights") or {}), **(written.get("loss_weights") or {})}
         extra = sorted(set(weights) - set(defaults["loss_weights"]))
         if extra:
             raise ValueError(f"finetune.{spec.name}.loss_weights: {spec.name} has no loss {extra[0]!r}; "
@@ -126,7 +125,7 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     losses = spec.losses or cross_entropy(spec)
     inputs = [path for paths in shards.values() for path in paths] + ([pretrained] if pretrained else [])
     common = {"model": model_cfg, "phases": settings, "num_classes": num_classes}
-    code = [*RUN_CODE, "signpipe.finetune", *model_code(model_name)]
+    code = ["signpipe.finetune", *model_code(model_name)]
     out_dir = Path(out_dir)
     folders = {name: out_dir if not spec.phases else out_dir / name for name in settings}
     trainings = {name: train_config(values) for name, values in settings.items()}

@@ -178,9 +178,9 @@ RUN_CODE = ("signpipe.train", "signpipe.data", "signpipe.handmodel", "signpipe.k
 
 
 def input_fingerprint(paths: Iterable[str | os.PathLike], settings: Mapping[str, Any],
-                      code: Iterable[str] = RUN_CODE) -> str:
-    """A digest of input files (path, size, modification time), settings and the ``code`` that
-    defines the run (:func:`code_digest`).
+                      code: Iterable[str] = ()) -> str:
+    """A digest of input files (path, size, modification time), settings and the code that
+    defines the run (:func:`code_digest` of :data:`RUN_CODE` and the stage's and model's ``code``).
 
     A checkpoint resumes only the run that wrote it: after a kill the inputs are the same, but
     after re-extracted keypoints, another model size or a code change the stale weights must
