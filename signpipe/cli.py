@@ -37,6 +37,13 @@ def _inspect(args: argparse.Namespace) -> None:
         print(describe(path))
 
 
+def _export_keypoints(args: argparse.Namespace) -> None:
+    from signpipe.keypoints.export import export_keypoints
+
+    written = export_keypoints(args.shard, args.format, args.out)
+    print(f"{len(written)} file(s) written to {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(
@@ -74,6 +81,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inspect.add_argument("files", nargs="+", help="HDF5 files (e.g. results/demo/frames/0.h5)")
     inspect.set_defaults(func=_inspect)
+
+    export = sub.add_parser("export", help="write pipeline artifacts in other tools' formats",
+                            description="Write pipeline artifacts in other tools' formats.")
+    export_sub = export.add_subparsers(dest="what", required=True, metavar="WHAT")
+    keypoints = export_sub.add_parser(
+        "keypoints", help="a keypoints shard as .pose files, a pyskl pickle or .npz files",
+        description="Write the 133 COCO-WholeBody keypoints of every video of a keypoints shard "
+        "(results/<dataset>/keypoints/<shard>.h5) for other tools. pose: one <video_id>.pose per "
+        "video in OUT (pose-format, COCO-WholeBody components BODY/FACE/LEFT_HAND/RIGHT_HAND, "
+        "missing points masked). pyskl: one pickle OUT with {split: {name: [ids]}, annotations: "
+        "[{frame_dir, label, img_shape, keypoint (1,T,133,2), keypoint_score (1,T,133), ...}]}, "
+        "splits and labels from the shard's index, for pyskl/MMAction2 skeleton training. npz: one "
+        "<video_id>.npz per video in OUT with keypoints (T,133,3) = x, y, score, and fps/width/"
+        "height when known (read back with the arrays adapter, layout coco-wholebody-133). "
+        "Coordinates are pixels of the source video; score 0 marks a missing point.",
+    )
+    from signpipe.keypoints.export import EXPORT_FORMATS
+
+    keypoints.add_argument("shard", metavar="SHARD", help="keypoints shard (HDF5)")
+    keypoints.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="output format")
+    keypoints.add_argument("out", metavar="OUT", help="output folder (pose, npz) or pickle file (pyskl)")
+    keypoints.set_defaults(func=_export_keypoints)
 
     from signpipe.handmodel.cli import register as register_handmodel
 

@@ -71,6 +71,32 @@ def check_references(config: Mapping[str, Any]) -> None:
     for name in fusion.get("subsets") or {}:
         if name not in datasets:
             raise ConfigError(f"config fusion.subsets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
+    check_pixels(config.get("datasets") or {}, models)
+
+
+def pixels_needed(model: str) -> str | None:
+    """What pixels model ``model`` reads: 'video frames', 'hand crops', or None (keypoints and poses only)."""
+    from signpipe.models import MODELS
+
+    if "frames" in MODELS[model].stages:
+        return "video frames"
+    return "hand crops" if MODELS[model].crops else None
+
+
+def check_pixels(datasets: Mapping[str, Any], models: list[str]) -> None:
+    """Refuse a model that needs pixels on a keypoint dataset (no frames, hands shards without crops)."""
+    from signpipe.datasets import KEYPOINT_ADAPTERS
+
+    for name, block in datasets.items():
+        adapter = (block or {}).get("adapter")
+        if adapter not in KEYPOINT_ADAPTERS:
+            continue
+        for model in models:
+            needed = pixels_needed(model)
+            if needed:
+                raise ConfigError(f"config finetune.models: {model!r} needs {needed}, but dataset {name!r} "
+                                  f"(adapter {adapter}) has keypoints only; drop {model} from finetune.models "
+                                  "(and fusion.combos) or train it in a run without that dataset")
 
 
 def stage_params(block: Mapping[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -89,7 +115,8 @@ def user_blocks(config: Mapping[str, Any], stage: str, names: list[str]) -> dict
 def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model: str) -> dict[str, Any]:
     """What the finetune job of ``model`` depends on: the stage's training keys the user set,
     the model's block as written (for a model that decodes through the hand model, with
-    ``hand_model.mano_dir`` when the block names none), the global device and seed
+    ``hand_model.mano_dir`` when the block names none; for SignBERT with ``pretrain.model``, the one
+    source of its sizes), the global device and seed
     (``signpipe.finetune.phase_settings`` puts the defaults under them)."""
     from signpipe.models import MODELS
 
@@ -98,4 +125,6 @@ def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model
     mano_dir = (config.get("hand_model") or {}).get("mano_dir")
     if MODELS[model].hand_model and mano_dir and block.get("mano_dir") is None:
         block["mano_dir"] = mano_dir  # the licensed MANO of hand_model, unless the model's block names its own
+    if model == "signbert":
+        block["model"] = dict((config.get("pretrain") or {}).get("model") or {})  # one source of its sizes
     return {**stage, model: block, "device": config["device"], "seed": config["seed"]}

@@ -11,12 +11,16 @@ boxes that leave the image are padded with a constant colour, never shifted, so 
 at the crop centre.
 
 Crops are cut from the stored frames (the source resized to ``decode.short_side``), so that
-setting bounds the detail a crop can hold. Coordinates are continuous pixels of the source
-video (pixel ``i`` spans ``[i, i + 1)``), the convention of the keypoints shard.
+setting bounds the detail a crop can hold. A keypoint dataset (``signpipe.datasets.KEYPOINT_ADAPTERS``)
+has no frames: its hands shard holds the same poses and boxes, in the nominal frame its keypoints
+shard records, and no ``crop`` array; the attr ``crops`` (false) says so (:func:`has_crops`).
+Coordinates are continuous pixels of the source video (pixel ``i`` spans ``[i, i + 1)``), the
+convention of the keypoints shard.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -31,12 +35,12 @@ import cv2
 import h5py
 import numpy as np
 import simplejpeg
-from tqdm import tqdm
 
 from signpipe.jobs import describe, fails_the_job
 from signpipe.keypoints import HAND_SLICES, NUM_HAND_JOINTS
 from signpipe.keypoints.layout import LEFT_ELBOW, LEFT_SHOULDER, LEFT_WRIST, RIGHT_ELBOW, RIGHT_SHOULDER, RIGHT_WRIST
 from signpipe.keypoints.quality import DETECTION_THRESHOLD, part_detected
+from signpipe.logs import track
 from signpipe.shards import VLEN_BYTES, decode_jpeg, ShardWriter, read_index
 
 log = logging.getLogger(__name__)
@@ -67,18 +71,24 @@ ARMS = ((LEFT_SHOULDER, LEFT_ELBOW, LEFT_WRIST), (RIGHT_SHOULDER, RIGHT_ELBOW, R
 INDEX_EXTRA = [("src_height", np.int64), ("src_width", np.int64), ("shoulder_width", np.float32)]
 
 
-def hand_arrays(crop_size: int, storage: str) -> dict[str, tuple[Any, tuple[int, ...]]]:
+def hand_arrays(crop_size: int, storage: str, crops: bool = True) -> dict[str, tuple[Any, tuple[int, ...]]]:
     """The per-frame arrays of a hands shard.
 
-    crop: raw (T, 2, S, S, 3) uint8, or JPEG (T,) with both hands in one (2S, S) image, left above
-    right (:func:`decode_crops`); pose (T, 2, 21, 3) float32 (x, y in crop pixels, score);
-    box (T, 2, 4) float32 (x0, y0, x1, y1 in source pixels); box_source (T, 2) uint8 (BOX_SOURCES).
+    crop (only with ``crops``): raw (T, 2, S, S, 3) uint8, or JPEG (T,) with both hands in one
+    (2S, S) image, left above right (:func:`decode_crops`); pose (T, 2, 21, 3) float32 (x, y in crop
+    pixels, score); box (T, 2, 4) float32 (x0, y0, x1, y1 in source pixels); box_source (T, 2) uint8
+    (BOX_SOURCES).
     """
     if storage not in STORAGES:
         raise ValueError(f"hands.storage: {storage!r} is not one of {', '.join(STORAGES)}")
     crop = (VLEN_BYTES, ()) if storage == "jpeg" else (np.uint8, (2, crop_size, crop_size, 3))
-    return {"crop": crop, "pose": (np.float32, (2, NUM_HAND_JOINTS, 3)), "box": (np.float32, (2, 4)),
-            "box_source": (np.uint8, (2,))}
+    return {**({"crop": crop} if crops else {}), "pose": (np.float32, (2, NUM_HAND_JOINTS, 3)),
+            "box": (np.float32, (2, 4)), "box_source": (np.uint8, (2,))}
+
+
+def has_crops(f: h5py.File) -> bool:
+    """Whether an open hands shard holds crops: its ``crops`` attr; shards written before it existed all do."""
+    return bool(f.attrs.get("crops", True))
 
 
 def encode_crops(crops: np.ndarray, quality: int) -> bytes:
@@ -230,9 +240,9 @@ def crop_frame(image: np.ndarray, box: np.ndarray, scale: tuple[float, float], c
 
 @dataclass
 class HandClip:
-    """The hands of one video, ready for the shard (arrays as in :func:`hand_arrays`)."""
+    """The hands of one video, ready for the shard (arrays as in :func:`hand_arrays`; ``crop`` None without frames)."""
 
-    crop: np.ndarray | list[bytes]
+    crop: np.ndarray | list[bytes] | None
     pose: np.ndarray
     box: np.ndarray
     box_source: np.ndarray
@@ -247,15 +257,26 @@ def crop_video(jpeg: np.ndarray, xy: np.ndarray, score: np.ndarray, frame_size: 
     jpeg (T,) stored frames; xy (T, 133, 2), score (T, 133) in source pixels; frame_size and
     source_size are (width, height) of the stored frames and of the source video.
     """
-    box, source, width = hand_boxes(xy, score, source_size, box_scale, sigma)
+    clip = hand_poses(xy, score, source_size, crop_size, box_scale, sigma)
     scale = (source_size[0] / frame_size[0], source_size[1] / frame_size[1])
     crops = [crop_frame(decode_jpeg(row), b, scale, crop_size, fill)
-             for row, b in zip(jpeg, box)]
+             for row, b in zip(jpeg, clip.box)]
     if storage == "jpeg":
-        crop: np.ndarray | list[bytes] = [encode_crops(c, jpeg_quality) for c in crops]
+        clip.crop = [encode_crops(c, jpeg_quality) for c in crops]
     else:
-        crop = np.stack(crops) if crops else np.zeros((0, 2, crop_size, crop_size, 3), np.uint8)
-    return HandClip(crop, pose_in_crop(xy, score, box, crop_size), box, source, width)
+        clip.crop = np.stack(crops) if crops else np.zeros((0, 2, crop_size, crop_size, 3), np.uint8)
+    return clip
+
+
+def hand_poses(xy: np.ndarray, score: np.ndarray, source_size: tuple[int, int], crop_size: int = CROP_SIZE,
+               box_scale: float = BOX_SCALE, sigma: float = 1.0) -> HandClip:
+    """Boxes and crop-pixel poses of one video, without crops (``crop`` None): all a video without frames has.
+
+    xy (T, 133, 2), score (T, 133) in source pixels; source_size (width, height). The poses are in
+    the pixels of the crop a box would give (``crop_size``), as with frames, so models read them alike.
+    """
+    box, source, width = hand_boxes(xy, score, source_size, box_scale, sigma)
+    return HandClip(None, pose_in_crop(xy, score, box, crop_size), box, source, width)
 
 
 def _ordered(pool: ThreadPoolExecutor, work: Iterable[Callable[[], HandClip]], ahead: int) -> Iterator[Future]:
@@ -269,15 +290,18 @@ def _ordered(pool: ThreadPoolExecutor, work: Iterable[Callable[[], HandClip]], a
         yield pending.popleft()
 
 
-def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, hands_h5: str | os.PathLike,
+def crop_shard(frames_h5: str | os.PathLike | None, keypoints_h5: str | os.PathLike, hands_h5: str | os.PathLike,
                crop_size: int = CROP_SIZE, box_scale: float = BOX_SCALE, smooth_sigma: float = 1.0,
                storage: str = "jpeg", jpeg_quality: int = 90, fill: int = 0, chunk_frames: int = 256,
                threads: int = 1, progress: bool = True) -> dict[str, int]:
     """Crop both hands of every video of a frames shard into ``hands_h5``.
 
     The keypoints shard must hold the same videos with the same frame counts (the pose stage
-    guarantees it). Crops are stored as one JPEG per frame (:func:`encode_crops`) or, with
-    ``storage="raw"``, as uint8 (T, 2, S, S, 3), about ten times larger; ``threads`` videos are
+    guarantees it). Without a frames shard (``frames_h5`` None: a keypoint dataset) the videos,
+    their nominal frame (``src_width``, ``src_height``) and frame counts come from the keypoints
+    shard, and the hands shard gets poses and boxes only (attr ``crops`` false). Crops are stored
+    as one JPEG per frame (:func:`encode_crops`) or, with ``storage="raw"``, as uint8
+    (T, 2, S, S, 3), about ten times larger; ``threads`` videos are
     cropped at once (OpenCV and libjpeg-turbo release the GIL); ``chunk_frames`` rows make one
     HDF5 chunk (larger chunks make h5py's reads of a clip cheaper). A video that fails (e.g. a
     corrupt stored frame) is written with 0 frames, which loaders skip, and named with its error
@@ -287,22 +311,28 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
     ``forearm``, ``upper_arm``, ``no_cue``); the counts are also written to the shard's attrs as
     ``frames_<source>``.
     """
-    arrays = hand_arrays(crop_size, storage)
+    crops = frames_h5 is not None
+    arrays = hand_arrays(crop_size, storage, crops)
     config = {"crop_size": crop_size, "box_scale": box_scale, "smooth_sigma": smooth_sigma, "storage": storage,
               "jpeg_quality": jpeg_quality, "fill": fill}
     counts = np.zeros(len(BOX_SOURCES), np.int64)
-    with h5py.File(frames_h5, "r") as frames, h5py.File(keypoints_h5, "r") as keypoints:
-        index, kp_index = read_index(frames), read_index(keypoints)
+    with (h5py.File(frames_h5, "r") if crops else contextlib.nullcontext()) as frames, \
+            h5py.File(keypoints_h5, "r") as keypoints:
+        kp_index = read_index(keypoints)
+        index = read_index(frames) if crops else kp_index
         if not index[["video_id", "length"]].equals(kp_index[["video_id", "length"]]):
             raise ValueError(f"{keypoints_h5} does not hold the videos and frame counts of {frames_h5}; "
                              "rerun the pose stage for this shard (snakemake --forcerun pose)")
 
         def crop_entry(entry: Any) -> HandClip:  # runs in the pool: every error of the video lands in its future
             rows = slice(int(entry.start), int(entry.start + entry.length))
-            jpeg, xy, score = frames["jpeg"][rows], keypoints["xy"][rows], keypoints["score"][rows]
+            xy, score = keypoints["xy"][rows], keypoints["score"][rows]
+            source_size = (int(entry.src_width), int(entry.src_height))
+            if not crops:
+                return hand_poses(xy, score, source_size, crop_size, box_scale, smooth_sigma)
+            jpeg = frames["jpeg"][rows]
             frame_size = ((int(frames["width"][rows.start]), int(frames["height"][rows.start]))
                           if entry.length else (1, 1))
-            source_size = (int(entry.src_width), int(entry.src_height))
             return crop_video(jpeg, xy, score, frame_size, source_size, crop_size, box_scale,
                               smooth_sigma, storage, jpeg_quality, fill)
 
@@ -312,15 +342,15 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
 
         with ThreadPoolExecutor(max(1, threads)) as pool, ShardWriter(
             hands_h5, "hands", SCHEMA_VERSION, arrays, config=config,
-            source=[str(frames_h5), str(keypoints_h5), f"opencv {cv2.__version__}",
-                    f"simplejpeg {simplejpeg.__version__}"],
+            source=([str(frames_h5), str(keypoints_h5), f"opencv {cv2.__version__}",
+                     f"simplejpeg {simplejpeg.__version__}"] if crops else [str(keypoints_h5)]),
             index_extra=INDEX_EXTRA, chunk_frames=chunk_frames,
         ) as writer:
             entries = list(index.itertuples(index=False))
             clips = _ordered(pool, (functools.partial(crop_entry, entry) for entry in entries),
                              ahead=2 * max(1, threads))
-            for entry, future in tqdm(zip(entries, clips), total=len(entries), disable=not progress,
-                                      desc=f"hands {os.path.basename(frames_h5)}", unit="video"):
+            for entry, future in track(zip(entries, clips), total=len(entries), disable=not progress,
+                                       desc=f"hands {os.path.basename(keypoints_h5)}", unit="video"):
                 extra = {"src_height": entry.src_height, "src_width": entry.src_width}
                 try:
                     clip = future.result()
@@ -332,14 +362,15 @@ def crop_shard(frames_h5: str | os.PathLike, keypoints_h5: str | os.PathLike, ha
                                 "'failures' attr of %s", entry.video_id, failures[entry.video_id], hands_h5)
                     writer.add(entry.video_id, entry.label, entry.split, extra=extra, **empty)
                     continue
-                writer.add(entry.video_id, entry.label, entry.split, crop=clip.crop, pose=clip.pose, box=clip.box,
-                           box_source=clip.box_source, extra={**extra, "shoulder_width": clip.shoulder_width})
+                writer.add(entry.video_id, entry.label, entry.split, **({"crop": clip.crop} if crops else {}),
+                           pose=clip.pose, box=clip.box, box_source=clip.box_source, extra={**extra, "shoulder_width": clip.shoulder_width})
                 counts += np.bincount(clip.box_source.ravel(), minlength=len(BOX_SOURCES))
             failed = index["video_id"].isin(failures)
             stats = {"videos": int((~failed).sum()), "frames": int(index["length"][~failed].sum()),
                      "failed": len(failures), **{name: int(n) for name, n in zip(BOX_SOURCES, counts)}}
             writer.attrs.update({f"frames_{name}": int(n) for name, n in zip(BOX_SOURCES, counts)})
             writer.attrs["failures"] = json.dumps(failures)
+            writer.attrs["crops"] = crops
     log.info("%s: %d videos, %d frames, %d failed; hand boxes (both hands) %s", hands_h5, stats["videos"],
              stats["frames"], stats["failed"], ", ".join(f"{name} {stats[name]}" for name in BOX_SOURCES))
     return stats

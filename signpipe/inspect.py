@@ -105,6 +105,9 @@ def describe(path: str | os.PathLike) -> str:
                 lines.append(f"  frames per video: min {lengths.min()} median {np.median(lengths):.0f} "
                              f"max {lengths.max()}; labels {index['label'].nunique()}")
 
+        if not f.attrs.get("crops", True):
+            lines.append("  no crops: a keypoint dataset's hands shard (poses and boxes in the nominal frame only)")
+
         score = f.get("score")
         if isinstance(score, h5py.Dataset) and score.ndim == 2 and score.shape[1] == NUM_KEYPOINTS and len(score):
             rows = _rows_for_stats(score)

@@ -3,7 +3,9 @@
 Given one shard, its siblings are found by the results layout
 (``results/<ds>/{frames,keypoints,hands}/<shard>.h5``) and everything that exists is drawn for
 evenly spaced frames: the stored frame with the 133 keypoints and both hand boxes, then the
-left and the right hand crop with their 21-joint poses. Box outlines tell how a box was found:
+left and the right hand crop with their 21-joint poses. A keypoint dataset has no frames and its
+hands shards no crops: its skeletons and boxes are drawn on a blank canvas of the nominal frame
+the keypoints shard records, without crop rows. Box outlines tell how a box was found:
 thick where the hand was detected, thin where it was interpolated, red where it was
 extrapolated from the arm. A glance shows whether extraction and cropping worked.
 """
@@ -24,7 +26,7 @@ import h5py
 import numpy as np
 
 from signpipe.figures import save_image
-from signpipe.hands import BOX_SOURCES, DETECTED, INTERPOLATED, read_crops
+from signpipe.hands import BOX_SOURCES, DETECTED, INTERPOLATED, has_crops, read_crops
 from signpipe.inspect import index_table, open_hdf5
 from signpipe.keypoints import HAND_EDGES, HAND_SLICES, PARTS, skeleton_edges
 from signpipe.keypoints.quality import DETECTION_THRESHOLD
@@ -107,8 +109,11 @@ def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dic
                 data["source_size"] = (int(entry["src_width"]), int(entry["src_height"]))
             elif stage == "keypoints":
                 data["xy"], data["score"] = f["xy"][rows], f["score"][rows]
+                if "src_width" in entry:  # imported keypoints: the nominal frame
+                    data.setdefault("source_size", (int(entry["src_width"]), int(entry["src_height"])))
             else:
-                data["crops"] = [read_crops(f["crop"], slice(r, r + 1))[0] for r in rows]
+                if has_crops(f):
+                    data["crops"] = [read_crops(f["crop"], slice(r, r + 1))[0] for r in rows]
                 data["pose"], data["box"], data["box_source"] = f["pose"][rows], f["box"][rows], f["box_source"][rows]
                 data["crop_size"] = json.loads(f.attrs["config"])["crop_size"]
                 data.setdefault("source_size", (int(entry["src_width"]), int(entry["src_height"])))

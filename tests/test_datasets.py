@@ -194,7 +194,7 @@ def tiny_wlasl(root: Path) -> Path:
 def test_config_errors_name_the_key(tmp_path, monkeypatch):
     index = tiny_wlasl(tmp_path)
     cfg = {"adapter": "wlasl", "index": str(index), "videos": str(tmp_path / "videos"), "num_shards": 2}
-    known = "csv, folder, msasl, synthetic, wlasl"
+    known = "arrays, csv, folder, gislr, msasl, pose, pyskl, synthetic, wlasl"
     with pytest.raises(ValueError, match=rf"datasets.x.adapter: unknown adapter 'wlasi'; known: {known}"):
         build_manifest({**cfg, "adapter": "wlasi"}, name="x")
     with pytest.raises(FileNotFoundError, match=rf"datasets.wlasl100.index: {tmp_path}/nope.json does not exist"):

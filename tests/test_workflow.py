@@ -244,3 +244,77 @@ def test_new_and_repaired_videos_rerun_their_shards_only(tmp_path):
     planned = jobs_planned(snakemake("-n", *targets, cwd=tmp_path).stdout)
     manifest = pd.read_csv(tmp_path / "results" / "signs" / "manifest.csv")
     assert planned["decode"] == len(set(manifest["shard"]) | {shard_of("again__P01_a", 4)})
+
+
+KEYPOINTS = """\
+results: results
+datasets:
+  asl:
+    adapter: gislr
+    index: {index}
+    # The shared slice has one participant, so it cannot be split by signer: the lists name sequences
+    # (one per sign in val, two per sign in test). A pipeline check, not a signer-independent result.
+    split_by: sequence
+    splits: {{val: [1330949181, 1339088376], test: [205531021, 2228978721, 1638390970, 3324678948]}}
+    default_split: train
+    width: 480
+    height: 640
+    num_shards: 2
+hands: {{crop_size: 32, threads: 1}}
+device: cpu
+pretrain:
+  epochs: 1
+  batch_size: 4
+  num_frames: 8
+  threads: 1
+  model: {{hidden: 16, layers: 1, heads: 2, feedforward: 32, gcn_channels: 8}}
+finetune: {{models: [signbert, stgcn], epochs: 1, batch_size: 4, num_frames: 8, threads: 1}}
+fusion: {{combos: [[signbert, stgcn]]}}
+"""
+
+
+@pytest.fixture
+def gislr_config(shared_data, tmp_path) -> Path:
+    index = shared_data / "gislr" / "train.csv"
+    if not index.is_file():
+        pytest.skip(f"real Kaggle ASL Signs slice not found at {index}")
+    (tmp_path / "config.yaml").write_text(KEYPOINTS.format(index=index))
+    return tmp_path
+
+
+def test_keypoint_dataset_plans_an_import_and_no_decode(gislr_config):
+    """A keypoint dataset's DAG: the pose stage imports each shard; nothing decodes; a pixel model is refused."""
+    planned = jobs_planned(snakemake("-n", cwd=gislr_config).stdout)
+    assert planned["pose_import"] == planned["hands"] == 2 and "decode" not in planned and "pose" not in planned
+    text = (gislr_config / "config.yaml").read_text().replace("models: [signbert, stgcn]", "models: [signbert, stgcn, hma]")
+    (gislr_config / "config.yaml").write_text(text)
+    proc = snakemake("-n", cwd=gislr_config, check=False)
+    assert proc.returncode != 0
+    assert "config finetune.models: 'hma' needs hand crops, but dataset 'asl' (adapter gislr)" in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_keypoint_dataset_end_to_end(gislr_config):
+    """The issue's proof: the shared gislr slice runs manifest -> pose import -> hands (no crops) -> pretrain ->
+    finetune (signbert, stgcn) -> fuse -> tables, and a rerun has nothing to do."""
+    snakemake("--cores", "2", cwd=gislr_config)
+    results = gislr_config / "results" / "asl"
+    manifest = pd.read_csv(results / "manifest.csv", dtype={"video_id": str})
+    assert len(manifest) == 20 and manifest["split"].value_counts().to_dict() == {"train": 14, "test": 4, "val": 2}
+    assert not (results / "frames").exists()
+    assert pd.read_csv(results / "failures.csv").empty
+    quality = pd.read_csv(results / "keypoints" / "quality.csv", dtype={"video_id": str})
+    assert sorted(quality["video_id"]) == sorted(manifest["video_id"]) and (quality["rate_face"] > 0.5).all()
+    for shard in (0, 1):
+        with h5py.File(results / "hands" / f"{shard}.h5") as hands, h5py.File(results / "keypoints" / f"{shard}.h5") as kp:
+            assert "crop" not in hands and not hands.attrs["crops"]
+            assert kp.attrs["pose_backend"] == "import gislr"
+            assert read_index(hands)["length"].tolist() == read_index(kp)["length"].tolist()
+    for model in ("signbert", "stgcn"):
+        splits, _ = read_predictions(results / "models" / model / "predictions.h5")
+        assert sorted(splits["test"].video_id) == sorted(manifest.loc[manifest["split"] == "test", "video_id"])
+    assert (gislr_config / "results" / "pretrain" / "signbert.pt").stat().st_size > 0
+    summary = (gislr_config / "results" / "tables" / "summary.md").read_text()
+    assert "signbert+stgcn" in summary
+    assert len(list((results / "sheets").glob("*.png"))) == 4
+    assert "Nothing to be done" in snakemake("-n", cwd=gislr_config).stdout

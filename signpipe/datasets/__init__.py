@@ -9,6 +9,10 @@ Manifest conventions (docs/datasets.md): ``video_id`` str (leading zeros kept), 
 absolute, ``label`` int >= 0, ``gloss`` str, ``split`` one of train/val/test, ``signer``
 str ('' when unknown), ``frame_start`` 0-based inclusive, ``frame_end`` 0-based exclusive
 or -1 for "to the end of the video". Adapter extras follow as further columns.
+
+The keypoint adapters (:data:`KEYPOINT_ADAPTERS`) list sequences of keypoint files instead of
+videos (``path`` is the file; extras ``width``, ``height``: the nominal frame); their datasets skip
+decode in the workflow, and nothing here imports their readers or torch.
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 """Default video file extensions, in order of preference when one name has several."""
 BBOX_COLUMNS = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
 """Extra columns of adapters that know the signer's box: pixels of the source video."""
+KEYPOINT_ADAPTERS = ("gislr", "pose", "arrays", "pyskl")
+"""Adapters whose corpora ship keypoints, not videos (``signpipe.keypoints.sources.FORMATS``): their
+datasets skip decode, import their keypoints in the pose stage and get hands shards without crops."""
+NOMINAL_FRAME = (512, 512)
+"""(width, height) of the nominal frame of a keypoint dataset without ``width``/``height`` keys
+(the schema's defaults): normalised coordinates become pixels of it."""
+FRAME_COLUMNS = ["width", "height"]
+"""Extra columns of the keypoint adapters: each sequence's nominal frame in pixels."""
 
 Adapter = Callable[[Mapping[str, Any], str, Path | None], tuple[pd.DataFrame, pd.DataFrame]]
 """``load(cfg, where, corpus_dir) -> (rows, missing)``; ``where`` is the config location for
@@ -47,10 +59,26 @@ messages (``datasets.wlasl100``); rows hold MANIFEST_COLUMNS but ``shard``, plus
 def adapters() -> dict[str, Adapter]:
     """The known adapters by their ``adapter:`` name (each ``load(cfg, where, corpus_dir)``)."""
     # Imported here, not at the top: the adapter modules import the helpers of this module.
-    from signpipe.datasets import csvfile, folder, msasl, synthetic, wlasl
+    from signpipe.datasets import arrays, csvfile, folder, gislr, msasl, posefile, pyskl, synthetic, wlasl
 
     return {"wlasl": wlasl.load, "msasl": msasl.load, "folder": folder.load,
-            "csv": csvfile.load, "synthetic": synthetic.load}
+            "csv": csvfile.load, "synthetic": synthetic.load, "gislr": gislr.load, "pose": posefile.load,
+            "arrays": arrays.load, "pyskl": pyskl.load}
+
+
+def is_keypoint_dataset(cfg: Mapping[str, Any]) -> bool:
+    """Whether a ``datasets:`` block's adapter yields keypoints (no videos, no frames, no crops)."""
+    return cfg.get("adapter") in KEYPOINT_ADAPTERS
+
+
+def nominal_frame(cfg: Mapping[str, Any], where: str) -> tuple[int, int]:
+    """(width, height) of a keypoint dataset's nominal frame: its ``width``/``height`` keys or NOMINAL_FRAME."""
+    size = tuple(cfg.get(key, default) for key, default in zip(FRAME_COLUMNS, NOMINAL_FRAME))
+    for key, value in zip(FRAME_COLUMNS, size):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{where}.{key}: the nominal frame's {key} must be a positive integer (pixels), "
+                             f"got {value!r}")
+    return size
 
 
 def build_manifest(
@@ -164,10 +192,10 @@ def _sha1(text: str) -> str:
 def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
     """Read a manifest.csv or missing.csv back with its types.
 
-    ``video_id`` '05237' stays a str, an unknown ``signer`` stays '', and a gloss such as
-    'null' is not taken for a missing value (only empty cells are).
+    ``video_id`` '05237' (and a pyskl ``frame_dir``) stays a str, an unknown ``signer`` stays '', and
+    a gloss such as 'null' is not taken for a missing value (only empty cells are).
     """
-    text_columns = ["video_id", "path", "reason", "gloss", "split", "signer"]
+    text_columns = ["video_id", "path", "reason", "gloss", "split", "signer", "frame_dir"]
     table = pd.read_csv(path, dtype=dict.fromkeys(text_columns, str), keep_default_na=False, na_values=[""])
     present = [c for c in text_columns if c in table.columns]
     table[present] = table[present].fillna("")

@@ -78,3 +78,32 @@ def skeleton_edges() -> list[tuple[int, int]]:
     jaw = range(23, 23 + 17)
     edges += [(a, a + 1) for a in jaw[:-1]]
     return edges
+
+
+def _face_mirror() -> list[int]:
+    """Each of the 68 iBUG face points' mirror image across the face's vertical axis (local indices)."""
+    pairs = [(k, 16 - k) for k in range(17)]                                     # jaw
+    pairs += [(17 + k, 26 - k) for k in range(5)]                                # brows
+    pairs += [(27 + k, 27 + k) for k in range(4)]                                # nose bridge
+    pairs += [(31 + k, 35 - k) for k in range(5)]                                # nostrils
+    pairs += list(zip(range(36, 42), (45, 44, 43, 42, 47, 46)))                  # eyes: corner to corner
+    pairs += [(48 + k, 54 - k) for k in range(7)] + [(55 + k, 59 - k) for k in range(5)]  # outer lips
+    pairs += [(60 + k, 64 - k) for k in range(5)] + [(65 + k, 67 - k) for k in range(3)]  # inner lips
+    mirror = [0] * 68
+    for a, b in pairs:
+        mirror[a], mirror[b] = b, a
+    return mirror
+
+
+def _flip_permutation() -> tuple[int, ...]:
+    body = [0] + [k + 1 if k % 2 else k - 1 for k in range(1, 17)]      # 1<->2, 3<->4, ..., 15<->16
+    feet = [20, 21, 22, 17, 18, 19]
+    face = [PARTS["face"].start + k for k in _face_mirror()]
+    left, right = (list(range(s.start, s.stop)) for s in HAND_SLICES)
+    return tuple(body + feet + face + right + left)
+
+
+FLIP_PERMUTATION: tuple[int, ...] = _flip_permutation()
+"""Index of each keypoint's mirror image in the 133 layout: a mirrored frame (x flipped) has at
+index i what the original has at ``FLIP_PERMUTATION[i]`` (left and right body points, feet, face
+points and hands swapped; the nose and the face's midline stay). Its own inverse."""

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from signpipe.keypoints.index_map import apply_map, gather_arrays
 from signpipe.keypoints.layout import BODY_NAMES, FOOT_NAMES, NUM_HAND_JOINTS, NUM_KEYPOINTS, PARTS
 
 POSE_NAMES: tuple[str, ...] = (
@@ -104,13 +105,52 @@ def _map() -> dict[str, tuple[tuple[int, int], ...]]:
 MEDIAPIPE_MAP: dict[str, tuple[tuple[int, int], ...]] = _map()
 """Per Holistic part, (MediaPipe index, 133-layout index) pairs; 133 keypoints not listed get score 0."""
 
-_GATHER: dict[str, np.ndarray] = {part: np.array(pairs).T for part, pairs in MEDIAPIPE_MAP.items()}
+_GATHER: dict[str, np.ndarray] = gather_arrays(MEDIAPIPE_MAP)
 """MEDIAPIPE_MAP as (2, N) index arrays (source, target), built once."""
 
 UNMAPPED: tuple[int, ...] = tuple(sorted(
     set(range(NUM_KEYPOINTS)) - {target for pairs in MEDIAPIPE_MAP.values() for _, target in pairs}))
 """133-layout keypoints MediaPipe has no counterpart for (the two small toes)."""
 
+HAND_NAMES: tuple[str, ...] = (
+    "WRIST", "THUMB_CMC", "THUMB_MCP", "THUMB_IP", "THUMB_TIP",
+    "INDEX_FINGER_MCP", "INDEX_FINGER_PIP", "INDEX_FINGER_DIP", "INDEX_FINGER_TIP",
+    "MIDDLE_FINGER_MCP", "MIDDLE_FINGER_PIP", "MIDDLE_FINGER_DIP", "MIDDLE_FINGER_TIP",
+    "RING_FINGER_MCP", "RING_FINGER_PIP", "RING_FINGER_DIP", "RING_FINGER_TIP",
+    "PINKY_MCP", "PINKY_PIP", "PINKY_DIP", "PINKY_TIP",
+)
+"""MediaPipe's 21 hand landmarks in order (``mediapipe.python.solutions.hands.HandLandmark``): the
+133 layout's hand joint order (wrist, thumb 1-4 ... pinky 1-4)."""
+
+PART_SIZES: dict[str, int] = {"pose": len(POSE_NAMES), "face": 478, "left_hand": NUM_HAND_JOINTS,
+                              "right_hand": NUM_HAND_JOINTS}
+"""Landmarks per Holistic part at most: the face has 468, or 478 with refine_face_landmarks' iris points."""
+
+
+def landmark_names(part: str) -> tuple[str, ...]:
+    """Names of a Holistic part's landmarks, index order, as MediaPipe's enums spell them.
+
+    Files that name points (pose-format headers) use these: BlazePose's ``PoseLandmark`` names
+    (``LEFT_WRIST``), ``HandLandmark`` names (``INDEX_FINGER_TIP``), and the face mesh vertex
+    number for the face (``"152"``).
+    """
+    if part == "pose":
+        return tuple(name.upper() for name in POSE_NAMES)
+    if part == "face":
+        return tuple(str(i) for i in range(PART_SIZES["face"]))
+    return HAND_NAMES
+
+
+def mediapipe_sequence_to_wholebody(parts: Mapping[str, np.ndarray | None],
+                                    num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """T frames of Holistic landmarks as xy (T, 133, 2) and score (T, 133), through ``MEDIAPIPE_MAP``.
+
+    parts: per part of ``MEDIAPIPE_MAP`` (pose, face, left_hand, right_hand), a (T, N, 3) array
+    of the part's N landmarks as (x, y, score) in any unit (the caller scales), N at least the
+    highest index the map reads (33, 468, 21, 21); NaN or score 0 marks a landmark not found, and
+    a part that is absent or None was not found in any frame. Keypoints not found get xy 0, score 0.
+    """
+    return apply_map(parts, _GATHER, num_frames)
 
 def mediapipe_to_wholebody(parts: Mapping[str, np.ndarray | None]) -> tuple[np.ndarray, np.ndarray]:
     """One frame of Holistic landmarks as xy (133, 2) and score (133,).
@@ -119,12 +159,6 @@ def mediapipe_to_wholebody(parts: Mapping[str, np.ndarray | None]) -> tuple[np.n
     Holistic's N landmarks (33, 468 or 478, 21, 21) as (x, y, score), or None where Holistic
     found nothing (those keypoints keep score 0).
     """
-    xy = np.zeros((NUM_KEYPOINTS, 2), np.float32)
-    score = np.zeros(NUM_KEYPOINTS, np.float32)
-    for part in MEDIAPIPE_MAP:
-        points = parts.get(part)
-        if points is None:
-            continue
-        source, target = _GATHER[part]
-        xy[target], score[target] = points[source, :2], points[source, 2]
-    return xy, score
+    xy, score = mediapipe_sequence_to_wholebody(
+        {part: None if points is None else points[None] for part, points in parts.items()}, 1)
+    return xy[0], score[0]

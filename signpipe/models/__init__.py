@@ -28,12 +28,14 @@ STAGES = ("hands", "keypoints", "frames")
 
 
 class Registered(NamedTuple):
-    """Where a model lives, which shards it reads (its rule's inputs) and whether it decodes
-    through the hand model (then the global ``hand_model.mano_dir`` reaches it)."""
+    """Where a model lives, which shards it reads (its rule's inputs), whether it decodes
+    through the hand model (then the global ``hand_model.mano_dir`` reaches it) and whether it
+    reads the hands shards' crops, not only their poses (then a keypoint dataset cannot feed it)."""
 
     module: str
     stages: tuple[str, ...]
     hand_model: bool = False
+    crops: bool = False
 
 
 MODELS: dict[str, Registered] = {
@@ -41,7 +43,7 @@ MODELS: dict[str, Registered] = {
     "stgcn": Registered("signpipe.models.stgcn", ("keypoints",)),
     "rgb3d": Registered("signpipe.models.rgb3d", ("frames",)),
     "glenet": Registered("signpipe.models.glenet", ("frames",)),
-    "hma": Registered("signpipe.models.hma", ("hands",), hand_model=True),
+    "hma": Registered("signpipe.models.hma", ("hands",), hand_model=True, crops=True),
 }
 """Model name (config ``finetune.models``) -> its module (holding ``SPEC``) and the stages it reads."""
 

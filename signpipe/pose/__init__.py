@@ -24,12 +24,12 @@ from typing import Any
 import h5py
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from signpipe.datasets import read_manifest
 from signpipe.jobs import describe, fails_the_job, process_pool
 from signpipe.keypoints import NUM_KEYPOINTS
 from signpipe.keypoints.quality import PART_NAMES, detection_rates
+from signpipe.logs import track as track_progress
 from signpipe.shards import ShardWriter, decode_jpeg, concat_csvs, read_index, write_csv
 
 log = logging.getLogger(__name__)
@@ -243,8 +243,8 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
             source=[str(frames_h5), str(manifest_csv)], index_extra=INDEX_EXTRA,
             attrs={f"pose_{k}": str(v) for k, v in provenance.items()},
         ) as writer:
-            for entry, result in tqdm(zip(index.itertuples(index=False), results), total=len(index),
-                                      disable=not progress, desc=f"pose {os.path.basename(frames_h5)}", unit="video"):
+            for entry, result in track_progress(zip(index.itertuples(index=False), results), total=len(index),
+                                       disable=not progress, desc=f"pose {os.path.basename(frames_h5)}", unit="video"):
                 try:
                     kp, error = result(), ""
                 except Exception as err:

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from signpipe.config import ConfigError, check_config, finetune_params, stage_params, user_blocks
-from signpipe.datasets import wlasl
+from signpipe.datasets import KEYPOINT_ADAPTERS, wlasl
 from signpipe.models import MODELS, model_stages
 from signpipe.synth import corpus_options
 
@@ -35,6 +35,20 @@ def synthetic_datasets():
     return [ds for ds, cfg in DATASETS.items() if cfg["adapter"] == "synthetic"]
 
 
+def keypoint_datasets():
+    """Datasets that ship keypoints, not videos: no decode, a pose import, hands without crops."""
+    return [ds for ds, cfg in DATASETS.items() if cfg["adapter"] in KEYPOINT_ADAPTERS]
+
+
+def video_datasets():
+    return [ds for ds in DATASETS if ds not in keypoint_datasets()]
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these dataset names (nothing when there are none)."""
+    return "|".join(names) or "(?!)"
+
+
 def result(*parts):
     return "/".join([RESULTS, *map(str, parts)])
 
@@ -57,7 +71,8 @@ def manifest_inputs(wildcards):
     if cfg["adapter"] == "synthetic":
         return {"corpus": result(wildcards.ds, "corpus")}
     keys = {"wlasl": ["index", "videos"], "msasl": ["index_dir", "videos"], "folder": ["root", "classes"],
-            "csv": ["manifest"]}
+            "csv": ["manifest"], "gislr": ["index", "classes"], "pose": ["manifest", "root", "classes"],
+            "arrays": ["manifest", "root", "classes"], "pyskl": ["pickle", "classes"]}
     inputs = {key: cfg[key] for key in keys[cfg["adapter"]] if key in cfg}
     if cfg["adapter"] == "wlasl" and "subset" in cfg:
         inputs["subset"] = str(wlasl.subset_file(cfg, Path(cfg["index"]), f"datasets.{wildcards.ds}"))
@@ -99,6 +114,26 @@ def pose_env(ds):
 def per_shard(ds, *parts):
     """One path per shard of a dataset; the last part names the file with `{shard}`."""
     return expand(result(ds, *parts), shard=shards(ds))
+
+
+def failure_lists(ds):
+    """Per-shard failure CSVs of a dataset: decode's, or for a keypoint dataset the pose import's."""
+    stage = "keypoints" if ds in keypoint_datasets() else "frames"
+    return per_shard(ds, stage, "{shard}.failures.csv")
+
+
+def hands_inputs(wildcards):
+    """The shards one hands job reads: keypoints, and frames unless the dataset has none (then no crops)."""
+    inputs = {"keypoints": result(wildcards.ds, "keypoints", f"{wildcards.shard}.h5")}
+    if wildcards.ds not in keypoint_datasets():
+        inputs["frames"] = result(wildcards.ds, "frames", f"{wildcards.shard}.h5")
+    return inputs
+
+
+def sheet_inputs(wildcards):
+    """Every shard of a dataset the contact sheets draw from, by stage (frames only where there are any)."""
+    stages = ["keypoints", "hands"] + ([] if wildcards.ds in keypoint_datasets() else ["frames"])
+    return {stage: per_shard(wildcards.ds, stage, "{shard}.h5") for stage in stages}
 
 
 
@@ -173,6 +208,7 @@ def all_outputs():
         outputs += per_shard(ds, "hands", "{shard}.h5")
         outputs += predictions(ds)
         outputs.append(result(ds, "sheets"))
-    outputs.append(result("pretrain", "signbert.pt"))
+    if "signbert" in config["finetune"]["models"]:  # a run of other models pre-trains nothing
+        outputs.append(result("pretrain", "signbert.pt"))
     outputs.append(result("tables", "summary.md"))
     return outputs

@@ -1,4 +1,5 @@
-# Data stages: synthetic corpus (demo only) -> manifest (+ each shard's rows) -> decode (video -> JPEG frames).
+# Data stages: synthetic corpus (demo only) -> manifest (+ each shard's rows) -> decode (video -> JPEG frames;
+# not for keypoint datasets, which have no videos) -> failures (per-shard lists joined).
 
 
 rule synth:
@@ -68,6 +69,8 @@ rule shard_manifest:
 
 
 rule decode:
+    wildcard_constraints:
+        ds=one_of(video_datasets()),
     input:
         manifest=result("{ds}", "manifest", "{shard}.csv"),
     output:
@@ -91,7 +94,7 @@ rule decode:
 
 rule failures:
     input:
-        lambda wc: per_shard(wc.ds, "frames", "{shard}.failures.csv"),
+        lambda wc: failure_lists(wc.ds),
     output:
         result("{ds}", "failures.csv"),
     log:

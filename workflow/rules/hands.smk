@@ -1,10 +1,10 @@
-# Hands stage: frames + keypoints shard -> both hands' crops, crop-pixel poses and boxes.
+# Hands stage: frames + keypoints shard -> both hands' crops, crop-pixel poses and boxes (a keypoint
+# dataset has no frames: poses and boxes only).
 
 
 rule hands:
     input:
-        frames=result("{ds}", "frames", "{shard}.h5"),
-        keypoints=result("{ds}", "keypoints", "{shard}.h5"),
+        unpack(hands_inputs),
     output:
         hands=result("{ds}", "hands", "{shard}.h5"),
     params:

@@ -1,7 +1,10 @@
-# Pose stage: frames shard -> 133 COCO-WholeBody keypoints per frame (+ per-video quality).
+# Pose stage: frames shard -> 133 COCO-WholeBody keypoints per frame (+ per-video quality). A keypoint
+# dataset has no frames: pose_import reads its files into the same keypoints shards.
 
 
 rule pose:
+    wildcard_constraints:
+        ds=one_of(video_datasets()),
     input:
         manifest=result("{ds}", "manifest", "{shard}.csv"),
         frames=result("{ds}", "frames", "{shard}.h5"),
@@ -22,6 +25,31 @@ rule pose:
         lambda wc: pose_env(wc.ds)
     script:
         "../scripts/pose.py"
+
+
+rule pose_import:
+    wildcard_constraints:
+        ds=one_of(keypoint_datasets()),
+    input:
+        manifest=result("{ds}", "manifest", "{shard}.csv"),
+    output:
+        keypoints=result("{ds}", "keypoints", "{shard}.h5"),
+        quality=result("{ds}", "keypoints", "{shard}.quality.csv"),
+        failures=result("{ds}", "keypoints", "{shard}.failures.csv"),
+    params:
+        cfg=lambda wc: manifest_config(wc.ds),
+    log:
+        log_path("pose_import", "{ds}", "{shard}"),
+    benchmark:
+        benchmark_path("pose_import", "{ds}", "{shard}")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    conda:
+        "../envs/signpipe.yaml"
+    script:
+        "../scripts/pose_import.py"
 
 
 rule pose_quality:

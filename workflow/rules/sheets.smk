@@ -3,9 +3,7 @@
 
 rule sheets:
     input:
-        frames=lambda wc: per_shard(wc.ds, "frames", "{shard}.h5"),
-        keypoints=lambda wc: per_shard(wc.ds, "keypoints", "{shard}.h5"),
-        hands=lambda wc: per_shard(wc.ds, "hands", "{shard}.h5"),
+        unpack(sheet_inputs),
     output:
         report(
             directory(result("{ds}", "sheets")),

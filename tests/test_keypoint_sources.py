@@ -1,0 +1,332 @@
+"""Keypoint file readers (signpipe.keypoints.sources): real GISLR parquet and .pose files, generated
+arrays and pyskl pickles, and every bad input yielding its reason while the other sequences come out."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pose_format import Pose
+from pose_format.numpy import NumPyPoseBody
+from pose_format.pose_header import PoseHeader, PoseHeaderComponent, PoseHeaderDimensions
+from pose_format.utils.openpose_135 import BODY_135_POINTS
+
+from signpipe.keypoints import PARTS
+from signpipe.keypoints.mediapipe_map import FACE_MESH_68
+from signpipe.keypoints.openpose_map import openpose_to_wholebody
+from signpipe.keypoints.sources import FORMATS, KeypointSequence, load_pyskl, read_sequences
+from signpipe.keypoints.sources.arrays import HOLISTIC_543
+
+WIDTH, HEIGHT = 640, 480
+LEFT_WRIST, RIGHT_WRIST, NOSE = 91, 112, 0
+
+
+def read_all(fmt, rows, cfg):
+    return dict(read_sequences(fmt, rows, cfg))
+
+
+# --- gislr -------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gislr_files(shared_data) -> list[Path]:
+    files = sorted((shared_data / "gislr" / "train_landmark_files").glob("*/*.parquet"))
+    if not files:
+        pytest.skip(f"no GISLR parquet files under {shared_data / 'gislr'}")
+    return files
+
+
+def test_gislr_real_files_match_the_parquet_rows(gislr_files):
+    rows = [{"video_id": f.stem, "path": str(f)} for f in gislr_files]
+    out = list(read_sequences("gislr", rows, {"width": WIDTH, "height": HEIGHT}))
+    assert [vid for vid, _ in out] == [r["video_id"] for r in rows]
+    hands_seen = 0
+    for (vid, seq), path in zip(out, gislr_files):
+        assert isinstance(seq, KeypointSequence), seq
+        table = pd.read_parquet(path)
+        frames = np.sort(table["frame"].unique())
+        assert seq.xy.shape == (len(frames), 133, 2) and seq.score.shape == (len(frames), 133)
+        assert seq.xy.dtype == seq.score.dtype == np.float32 and seq.fps is None
+        t = np.searchsorted(frames, table["frame"].to_numpy())
+        for kind, source, target in [("right_hand", 0, RIGHT_WRIST), ("left_hand", 8, LEFT_WRIST + 8),
+                                     ("pose", 0, NOSE), ("face", FACE_MESH_68[8], PARTS["face"].start + 8)]:
+            rows_of = (table["type"] == kind) & (table["landmark_index"] == source)
+            x, y = table.loc[rows_of, "x"].to_numpy(), table.loc[rows_of, "y"].to_numpy()
+            found = ~np.isnan(x)
+            np.testing.assert_array_equal(seq.score[t[rows_of], target], found.astype(np.float32))
+            np.testing.assert_allclose(seq.xy[t[rows_of], target], np.where(found[:, None],
+                                       np.stack([x * WIDTH, y * HEIGHT], -1), 0), rtol=1e-5)
+        hands = seq.score[:, 91:] > 0
+        hands_seen += hands.sum()
+        inside = seq.xy[:, 91:][hands]
+        assert ((inside >= 0) & (inside <= [WIDTH, HEIGHT])).mean() > 0.95
+    assert hands_seen > 0
+    assert seq.score[:, [18, 21]].max() == 0  # the small toes have no MediaPipe counterpart
+
+
+def test_gislr_bad_files_yield_reasons_and_the_rest_comes_out(gislr_files, tmp_path):
+    good = pq.read_table(gislr_files[0])
+    pq.write_table(good.drop_columns(["type"]), tmp_path / "nocolumn.parquet")
+    pq.write_table(good.slice(0, 0), tmp_path / "empty.parquet")
+    index = good.column("landmark_index").to_numpy().copy()
+    index[0] = 500
+    pq.write_table(good.set_column(good.schema.get_field_index("landmark_index"), "landmark_index",
+                                   pa.array(index, pa.int16())), tmp_path / "range.parquet")
+    (tmp_path / "garbage.parquet").write_bytes(b"not parquet")
+    names = ["nocolumn", "empty", "range", "garbage", "missing"]
+    rows = [{"video_id": "first", "path": str(gislr_files[0])}]
+    rows += [{"video_id": n, "path": str(tmp_path / f"{n}.parquet")} for n in names]
+    rows += [{"video_id": "last", "path": str(gislr_files[1])}]
+    out = read_all("gislr", rows, {"width": WIDTH, "height": HEIGHT})
+    assert list(out) == ["first", *names, "last"]
+    assert isinstance(out["first"], KeypointSequence) and isinstance(out["last"], KeypointSequence)
+    for name, reason in [("nocolumn", "missing column(s) type"), ("empty", "empty sequence"),
+                         ("range", "landmark_index 500 out of range for type face"),
+                         ("garbage", ""), ("missing", "cannot read")]:
+        assert isinstance(out[name], ValueError), name
+        assert f"{name}.parquet" in str(out[name]) and reason in str(out[name])
+
+
+def test_gislr_streams_one_file_at_a_time(gislr_files, tmp_path):
+    paths = [tmp_path / f"{i}.parquet" for i in range(2)]
+    for source, path in zip(gislr_files, paths):
+        path.write_bytes(source.read_bytes())
+    sequences = read_sequences("gislr", [{"video_id": p.stem, "path": str(p)} for p in paths],
+                               {"width": WIDTH, "height": HEIGHT})
+    assert isinstance(next(sequences)[1], KeypointSequence)
+    paths[1].unlink()  # not opened yet: the reader reaches it only now
+    video_id, error = next(sequences)
+    assert video_id == "1" and "cannot read" in str(error)
+
+
+def test_gislr_needs_the_nominal_frame(gislr_files):
+    with pytest.raises(ValueError, match="width and height"):
+        read_sequences("gislr", [{"video_id": "a", "path": str(gislr_files[0])}], {})
+
+
+# --- arrays ------------------------------------------------------------------------------------
+
+def test_holistic_543_arrays_read_like_the_gislr_parquet(gislr_files, tmp_path):
+    table = pd.read_parquet(gislr_files[2])
+    frames = np.sort(table["frame"].unique())
+    offsets = dict(zip(HOLISTIC_543, np.cumsum([0, *HOLISTIC_543.values()])))
+    array = np.full((len(frames), 543, 3), np.nan, np.float32)
+    column = table["type"].map(offsets).to_numpy() + table["landmark_index"].to_numpy()
+    array[np.searchsorted(frames, table["frame"]), column] = table[["x", "y", "z"]].to_numpy()
+    np.save(tmp_path / "a.npy", array)
+    cfg = {"width": WIDTH, "height": HEIGHT}
+    from_array = read_all("arrays", [{"video_id": "a", "path": str(tmp_path / "a.npy")}],
+                          {**cfg, "layout": "mediapipe-holistic-543"})["a"]
+    from_parquet = read_all("gislr", [{"video_id": "a", "path": str(gislr_files[2])}], cfg)["a"]
+    np.testing.assert_allclose(from_array.xy, from_parquet.xy, rtol=1e-6)
+    np.testing.assert_array_equal(from_array.score, from_parquet.score)
+
+
+def test_hands_126_flat_and_per_point_agree_and_zeros_are_missing(tmp_path):
+    rng = np.random.default_rng(0)
+    hands = rng.uniform(0.1, 0.9, (6, 42, 3)).astype(np.float32)
+    hands[2, :21] = 0.0  # left hand not found, written as zeros
+    np.save(tmp_path / "flat.npy", hands.reshape(6, 126))
+    np.savez(tmp_path / "points.npz", keypoints=hands, fps=np.float64(30))
+    cfg = {"layout": "mediapipe-hands-126", "width": WIDTH, "height": HEIGHT}
+    out = read_all("arrays", [{"video_id": n, "path": str(tmp_path / n)} for n in ("flat.npy", "points.npz")], cfg)
+    flat, points = out["flat.npy"], out["points.npz"]
+    np.testing.assert_array_equal(flat.xy, points.xy)
+    assert flat.fps is None and points.fps == 30.0
+    np.testing.assert_allclose(flat.xy[:, 112 + 5], hands[:, 21 + 5, :2] * [WIDTH, HEIGHT], rtol=1e-6)
+    assert flat.score[2, 91:112].max() == 0 and flat.score[3, 91:112].min() == 1
+    assert flat.score[:, :91].max() == 0
+
+
+def test_coco_and_openpose_arrays_in_pixels(tmp_path):
+    rng = np.random.default_rng(1)
+    coco = np.concatenate([rng.uniform(0, 500, (4, 133, 2)), rng.uniform(0, 1, (4, 133, 1))], -1)
+    coco[1, 7, 2] = 0.0
+    coco[2, 9, 0] = np.nan
+    np.save(tmp_path / "coco.npy", coco)
+    people = rng.uniform(1, 500, (4, 137, 3)).astype(np.float32)
+    people[..., 2] = rng.uniform(0.1, 1, (4, 137))
+    np.save(tmp_path / "op.npy", people)
+    out = read_all("arrays", [{"video_id": "c", "path": str(tmp_path / "coco.npy")}],
+                   {"layout": "coco-wholebody-133"})["c"]
+    np.testing.assert_allclose(out.xy[0], coco[0, :, :2], rtol=1e-6)
+    assert out.score[1, 7] == 0 and out.xy[1, 7].tolist() == [0, 0]
+    assert out.score[2, 9] == 0 and out.xy[2, 9].tolist() == [0, 0]
+    got = read_all("arrays", [{"video_id": "o", "path": str(tmp_path / "op.npy")}], {"layout": "openpose-137"})["o"]
+    for t in range(4):  # the same frame as OpenPose's JSON arrays, through the per-frame map
+        body, left, right, face = np.split(people[t], [25, 46, 67])
+        xy, score = openpose_to_wholebody({"pose_keypoints_2d": body.ravel().tolist(),
+                                           "hand_left_keypoints_2d": left.ravel().tolist(),
+                                           "hand_right_keypoints_2d": right.ravel().tolist(),
+                                           "face_keypoints_2d": face.ravel().tolist()})
+        np.testing.assert_array_equal(got.xy[t], xy)
+        np.testing.assert_array_equal(got.score[t], score)
+
+
+def test_arrays_shape_mismatch_names_expected_and_got_and_the_rest_comes_out(tmp_path):
+    np.save(tmp_path / "good.npy", np.ones((3, 543, 3), np.float32) * 0.5)
+    np.save(tmp_path / "wrong.npy", np.ones((3, 133, 3), np.float32))
+    np.save(tmp_path / "empty.npy", np.ones((0, 543, 3), np.float32))
+    np.savez(tmp_path / "two.npz", a=np.ones((3, 543, 3)), b=np.ones(2))
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    names = ["wrong", "good", "empty", "two", "objects"]
+    rows = [{"video_id": n, "path": str(tmp_path / f"{n}.{'npz' if n == 'two' else 'npy'}")} for n in names]
+    out = read_all("arrays", rows, {"layout": "mediapipe-holistic-543", "width": 10, "height": 10})
+    assert isinstance(out["good"], KeypointSequence) and out["good"].xy.shape == (3, 133, 2)
+    assert "expected shape (T, 543, 2) or (T, 543, 3)" in str(out["wrong"]) and "got (3, 133, 3)" in str(out["wrong"])
+    assert "wrong.npy" in str(out["wrong"])
+    assert "empty sequence" in str(out["empty"]) and "no array" in str(out["two"])
+    assert isinstance(out["objects"], ValueError)
+    with pytest.raises(ValueError, match="layout must be one of"):
+        read_sequences("arrays", rows, {"layout": "mediapipe-543"})
+
+
+# --- pose --------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def pose_dir(shared_data) -> Path:
+    folder = shared_data / "pose"
+    if not (folder / "mediapipe.pose").is_file():
+        pytest.skip(f"no .pose files in {folder}")
+    return folder
+
+
+def _component(pose: Pose, name: str) -> tuple[np.ma.MaskedArray, np.ndarray, list[str]]:
+    start = 0
+    for component in pose.header.components:
+        if component.name == name:
+            stop = start + len(component.points)
+            return pose.body.data[:, 0, start:stop], pose.body.confidence[:, 0, start:stop], component.points
+        start += len(component.points)
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", ["mediapipe", "hand_estimation_6fb01565"])
+def test_real_pose_files_map_by_point_names(pose_dir, name):
+    path = pose_dir / f"{name}.pose"
+    pose = Pose.read(path.read_bytes())
+    seq = read_all("pose", [{"video_id": name, "path": str(path)}], {})[name]
+    width, height = pose.header.dimensions.width, pose.header.dimensions.height
+    assert seq.xy.shape == (len(pose.body.data), 133, 2) and seq.fps == pytest.approx(pose.body.fps)
+    assert seq.size == (width, height)
+    for component, point, target in [("RIGHT_HAND_LANDMARKS", "WRIST", RIGHT_WRIST),
+                                     ("RIGHT_HAND_LANDMARKS", "PINKY_TIP", 132),
+                                     ("LEFT_HAND_LANDMARKS", "INDEX_FINGER_TIP", LEFT_WRIST + 8),
+                                     ("POSE_LANDMARKS", "LEFT_WRIST", 9),
+                                     ("FACE_LANDMARKS", "152", PARTS["face"].start + 8)]:
+        data, confidence, points = _component(pose, component)
+        i = points.index(point)
+        found = ~np.ma.getmaskarray(data[:, i, 0]) & (confidence[:, i] > 0)
+        assert (seq.score[:, target] > 0).tolist() == found.tolist(), (component, point)
+        np.testing.assert_allclose(seq.xy[found, target], np.ma.getdata(data[found, i, :2]), rtol=1e-6)
+        assert (seq.xy[~found, target] == 0).all()
+    hands = seq.xy[:, 91:][seq.score[:, 91:] > 0]  # MediaPipe places a hand cut by the frame's edge a little outside
+    margin = 0.1 * np.array([width, height])
+    assert len(hands) and ((hands >= -margin) & (hands <= [width, height] + margin)).all()
+
+
+def test_pose_world_landmarks_are_ignored(pose_dir):
+    path = pose_dir / "hand_estimation_6fb01565.pose"
+    pose = Pose.read(path.read_bytes())
+    seq = read_all("pose", [{"video_id": "h", "path": str(path)}], {})["h"]
+    image, _, _ = _component(pose, "POSE_LANDMARKS")
+    world, _, _ = _component(pose, "POSE_WORLD_LANDMARKS")
+    np.testing.assert_allclose(seq.xy[:, NOSE], image[:, 0, :2], rtol=1e-6)
+    assert not np.allclose(seq.xy[:, NOSE], world[:, 0, :2])
+
+
+def _write_pose(path: Path, components: list[PoseHeaderComponent], data: np.ndarray,
+                size: tuple[int, int] = (WIDTH, HEIGHT)) -> Path:
+    header = PoseHeader(0.2, PoseHeaderDimensions(*size), components)
+    body = NumPyPoseBody(25.0, np.ma.masked_invalid(data[:, None, :, :2]), np.ones(data.shape[:2], np.float32)[:, None])
+    with open(path, "wb") as f:
+        Pose(header, body).write(f)
+    return path
+
+
+def _component_of(name: str, points: list[str]) -> PoseHeaderComponent:
+    return PoseHeaderComponent(name, points, [], [(255, 0, 0)], "XYC")
+
+
+def test_openpose_body_135_by_point_names(tmp_path):
+    rng = np.random.default_rng(2)
+    data = rng.uniform(10, 400, (3, len(BODY_135_POINTS), 2)).astype(np.float32)
+    path = _write_pose(tmp_path / "op.pose", [_component_of("BODY_135", BODY_135_POINTS)], data)
+    seq = read_all("pose", [{"video_id": "op", "path": str(path)}], {})["op"]
+    at = {name: i for i, name in enumerate(BODY_135_POINTS)}
+    for name, targets in [("LWrist", (9, LEFT_WRIST)), ("RBigToe", (20,)), ("LThumb4FingerTip", (LEFT_WRIST + 4,)),
+                          ("RPinky1Knuckles", (RIGHT_WRIST + 17,)), ("FaceContour8", (23 + 8,)),
+                          ("LEyeBrow4", (23 + 22,)), ("REyeBrow0", (23 + 17,)), ("IMouth7", (23 + 67,))]:
+        for target in targets:
+            np.testing.assert_allclose(seq.xy[:, target], data[:, at[name]], rtol=1e-6, err_msg=name)
+    assert (seq.score > 0).all()
+
+
+def test_unknown_components_and_damaged_files_yield_reasons(pose_dir, tmp_path):
+    unknown = _write_pose(tmp_path / "unknown.pose", [_component_of("FOO", ["a", "b"])], np.ones((2, 2, 2)))
+    (tmp_path / "damaged.pose").write_bytes((pose_dir / "mediapipe.pose").read_bytes()[:300])
+    rows = [{"video_id": "unknown", "path": str(unknown)}, {"video_id": "damaged", "path": str(tmp_path / "damaged.pose")},
+            {"video_id": "real", "path": str(pose_dir / "mediapipe.pose")}]
+    out = read_all("pose", rows, {})
+    assert "unknown components FOO" in str(out["unknown"]) and "unknown.pose" in str(out["unknown"])
+    assert "damaged.pose" in str(out["damaged"])
+    assert isinstance(out["real"], KeypointSequence)
+
+
+def test_normalised_pose_coordinates_become_pixels(tmp_path):
+    points = [f"face-{i}" for i in range(68)]
+    data = np.full((2, 68, 2), 0.5, np.float32)
+    with_size = _write_pose(tmp_path / "a.pose", [_component_of("FACE", points)], data)
+    without = _write_pose(tmp_path / "b.pose", [_component_of("FACE_133", points)], data, size=(1, 1))
+    out = read_all("pose", [{"video_id": "a", "path": str(with_size)}, {"video_id": "b", "path": str(without)}],
+                   {"width": 100, "height": 50})
+    assert out["a"].xy[0, 23].tolist() == [WIDTH / 2, HEIGHT / 2] and out["a"].size == (WIDTH, HEIGHT)
+    assert out["b"].xy[0, 23].tolist() == [50, 25] and out["b"].size is None
+
+
+# --- pyskl -------------------------------------------------------------------------------------
+
+def _annotation(frame_dir: str, frames: int, people: int = 2, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    return {"frame_dir": frame_dir, "label": seed, "img_shape": (360, 640), "total_frames": frames,
+            "keypoint": rng.uniform(0, 300, (people, frames, 133, 2)).astype(np.float32),
+            "keypoint_score": rng.uniform(0, 1, (people, frames, 133)).astype(np.float32)}
+
+
+def test_pyskl_is_refused_without_trust_pickle(tmp_path):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(pickle.dumps({"split": {}, "annotations": []}))
+    for call in (lambda: load_pyskl(path, False), lambda: read_sequences("pyskl", [{"video_id": "a", "path": str(path)}], {})):
+        with pytest.raises(ValueError, match="trust_pickle") as err:
+            call()
+        assert "runs code" in str(err.value)
+    assert load_pyskl(path, True) == {"split": {}, "annotations": []}
+
+
+def test_pyskl_first_person_and_bad_annotations(tmp_path):
+    bad = _annotation("bad", 5, seed=2)
+    bad["keypoint_score"] = bad["keypoint_score"][:, :4]
+    annotations = [_annotation("a", 7, seed=0), bad, _annotation("c", 3, people=1, seed=3)]
+    annotations[0]["keypoint_score"][0, 1, 5] = 0.0
+    path = tmp_path / "skeleton.pkl"
+    path.write_bytes(pickle.dumps({"split": {"train": ["a", "bad"], "test": ["c"]}, "annotations": annotations}))
+    rows = [{"video_id": v, "path": str(path)} for v in ("a", "bad", "gone", "c")]
+    out = read_all("pyskl", rows, {"trust_pickle": True})
+    a = out["a"]
+    np.testing.assert_array_equal(a.score[0], annotations[0]["keypoint_score"][0, 0])
+    np.testing.assert_array_equal(a.xy[2], annotations[0]["keypoint"][0, 2])
+    assert a.score[1, 5] == 0 and a.xy[1, 5].tolist() == [0, 0] and a.size == (640, 360) and a.fps is None
+    assert "disagree" in str(out["bad"]) and "frame_dir bad" in str(out["bad"])
+    assert "no annotation with frame_dir 'gone'" in str(out["gone"])
+    assert out["c"].xy.shape == (3, 133, 2)
+
+
+def test_formats_and_unknown_format():
+    assert FORMATS == ("gislr", "pose", "arrays", "pyskl")
+    with pytest.raises(ValueError, match="unknown keypoint format"):
+        read_sequences("csv", [], {})
+
