@@ -8,6 +8,23 @@ Builds the corpus and its hands shards in a temporary folder (synth -> manifest 
 sidecar pose -> hands), pre-trains on its train split, fine-tunes from the pre-trained encoder
 and from scratch with the same schedule, once per seed, and prints one JSON line last (test
 accuracies are means over the seeds).
+
+    python benchmarks/signbert.py --ablation mask --ablation mirror --ablation head --ablation sampling \
+        --ablation rec_scale
+
+runs the ablations of issues #18 and #17 instead, each alone or together, on small corpora (see
+``--ablation-*``) and small models, each variant with seeds 0..N-1 (pre-training and fine-tuning
+seed alike), and prints ``{ablation: {variant: {metric: mean, metric_per_seed: [...]}}}``:
+
+- mask (#18): ``mask: all`` vs ``present`` on a corpus whose detector misses each hand in half
+  the frames, in bursts; ``pck20_output_masked_present`` (PCK@20 of the reconstruction on the
+  masked tokens, with the same present-only masking of the val clips for both models) and the
+  fine-tuned test ``acc``;
+- mirror (#18): fine-tuning from scratch with no mirroring, random mirroring (0.5) and
+  dominant-hand normalisation, when a third of the signers (the test signer among them) are
+  left-handed; ``acc``;
+- head, sampling, rec_scale (#17): ``joint`` vs ``per_hand``, ``segments`` vs ``window``, 1 vs
+  128, on the hand-drop corpus; ``pck20_output`` of the pre-training and the fine-tuned ``acc``.
 """
 
 from __future__ import annotations
@@ -20,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 from statistics import mean
+from typing import Any
 
 import pandas as pd
 import torch
@@ -28,8 +46,9 @@ from signpipe.datasets import write_manifest
 from signpipe.decode import decode_shard
 from signpipe.finetune import finetune
 from signpipe.hands import crop_shard
+from signpipe.models.signbert import HandTokens, SignBERT, SignBERTConfig, clip_options
 from signpipe.pose import extract_shard
-from signpipe.pretrain import pretrain
+from signpipe.pretrain import PretrainObjective, feasibility, pretrain
 from signpipe.synth import make_corpus
 
 PRETRAIN_EPOCHS, PRETRAIN_LR, PRETRAIN_LR_STEP = 240, 1e-3, 180
@@ -39,10 +58,24 @@ rate after 300 steps, long before the reconstruction converges; here the decay c
 2,700 steps (epoch 180) of 3,600."""
 
 
-def hands_shards(root: Path, args: argparse.Namespace) -> list[Path]:
-    """The synthetic corpus through the data stages; returns its hands shards."""
+ABLATIONS: dict[str, dict[str, tuple[dict[str, Any], dict[str, Any]]]] = {
+    "mask": {"all": ({"mask": "all"}, {}), "present": ({"mask": "present"}, {})},
+    "mirror": {"none": ({}, {}), "mirror": ({}, {"mirror": 0.5}), "dominant_hand": ({}, {"dominant_hand": True})},
+    "head": {"joint": ({}, {"head": "joint"}), "per_hand": ({}, {"head": "per_hand"})},
+    "sampling": {"segments": ({"sampling": "segments"}, {"sampling": "segments"}),
+                 "window": ({"sampling": "window"}, {"sampling": "window"})},
+    "rec_scale": {"1": ({"rec_scale": 1.0}, {}), "128": ({"rec_scale": 128.0}, {})},
+}
+"""Per ablation, per variant: (pre-training keys, fine-tuning keys) over the defaults. The mirror
+ablation fine-tunes from scratch (mirroring is a fine-tuning augmentation there)."""
+PRETRAIN_DEFAULTS = {"mask": "present", "sampling": "segments", "rec_scale": 1.0}
+
+
+def hands_shards(root: Path, args: argparse.Namespace, **corpus: Any) -> list[Path]:
+    """The synthetic corpus (``corpus``: more ``make_corpus`` arguments) through the data stages;
+    returns its hands shards."""
     make_corpus(root / "corpus", num_classes=args.classes, signers=args.signers, repeats=args.repeats,
-                frames=args.frames, width=160, height=120, progress=False)
+                frames=args.frames, width=160, height=120, progress=False, **corpus)
     write_manifest({"adapter": "synthetic", "num_shards": args.shards}, root / "manifest.csv", root / "missing.csv",
                    corpus_dir=root / "corpus")
     paths = []
@@ -54,6 +87,72 @@ def hands_shards(root: Path, args: argparse.Namespace) -> list[Path]:
         crop_shard(frames, keypoints, hands, crop_size=args.crop, progress=False)
         paths.append(hands)
     return paths
+
+
+def reconstruction_on_present(out_dir: Path, shards: list[Path], arch: dict[str, Any], num_frames: int,
+                              seed: int) -> float:
+    """PCK@20 of a pre-trained model (``out_dir/checkpoint.pt``) on the masked tokens of the val
+    clips, masked among the present hands with a fixed seed: the same test for any ``mask``."""
+    model = SignBERT(SignBERTConfig(**arch))
+    model.load_state_dict(torch.load(out_dir / "checkpoint.pt", weights_only=False)["model"])
+    measured = feasibility(model, HandTokens(shards, "val", num_frames), PretrainObjective(mask="present"), seed,
+                           device="cpu")
+    return measured["pck20_output_masked"]
+
+
+def summary(runs: list[dict[str, float]]) -> dict[str, Any]:
+    """Means over seeds, and the values per seed."""
+    return {**{key: round(mean(run[key] for run in runs), 4) for key in runs[0]},
+            **{f"{key}_per_seed": [round(run[key], 4) for run in runs] for key in runs[0]}}
+
+
+def ablations(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The asked ablations (module docstring); each pre-training run once per seed, shared by the
+    variants that need the same one."""
+    arch = {"hidden": args.hidden, "layers": args.layers, "heads": 4, "feedforward": 2 * args.hidden,
+            "gcn_channels": 32}
+    common = {"batch_size": args.batch_size, "device": "cpu", "num_frames": 32}
+    corpora = {"drops": {"hand_miss": args.ablation_hand_miss, "hand_miss_burst": args.ablation_burst},
+               "left_handed": {"left_handed": args.ablation_left_handed}}
+    shards: dict[str, list[Path]] = {}
+    pretrained: dict[str, tuple[Path, dict[str, float]]] = {}
+    out: dict[str, Any] = {}
+    for ablation in args.ablation:
+        corpus = "left_handed" if ablation == "mirror" else "drops"
+        if corpus not in shards:
+            (root / corpus).mkdir()
+            shards[corpus] = hands_shards(root / corpus, args, **corpora[corpus])
+        results: dict[str, Any] = {}
+        for variant, (pre_keys, tune_keys) in ABLATIONS[ablation].items():
+            runs = []
+            for seed in range(args.finetune_seeds):
+                encoder, run = None, {}
+                if ablation != "mirror":
+                    keys = {**PRETRAIN_DEFAULTS, **pre_keys}
+                    name = f"{corpus}-" + "-".join(f"{k}={v}" for k, v in sorted(keys.items())) + f"-seed{seed}"
+                    if name not in pretrained:
+                        folder = root / "pretrain" / name
+                        measured = pretrain(shards[corpus], folder / "signbert.pt",
+                                            {**common, **keys, "seed": seed, "epochs": args.pretrain_epochs,
+                                             "lr": args.pretrain_lr, "lr_step": args.lr_step, "model": arch})
+                        pretrained[name] = folder, measured
+                    folder, measured = pretrained[name]
+                    encoder = folder / "signbert.pt"
+                    run = ({"pck20_output_masked_present": reconstruction_on_present(
+                        folder, shards[corpus], arch, common["num_frames"], seed)} if ablation == "mask"
+                           else {"pck20_output": measured["pck20_output"]})
+                tuning = {**common, "epochs": args.finetune_epochs, "lr_step": args.finetune_epochs, "seed": seed,
+                          "signbert": {"model": arch, **clip_options(pre_keys), **tune_keys}}
+                target = root / "finetune" / f"{ablation}-{variant}-{seed}"
+                run["acc"] = finetune("signbert", shards[corpus], target, args.classes, tuning,
+                                      pretrained=encoder)["test_acc"]
+                runs.append(run)
+            results[variant] = summary(runs)
+        out[ablation] = results
+    return {"ablation_corpora": {k: corpora[k] for k in sorted({"left_handed" if a == "mirror" else "drops"
+                                                                 for a in args.ablation})},
+            "model": arch, "seeds": args.finetune_seeds, "pretrain_epochs": args.pretrain_epochs,
+            "finetune_epochs": args.finetune_epochs, **out}
 
 
 def main() -> None:
@@ -76,9 +175,23 @@ def main() -> None:
                         help="fine-tune both ways with seeds 0..N-1 and report mean test accuracy (30 test videos "
                              "make one run's gap noise)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ablation", action="append", choices=list(ABLATIONS), default=[],
+                        help="run this ablation (repeatable) instead of pretrained vs scratch")
+    parser.add_argument("--ablation-hand-miss", type=float, default=0.5,
+                        help="share of frames each hand is missed in, the corpus of mask/head/sampling/rec_scale")
+    parser.add_argument("--ablation-burst", type=float, default=8.0, help="mean frames of a run of misses")
+    parser.add_argument("--ablation-left-handed", type=float, default=1 / 3,
+                        help="share of left-handed signers, the corpus of the mirror ablation")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    if args.ablation:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
+            result = ablations(Path(tmp), args)
+        print(json.dumps({"classes": args.classes, "signers": args.signers, "repeats": args.repeats,
+                          "frames": args.frames, "total_s": round(time.perf_counter() - started, 1), **result}))
+        return
     arch = {"hidden": args.hidden, "layers": args.layers, "heads": 4, "feedforward": 2 * args.hidden,
             "gcn_channels": 32}
     common = {"batch_size": args.batch_size, "device": "cpu", "seed": 0, "num_frames": 32}
@@ -91,7 +204,8 @@ def main() -> None:
                             {**common, "epochs": args.pretrain_epochs, "lr": args.pretrain_lr, "lr_step": args.lr_step,
                              "model": arch})
         pretrain_log = pd.read_csv(root / "pretrain" / "log.csv")
-        tuning = {**common, "epochs": args.finetune_epochs, "lr_step": args.finetune_epochs, "signbert": arch}
+        tuning = {**common, "epochs": args.finetune_epochs, "lr_step": args.finetune_epochs,
+                  "signbert": {"model": arch}}
         runs: dict[str, list[dict[str, float]]] = {"pretrained": [], "scratch": []}
         for seed in range(args.finetune_seeds):
             for start, encoder in (("pretrained", root / "pretrain" / "signbert.pt"), ("scratch", None)):

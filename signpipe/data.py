@@ -3,9 +3,18 @@
 Temporal sampling follows SignBERT and HMA: 32 frames, random during training and centred at
 test. A clip of L frames is cut into ``num_frames`` equal segments and one frame is taken from
 each: a uniformly random one in training, the middle one at test. Every sample thus spans the
-whole sign at the same relative time scale in training and at test. Clips shorter than
-``num_frames`` come out stretched: each frame is repeated (in order) ``num_frames / L`` times
-on average, so there is no padding and no mask; ``frames`` says which frames were taken.
+whole sign at the same relative time scale in training and at test (``sampling="segments"``).
+``sampling="window"`` takes ``num_frames`` consecutive frames instead: a random window in
+training, the centred one at test. Clips shorter than ``num_frames`` come out stretched by
+default (``short_clips="repeat"``: each frame repeated, in order, ``num_frames / L`` times on
+average); with ``short_clips="pad"`` they keep their L frames, followed by padding slots
+(the last frame again) that ``valid`` marks False, for models that mask them. ``frames`` says
+which frames were taken; the dataset logs how many clips of its split were stretched or padded.
+
+Mirroring (``mirror``: the probability, in training, that a clip is flipped left-right;
+``dominant_hand``: flip every clip whose left hand moves more, in training and at test) swaps
+the signer's left and right: x is negated and left and right points trade places
+(:data:`signpipe.keypoints.layout.FLIP_PERMUTATION`), per array by :attr:`ShardDataset.mirrors`.
 
 Files are opened lazily in the process that reads (each DataLoader worker opens its own
 handles), so ``num_workers > 0`` is safe. Sampling is deterministic: the random frames of
@@ -35,6 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from signpipe.hands import decode_crops
+from signpipe.keypoints.layout import FLIP_PERMUTATION, LEFT_WRIST, RIGHT_WRIST
 from signpipe.shards import VLEN_BYTES, decode_jpeg, read_index
 
 log = logging.getLogger(__name__)
@@ -43,6 +53,10 @@ NUM_FRAMES = 32
 """Frames per sample (SignBERT, HMA)."""
 DEFAULT_ARRAYS = {"keypoints": ("xy", "score"), "hands": ("pose",), "frames": ("jpeg",)}
 """The stages the loader reads, and the arrays it returns when none are named."""
+SAMPLINGS = ("segments", "window")
+"""Temporal sampling: one frame per equal segment (SignBERT, HMA), or consecutive frames."""
+SHORT_CLIPS = ("repeat", "pad")
+"""Clips shorter than ``num_frames``: stretched by repeating frames, or padded and masked."""
 CACHE_MB = 16
 """HDF5 chunk cache per array and open file, in MiB (h5py's default is 1), for arrays read through h5py."""
 
@@ -68,16 +82,55 @@ def random_offsets(seed: int, epoch: int, items: np.ndarray, num_frames: int) ->
 
 
 def sample_frames(lengths: np.ndarray | int, num_frames: int = NUM_FRAMES,
-                  offsets: np.ndarray | None = None) -> np.ndarray:
+                  offsets: np.ndarray | None = None, sampling: str = "segments") -> np.ndarray:
     """Frame indices (..., num_frames) int64, ascending, of clips of ``lengths`` frames.
 
-    One frame per equal segment: at ``offsets`` (..., num_frames) in [0, 1) within it (random
-    offsets in training), or its middle when ``offsets`` is None (test). Clips shorter than
-    ``num_frames`` repeat frames.
+    segments: one frame per equal segment, at ``offsets`` (..., num_frames) in [0, 1) within it
+    (random offsets in training), or its middle when ``offsets`` is None (test). window:
+    ``num_frames`` consecutive frames starting at ``offsets[..., 0]`` of the possible starts, or
+    the centred window. Clips shorter than ``num_frames`` repeat frames (both ways alike).
     """
     lengths = np.asarray(lengths, np.int64)[..., None]
+    if sampling == "window":
+        spare = np.maximum(lengths - num_frames, 0)
+        start = spare // 2 if offsets is None else (offsets[..., :1] * (spare + 1)).astype(np.int64)
+        return np.where(lengths >= num_frames, start + np.arange(num_frames),
+                        sample_frames(lengths[..., 0], num_frames, offsets))
+    if sampling != "segments":
+        raise ValueError(f"sampling={sampling!r}: use one of {', '.join(SAMPLINGS)}")
     offsets = np.full(num_frames, 0.5) if offsets is None else offsets
     return np.minimum(((np.arange(num_frames) + offsets) * (lengths / num_frames)).astype(np.int64), lengths - 1)
+
+
+def padded_frames(lengths: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``short_clips="pad"``: clips shorter than the N slots of ``frames`` (B, N) take their frames
+    0..L-1 and then padding (the last frame again). Returns frames (B, N) and valid (B, N) bool."""
+    lengths = np.asarray(lengths, np.int64)[:, None]
+    slots = np.arange(frames.shape[1])
+    short = lengths < frames.shape[1]
+    return np.where(short, np.minimum(slots, lengths - 1), frames), ~short | (slots < lengths)
+
+
+def mirror_keypoints(xy: np.ndarray) -> np.ndarray:
+    """xy (..., 133, 2) of the mirrored signer: x negated (mirrored about x = 0; models that
+    read keypoints centre them) and left and right points swapped; undetected (0, 0) stay 0."""
+    out = xy[..., FLIP_PERMUTATION, :].copy()
+    out[..., 0] *= -1
+    return out
+
+
+def mirror_scores(score: np.ndarray) -> np.ndarray:
+    """score (..., 133) of the mirrored signer (left and right points swapped)."""
+    return score[..., FLIP_PERMUTATION]
+
+
+def wrist_activity(arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """(B, 2) path length of the left and right wrist (keypoints ``xy``, ``score``) over the frames
+    of each clip, counted between consecutive frames where the wrist is detected."""
+    wrists = arrays["xy"][:, :, [LEFT_WRIST, RIGHT_WRIST]]
+    seen = arrays["score"][:, :, [LEFT_WRIST, RIGHT_WRIST]] > 0
+    step = np.linalg.norm(np.diff(wrists, axis=1), axis=-1) * (seen[:, 1:] & seen[:, :-1])
+    return step.sum(axis=1)
 
 
 class MappedArray:
@@ -184,11 +237,22 @@ class ShardDataset(Dataset):
     found in exactly one stage) give one sample per video with the arrays of every stage at the
     same frames: the frames are drawn once. Every video must be in every stage with the same
     number of frames; one that is not is an error naming the video and both files.
+
+    ``sampling``, ``short_clips``, ``mirror`` and ``dominant_hand``: see the module docstring.
+    Every item also has ``valid`` (N,) bool (False on padding) and ``mirrored`` (bool).
     """
+
+    mirrors: Mapping[str, Any] = {"xy": mirror_keypoints, "score": mirror_scores}
+    """Array name -> its values (B, N, ...) of the mirrored signer; only these arrays can be mirrored."""
 
     def __init__(self, shards: ShardPaths, arrays: Sequence[str] | Mapping[str, Sequence[str]] | None = None,
                  split: str | Sequence[str] | None = None, num_frames: int = NUM_FRAMES, train: bool = False,
-                 seed: int = 0, memory_map: bool = True, cache_mb: float = CACHE_MB) -> None:
+                 seed: int = 0, memory_map: bool = True, cache_mb: float = CACHE_MB, sampling: str = "segments",
+                 short_clips: str = "repeat", mirror: float = 0.0, dominant_hand: bool = False) -> None:
+        for name, value, allowed in (("sampling", sampling, SAMPLINGS), ("short_clips", short_clips, SHORT_CLIPS)):
+            if value not in allowed:
+                raise ValueError(f"{name}={value!r}: use one of {', '.join(allowed)}")
+        self.sampling, self.short_clips, self.mirror, self.dominant_hand = sampling, short_clips, mirror, dominant_hand
         self.sources = _by_stage(shards)
         self.paths = [path for paths in self.sources.values() for path in paths]
         self.num_frames, self.train, self.seed = num_frames, train, seed
@@ -196,6 +260,10 @@ class ShardDataset(Dataset):
         self.memory_map, self.cache_bytes = memory_map, int(cache_mb * (1 << 20))
         self.stage_arrays = _arrays_by_stage(self.sources, arrays)
         self.arrays = [name for names in self.stage_arrays.values() for name in names]
+        unmirrored = [name for name in self.arrays if name not in self.mirrors]
+        if (mirror > 0 or dominant_hand) and unmirrored:
+            raise ValueError(f"mirror/dominant_hand: cannot mirror {', '.join(unmirrored)}; this loader "
+                             f"mirrors only {', '.join(self.mirrors)}")
         tables = {stage: _index(paths) for stage, paths in self.sources.items()}
         primary, *others = self.sources
         index = tables[primary]
@@ -216,6 +284,10 @@ class ShardDataset(Dataset):
             other = tables[stage].set_index("video_id").loc[self.index["video_id"]]
             self._where[stage] = (other["shard"].to_numpy(np.int64), other["start"].to_numpy(np.int64))
         self._video_ids = self.index["video_id"].tolist()
+        short = int((self._length < num_frames).sum())
+        if short:
+            log.info("%s: %d of %d videos shorter than %d frames, %s", split or "all splits", short, len(self),
+                     num_frames, "stretched (frames repeated)" if short_clips == "repeat" else "padded (masked)")
         self._handles: dict[str, MappedArray | list[h5py.Dataset]] = {}
         self._files: list[h5py.File] = []
         self._pid = -1
@@ -236,7 +308,24 @@ class ShardDataset(Dataset):
     def frames(self, items: np.ndarray) -> np.ndarray:
         """Frame indices (B, N) of ``items`` (B,) for the current epoch (random in training, centred at test)."""
         offsets = random_offsets(self.seed, self.epoch, items, self.num_frames) if self.train else None
-        return sample_frames(self._length[items], self.num_frames, offsets)
+        return sample_frames(self._length[items], self.num_frames, offsets, self.sampling)
+
+    def flips(self, items: np.ndarray, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B,) bool: which clips to mirror; random ones with probability ``mirror`` in training
+        (a hash of seed, epoch and item, as the frames), and with ``dominant_hand`` those whose
+        left hand is the more active (:meth:`activity`)."""
+        flip = np.zeros(len(items), bool)
+        if self.dominant_hand:
+            activity = self.activity(arrays)
+            flip = activity[:, 0] > activity[:, 1]
+        if self.train and self.mirror > 0:
+            draw = random_offsets(self.seed ^ 0x5EED_F11B, self.epoch, items, 1)[:, 0]
+            flip ^= draw < self.mirror
+        return flip
+
+    def activity(self, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B, 2) how much the left and the right hand move in each clip (:func:`wrist_activity`)."""
+        return wrist_activity(arrays)
 
     def _arrays(self) -> dict[str, MappedArray | list[h5py.Dataset]]:
         """Every requested array over all shards, opened once per process: mapped where it can be."""
@@ -275,10 +364,18 @@ class ShardDataset(Dataset):
         """Samples of a batch of items, sampled and read together (the DataLoader calls this)."""
         items = np.asarray(items, np.int64)
         frames = self.frames(items)
+        valid = np.ones(frames.shape, bool)
+        if self.short_clips == "pad":
+            frames, valid = padded_frames(self._length[items], frames)
         arrays = self.read(items, frames)
-        return [{**{name: torch.from_numpy(values[k]) for name, values in arrays.items()},
+        flip = self.flips(items, arrays) if self.mirror > 0 or self.dominant_hand else np.zeros(len(items), bool)
+        if flip.any():
+            arrays = {name: np.where(flip.reshape(-1, *[1] * (values.ndim - 1)), self.mirrors[name](values), values)
+                      for name, values in arrays.items()}
+        return [{**{name: torch.from_numpy(np.ascontiguousarray(values[k])) for name, values in arrays.items()},
                  "label": int(self._label[item]), "video_id": self._video_ids[item],
-                 "frames": torch.from_numpy(frames[k]), "length": int(self._length[item])}
+                 "frames": torch.from_numpy(frames[k]), "valid": torch.from_numpy(valid[k]),
+                 "mirrored": bool(flip[k]), "length": int(self._length[item])}
                 for k, item in enumerate(items)]
 
     def __getitem__(self, item: int) -> dict[str, Any]:

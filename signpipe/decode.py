@@ -20,10 +20,10 @@ import av
 import simplejpeg
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from signpipe.datasets import read_manifest
 from signpipe.jobs import describe, fails_the_job
+from signpipe.logs import track
 from signpipe.shards import VLEN_BYTES, ShardWriter, concat_csvs, write_csv
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,8 @@ def decode_shard(manifest_csv: str | os.PathLike, shard: int, frames_h5: str | o
         source=[str(manifest_csv), f"pyav {av.__version__}", f"simplejpeg {simplejpeg.__version__}"],
         index_extra=INDEX_EXTRA,
     ) as writer:
-        for row in tqdm(rows.itertuples(index=False), total=len(rows), disable=not progress,
-                        desc=f"decode shard {shard}", unit="video"):
+        for row in track(rows.itertuples(index=False), total=len(rows), disable=not progress,
+                         desc=f"decode shard {shard}", unit="video"):
             try:
                 video = decode_video(row.path, int(row.frame_start), int(row.frame_end),
                                      short_side, jpeg_quality, pool)

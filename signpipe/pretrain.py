@@ -1,6 +1,8 @@
 """The pretrain stage: SignBERT's masked hand-model-aware pre-training (§3.2-3.3) and its feasibility measure.
 
-Masking (§3.2): half of the tokens of a clip are chosen; each chosen token gets, with equal
+Masking (§3.2): half of the tokens of a clip are chosen (``mask: present``, the default: half of
+the tokens with a detected hand, since real detectors drop hands the paper's MMPose input always
+has; ``all``: half of all tokens, absent hands included); each chosen token gets, with equal
 probability, masked joint modeling (m joints, m uniform in 1..M; each of them zeroed or moved by
 a random spatial disturbance, with equal probability), masked frame modeling (all 21 joints
 zeroed) or identity. Zeroing sets x, y and score to 0 (the crop centre, no confidence).
@@ -9,7 +11,9 @@ Loss (eq. 6-8), on the chosen tokens only: L = L_rec + lambda L_reg, with L_rec 
 between the decoder's projected joints and the detected ones, weighted by the detection score
 and ignoring joints scored <= epsilon, and L_reg = |theta|^2 + w_beta |beta|^2 + w_delta
 |beta_t - beta_(t-1)|^2. Both are summed over joints and divided by the number of chosen tokens
-(the paper writes plain sums); coordinates are the normalised crop frame [-1, 1].
+(the paper writes plain sums); coordinates are the normalised crop frame [-1, 1], L_rec times
+``rec_scale`` (1; 128 measures it in pixels of a 256-px crop). Padding tokens (``short_clips:
+pad``) are never chosen.
 
 Feasibility (§4.3, Tables 1-2): on held-out (val) clips, masked the same way with a fixed seed,
 PCK at 20 px and the area under the PCK curve from 20 to 40 px of the masked input and of the
@@ -27,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -35,7 +40,9 @@ from torch.utils.data import DataLoader, Dataset
 from signpipe.data import NUM_FRAMES
 from signpipe.handmodel.defaults import SIDES
 from signpipe.keypoints import HAND_EDGES
-from signpipe.models.signbert import HandLatent, HandTokens, SignBERT, SignBERTConfig, save_encoder
+from signpipe.models.signbert import (
+    HandLatent, HandTokens, SignBERT, SignBERTConfig, clip_options, present_hands, save_encoder,
+)
 from signpipe.figures import save_figure
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
@@ -75,17 +82,25 @@ class PretrainObjective:
     lam: float = 0.01
     w_beta: float = 10.0
     w_delta: float = 100.0
+    mask: str = "present"
+    """present: choose among the tokens with a detected hand; all: among all tokens."""
+    rec_scale: float = 1.0
+    """L_rec's unit: 1 = normalised crop units ([-1, 1]); 128 = pixels of a 256-px crop."""
 
+
+MASKS = ("present", "all")
 
 
 @dataclass
 class Masking:
     """A masked batch: pose (B, T, 2, 21, 3) the model's input; chosen (B, T, 2) bool; operation
-    (B, T, 2) int64, one of IDENTITY, MASK_JOINTS, MASK_FRAMES on chosen tokens, -1 elsewhere."""
+    (B, T, 2) int64, one of IDENTITY, MASK_JOINTS, MASK_FRAMES on chosen tokens, -1 elsewhere;
+    present (B, T, 2) bool, the hands detected before masking (the encoder's absent state)."""
 
     pose: Tensor
     chosen: Tensor
     operation: Tensor
+    present: Tensor
 
 
 def _rand(shape: Sequence[int], like: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -119,17 +134,26 @@ def mask_frames(pose: Tensor, selected: Tensor) -> Tensor:
 
 
 def mask_tokens(pose: Tensor, objective: PretrainObjective = PretrainObjective(),
-                generator: torch.Generator | None = None) -> Masking:
-    """Choose ``mask_ratio`` of the 2T tokens of each clip (exactly, rounded) and mask them (§3.2)."""
+                generator: torch.Generator | None = None, valid: Tensor | None = None) -> Masking:
+    """Choose ``mask_ratio`` of the eligible tokens of each clip (exactly, rounded) and mask them
+    (§3.2). Eligible: tokens of ``valid`` (B, T) frames (not padding), and with ``mask: present``
+    only those with a detected hand."""
+    if objective.mask not in MASKS:
+        raise ValueError(f"mask={objective.mask!r}: use one of {', '.join(MASKS)}")
     batch, length, hands = pose.shape[:3]
-    tokens = length * hands
-    count = round(objective.mask_ratio * tokens)
-    chosen = (_rand((batch, tokens), pose, generator).argsort(-1).argsort(-1) < count).reshape(batch, length, hands)
+    present = present_hands(pose)
+    eligible = torch.ones_like(present) if valid is None else valid[:, :, None].expand_as(present).clone()
+    if objective.mask == "present":
+        eligible &= present
+    eligible = eligible.reshape(batch, -1)
+    count = (objective.mask_ratio * eligible.sum(1)).round().long()
+    keys = _rand(eligible.shape, pose, generator) + (~eligible).float()  # ineligible tokens rank last
+    chosen = (keys.argsort(-1).argsort(-1) < count[:, None]).reshape(batch, length, hands)
     operation = (_rand((batch, length, hands), pose, generator) * 3).long().clamp(max=2)
     operation = torch.where(chosen, operation, torch.full_like(operation, -1))
     masked = mask_joints(pose, operation == MASK_JOINTS, objective.max_masked_joints, objective.disturbance, generator)
     masked = mask_frames(masked, operation == MASK_FRAMES)
-    return Masking(masked, chosen, operation)
+    return Masking(masked, chosen, operation, present)
 
 
 def reconstruction_loss(predicted: Tensor, detected: Tensor, epsilon: float) -> Tensor:
@@ -150,24 +174,38 @@ def regularisation_loss(latent: HandLatent, chosen: Tensor, w_beta: float, w_del
     return (magnitude * chosen).sum() + w_delta * (change * chosen[:, 1:]).sum()
 
 
+def binary_scores(hands_shards: Sequence[str | os.PathLike]) -> bool:
+    """Whether every hand joint score in the hands shards is 0 or 1 (MediaPipe gives no per-joint
+    confidence): then eq. 7's weighting by the score and its threshold epsilon (below 1) change nothing."""
+    for path in hands_shards:
+        with h5py.File(path, "r") as f:
+            if not np.isin(f["pose"][..., 2], (0.0, 1.0)).all():
+                return False
+    return True
+
+
 def pretraining_loss(model: nn.Module, pose: Tensor, objective: PretrainObjective,
-                     generator: torch.Generator | None = None) -> tuple[Tensor, dict[str, float]]:
+                     generator: torch.Generator | None = None, valid: Tensor | None = None
+                     ) -> tuple[Tensor, dict[str, float]]:
     """Mask pose (B, T, 2, 21, 3), reconstruct, and return eq. 6 per chosen token with its two terms.
 
-    The hand model runs on the chosen tokens only: the others carry no loss.
+    The hand model runs on the chosen tokens only: the others carry no loss. ``valid`` (B, T):
+    False on padding frames (never chosen, attended to by no token).
     """
-    masking = mask_tokens(pose, objective, generator)
-    latent = model(masking.pose)
+    masking = mask_tokens(pose, objective, generator, valid)
+    latent = model(masking.pose, masking.present, valid)
     decoder = getattr(model, "module", model).decoder  # DistributedDataParallel wraps the model
     rec = pose.new_zeros(())
     for hand in range(pose.shape[2]):
         chosen = masking.chosen[:, :, hand]
+        if not chosen.any():  # e.g. a hand no frame of the batch detected (Kaggle's left hands): no loss
+            continue
         mine = HandLatent(latent.theta[:, :, hand][chosen], latent.beta[:, :, hand][chosen],
                           latent.camera[:, :, hand][chosen])
         detected = pose[:, :, hand][chosen].float()
         rec = rec + reconstruction_loss(decoder.project(mine, hand), detected, objective.epsilon)
     count = masking.chosen.sum().clamp(min=1)
-    rec = rec / count
+    rec = objective.rec_scale * rec / count
     reg = regularisation_loss(latent, masking.chosen, objective.w_beta, objective.w_delta) / count
     return rec + objective.lam * reg, {"rec_loss": float(rec.detach()), "reg_loss": float(reg.detach())}
 
@@ -197,7 +235,7 @@ def pck_auc(predicted: Tensor, detected: Tensor, epsilon: float) -> tuple[float,
 def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = PretrainObjective(),
                 seed: int = 0, batch_size: int = 32, device: str = "auto") -> dict[str, float]:
     """PCK@20 and AUC of the masked input and of the reconstruction, over every token of ``data``
-    (the paper's measure), and PCK@20 over the tokens whose joints or frame were masked
+    but padding (the paper's measure), and PCK@20 over the tokens whose joints or frame were masked
     (``*_masked``: what the model had to hallucinate).
 
     The masking is drawn from ``seed`` batch by batch, so every epoch (and every run with the same
@@ -208,13 +246,14 @@ def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = P
     generator = torch.Generator().manual_seed(seed)
     inputs, outputs, detected, masked = [], [], [], []
     for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
-        pose = batch["pose"]
-        masking = mask_tokens(pose, objective, generator)
-        latent = model(masking.pose.to(target))
-        outputs.append(model.decoder.joints2d(latent).cpu())
-        inputs.append(masking.pose[..., :2])
-        detected.append(pose)
-        masked.append(masking.operation > IDENTITY)
+        pose, valid = batch["pose"], batch["valid"]
+        masking = mask_tokens(pose, objective, generator, valid)
+        latent = model(masking.pose.to(target), masking.present.to(target), valid.to(target))
+        keep = valid[:, :, None].expand_as(masking.chosen)  # padding tokens are not measured
+        outputs.append(model.decoder.joints2d(latent).cpu()[keep])
+        inputs.append(masking.pose[..., :2][keep])
+        detected.append(pose[keep])
+        masked.append((masking.operation > IDENTITY)[keep])
     if not detected:
         return {}
     detected_all, input_all, output_all, masked_all = map(torch.cat, (detected, inputs, outputs, masked))
@@ -250,10 +289,11 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
     target = resolve_device(device)
     model.to(target).eval()
     sample = data.__getitems__([0])[0]
-    pose = sample["pose"][None]  # (1, T, 2, 21, 3)
-    masking = mask_tokens(pose, objective, torch.Generator().manual_seed(seed))
-    output = model.decoder.joints2d(model(masking.pose.to(target))).cpu()
-    frames = min(frames, pose.shape[1])
+    pose, valid = sample["pose"][None], sample["valid"][None]  # (1, T, 2, 21, 3), (1, T)
+    masking = mask_tokens(pose, objective, torch.Generator().manual_seed(seed), valid)
+    output = model.decoder.joints2d(model(masking.pose.to(target), masking.present.to(target),
+                                          valid.to(target))).cpu()
+    frames = min(frames, int(valid.sum()))
     masked = (masking.operation[0] > IDENTITY) * (pose[0, ..., 2] > objective.epsilon).sum(-1)  # (T, 2)
     windows = masked.float().unfold(0, frames, 1).sum(-1)  # (T - frames + 1, 2): masked confident joints
     best = int(windows.flatten().argmax())
@@ -297,28 +337,41 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     ``reconstruction.png`` (:func:`reconstruction_figure` on the first val clip).
 
     ``cfg``: the training keys of ``signpipe.train.TrainConfig`` (epochs, batch_size, lr, ...,
-    device, seed), ``num_frames``, the ``PretrainObjective`` keys, ``model`` (encoder sizes,
-    ``SignBERTConfig``) and ``hand_model`` (mano_dir, num_pca); ``threads`` caps torch's CPU
-    threads. Returns the last feasibility.
+    device, seed), ``num_frames``, the ``PretrainObjective`` keys (``mask``, ``rec_scale``, ...),
+    the clip options of ``signpipe.models.signbert.CLIP_OPTIONS`` (``sampling``, ``short_clips``,
+    ``mirror``, ``dominant_hand``), ``model`` (encoder sizes, ``SignBERTConfig``) and ``hand_model``
+    (mano_dir, num_pca); ``threads`` caps torch's CPU threads. Returns the last feasibility.
+    ``feasibility.json`` also says whether every hand score is 0 or 1 (``binary_scores``: eq. 7's
+    weighting is then inert) and ``signbert.pt`` which hand model decoded (``hand_model``: open | mano).
     """
     use_threads(threads)
     out_dir = Path(out_pt).parent
     seed = cfg.get("seed", 0)
     num_frames = cfg.get("num_frames", NUM_FRAMES)
-    train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed)
+    options = clip_options(cfg)
+    train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed, **options)
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
     held_out = "val"
-    val_set = HandTokens(hands_shards, "val", num_frames)
+    val_set = HandTokens(hands_shards, "val", num_frames, **options)
     if not len(val_set):  # feasibility and the figure still need clips: say that they were trained on
         held_out = "train"
-        val_set = HandTokens(hands_shards, "train", num_frames)
+        val_set = HandTokens(hands_shards, "train", num_frames, **options)
         log.warning("pretrain: no val-split videos in %d hands shards; feasibility and %s are measured on "
                     "train clips, which the model has seen", len(hands_shards), RECONSTRUCTION)
     objective = from_config(PretrainObjective, cfg, aliases={"lambda": "lam"})
     training = train_config(cfg)
     torch.manual_seed(training.seed)  # the initial weights: the same run gives the same model
     model = SignBERT(from_config(SignBERTConfig, cfg.get("model")), hand_model=cfg.get("hand_model"))
+    hand_model = "mano" if model.decoder.hands[0].licensed else "open"
+    if hand_model == "open":
+        log.warning("pretrain: hand_model.mano_dir is null, so signpipe's open hand (not learned from scans) "
+                    "replaces MANO in the decoder; signbert.pt records hand_model: open (docs/handmodel.md)")
+    binary = binary_scores(hands_shards)
+    if binary:
+        log.warning("pretrain: every hand score in the hands shards is 0 or 1 (MediaPipe gives no per-joint "
+                    "confidence), so eq. 7's confidence weighting and epsilon = %g change nothing: L_rec weighs "
+                    "each detected joint by 1 (feasibility.json: binary_scores)", objective.epsilon)
     steps = -(-len(train_set) // training.batch_size) * training.lr_step
     if training.epochs > training.lr_step and steps < STEPS_BEFORE_DECAY:
         log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "
@@ -326,7 +379,7 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
                     "small corpora')", steps, training.lr_step, len(train_set), STEPS_BEFORE_DECAY)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
-        return pretraining_loss(model, batch["pose"], objective)
+        return pretraining_loss(model, batch["pose"], objective, valid=batch["valid"])
 
     def evaluate(model: nn.Module) -> dict[str, float]:
         return feasibility(model, val_set, objective, seed, device=training.device)
@@ -338,9 +391,10 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         return {}
     measured = {k: float(history.iloc[-1][k]) for k in FEASIBILITY_KEYS if k in history}
     with atomic_path(out_dir / FEASIBILITY, ".json") as tmp:
-        Path(tmp).write_text(json.dumps({"split": held_out, "videos": len(val_set), **measured}, indent=1) + "\n")
+        report = {"split": held_out, "videos": len(val_set), "binary_scores": binary, **measured}
+        Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
     reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device,
                           note="" if held_out == "val" else " (no val videos: a train clip, seen in training)")
-    save_encoder(out_pt, model, {"feasibility": measured})
+    save_encoder(out_pt, model, {"feasibility": measured, "hand_model": hand_model})
     log.info("pretrain: %s written; feasibility %s", out_pt, measured)
     return measured

@@ -3,8 +3,8 @@
 One function, :func:`fit`, runs a model for some epochs and owns what every run needs:
 device choice (CUDA when present, else CPU), mixed precision on CUDA, DistributedDataParallel
 when started by ``torchrun`` (no code change: the ``RANK``/``WORLD_SIZE`` variables decide),
-seeding, tqdm progress, a CSV log with a PNG of its curves, and a checkpoint written at the
-end of every epoch under a temporary name, so a killed job leaves the previous checkpoint or
+seeding, progress (``signpipe.logs.track``), a CSV log with a PNG of its curves, and a checkpoint
+written at the end of every epoch under a temporary name, so a killed job leaves the previous checkpoint or
 the new one, never a broken file. Started again, it resumes from the checkpoint and ends where
 an uninterrupted run would have ended (the data order and dropout are seeded per epoch).
 The paper defaults (SignBERT §4: Adam, lr 1e-3 decayed x0.1 every 20 epochs, weight decay
@@ -32,8 +32,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
-from tqdm import tqdm
 
+from signpipe.logs import track
 from signpipe.settings import from_config
 from signpipe.figures import save_figure
 from signpipe.shards import atomic_path, write_csv
@@ -256,6 +256,8 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
     rank, world, local_rank = distributed()
     device = resolve_device(cfg.device, local_rank)
     _init_distributed(device, world)
+    if world > 1:
+        log.info("%s: rank %d of %d on %s", title, rank, world, device)
     model.to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
     schedule = make_schedule(optimizer, cfg)
@@ -365,7 +367,7 @@ def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimize
     totals: dict[str, float] = {}
     seen = 0
     started = time.perf_counter()
-    bar = tqdm(loader, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
+    bar = track(loader, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
     for batch in bar:
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.float16, enabled=amp):

@@ -17,14 +17,15 @@ from signpipe.models.glenet import PHASES as GLENET_PHASES, GLENetConfig
 from signpipe.models.hma import HMAConfig
 from signpipe.models.rgb3d import DEFAULT_SIZE
 from signpipe.models.signbert import SignBERTConfig
-from signpipe.models.stgcn import DEFAULT_LAYERS
+from signpipe.models.stgcn import PAPER_DROPOUT, PAPER_LAYERS
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
 FINETUNE = SCHEMA["properties"]["finetune"]["properties"]
 MODEL_DEFAULTS = {
-    "signbert": asdict(SignBERTConfig()),
-    "stgcn": {"subset": "27", "layers": [list(layer) for layer in DEFAULT_LAYERS], "temporal_kernel": 9, "dropout": 0.0},
+    "signbert": {"dropout": SignBERTConfig().dropout},  # its sizes are pretrain.model's
+    "stgcn": {"subset": "27", "layers": [list(layer) for layer in PAPER_LAYERS], "temporal_kernel": 9,
+              "dropout": PAPER_DROPOUT},
     "rgb3d": {"arch": "r3d_18", "size": DEFAULT_SIZE, "checkpoint": None},
     "glenet": {**asdict(GLENetConfig()), "phases": {phase.name: dict(phase.settings) for phase in GLENET_PHASES}},
     "hma": json.loads(json.dumps(asdict(HMAConfig()))),  # tuples as the lists YAML gives

@@ -6,7 +6,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from signpipe.data import ShardDataset, random_offsets, sample_frames
+from signpipe.data import ShardDataset, mirror_keypoints, mirror_scores, padded_frames, random_offsets, sample_frames
+from signpipe.keypoints.layout import FLIP_PERMUTATION, keypoint_names
+from signpipe.models import stgcn
 from signpipe.datasets import write_manifest
 from signpipe.decode import decode_shard
 from signpipe.hands import crop_shard, read_crops
@@ -194,3 +196,64 @@ def test_a_video_that_disagrees_across_stages_names_it_and_both_files(shards, tm
         ShardDataset({"keypoints": shards["keypoints"], "hands": [shards["hands"][0]]})
     with pytest.raises(ValueError, match="a hands shard given as keypoints"):
         ShardDataset({"keypoints": shards["hands"]})
+
+
+def test_window_sampling_takes_consecutive_frames():
+    np.testing.assert_array_equal(sample_frames(100, 32, sampling="window"), np.arange(34, 66))  # centred
+    offsets = random_offsets(0, 0, np.arange(300), 32)
+    frames = sample_frames(np.full(300, 100), 32, offsets, "window")
+    assert (np.diff(frames, axis=1) == 1).all() and frames.min() == 0 and frames.max() == 99
+    assert len(set(frames[:, 0])) > 50  # random starts over the 69 possible
+    np.testing.assert_array_equal(sample_frames(10, 32, sampling="window"), sample_frames(10, 32))  # short: stretched
+    with pytest.raises(ValueError, match="sampling='random'"):
+        sample_frames(10, 32, sampling="random")
+
+
+def test_padding_keeps_the_frames_of_short_clips_and_marks_the_rest():
+    lengths = np.array([5, 40])
+    frames, valid = padded_frames(lengths, sample_frames(lengths, 8))
+    np.testing.assert_array_equal(frames[0], [0, 1, 2, 3, 4, 4, 4, 4])
+    np.testing.assert_array_equal(valid[0], [True] * 5 + [False] * 3)
+    np.testing.assert_array_equal(frames[1], sample_frames(40, 8))
+    assert valid[1].all()
+
+
+def test_mirroring_keypoints_swaps_left_and_right_and_negates_x():
+    names = keypoint_names()
+    assert sorted(FLIP_PERMUTATION) == list(range(133))
+    assert all(FLIP_PERMUTATION[FLIP_PERMUTATION[i]] == i for i in range(133))
+    for name in ("left_wrist", "left_eye", "left_hip", "left_heel", "left_hand_thumb4", "left_hand_wrist"):
+        assert names[FLIP_PERMUTATION[names.index(name)]] == name.replace("left", "right")
+    assert FLIP_PERMUTATION[0] == 0  # the nose
+    face = 23
+    assert FLIP_PERMUTATION[face + 36] == face + 45 and FLIP_PERMUTATION[face + 48] == face + 54  # eye, mouth corners
+    assert FLIP_PERMUTATION[face + 8] == face + 8 and FLIP_PERMUTATION[face + 30] == face + 30  # chin, nose tip
+    xy = np.random.default_rng(0).normal(size=(2, 3, 133, 2))
+    mirrored = mirror_keypoints(xy)
+    np.testing.assert_array_equal(mirrored[..., names.index("right_wrist"), 0], -xy[..., names.index("left_wrist"), 0])
+    np.testing.assert_array_equal(mirrored[..., names.index("right_wrist"), 1], xy[..., names.index("left_wrist"), 1])
+    np.testing.assert_array_equal(mirror_keypoints(mirrored), xy)
+    score = np.arange(133.0)
+    assert mirror_scores(score)[names.index("right_hand_index4")] == names.index("left_hand_index4")
+
+
+def test_stgcn_clips_mirror_with_their_probability_in_training_only(shards, caplog):
+    plain = stgcn.dataset({"keypoints": shards["keypoints"]}, "train", True, {"num_frames": 8})
+    flipped = stgcn.dataset({"keypoints": shards["keypoints"]}, "train", True, {"num_frames": 8, "mirror": 1.0})
+    a, b = plain[0], flipped[0]
+    assert not a["mirrored"] and b["mirrored"]
+    np.testing.assert_array_equal(b["xy"].numpy(), mirror_keypoints(a["xy"].numpy()))
+    np.testing.assert_array_equal(b["score"].numpy(), mirror_scores(a["score"].numpy()))
+    half = stgcn.dataset({"keypoints": shards["keypoints"]}, "train", True, {"num_frames": 8, "mirror": 0.5})
+    draws = []
+    for epoch in range(20):
+        half.set_epoch(epoch)
+        draws.append(half.flips(np.arange(len(half)), {}).mean())
+    assert 0.3 < np.mean(draws) < 0.7
+    test = stgcn.dataset({"keypoints": shards["keypoints"]}, "test", False, {"num_frames": 8, "mirror": 1.0})
+    assert not test[0]["mirrored"]
+    with pytest.raises(ValueError, match="cannot mirror jpeg"):
+        ShardDataset(shards["keypoints"][0].parent / "frames0.h5", mirror=0.5)
+    with caplog.at_level("INFO"):
+        ShardDataset(shards["keypoints"], split="val", num_frames=64)
+    assert "val: " in caplog.text and "shorter than 64 frames, stretched (frames repeated)" in caplog.text

@@ -36,7 +36,7 @@ def videos(shards, split):
 
 
 def test_finetune_writes_predictions_for_every_val_and_test_video(shards, tmp_path):
-    cfg = {**TRAIN, "signbert": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64}}
+    cfg = {**TRAIN, "signbert": {"model": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64}}}
     result = finetune("signbert", shards, tmp_path, 4, cfg)
     splits, attrs = read_predictions(tmp_path / "predictions.h5")
     assert set(splits) == {"val", "test"} and attrs["model"] == "signbert" and attrs["num_classes"] == 4
@@ -50,7 +50,7 @@ def test_finetune_writes_predictions_for_every_val_and_test_video(shards, tmp_pa
 
 
 def test_finetune_is_repeatable_from_its_seed(shards, tmp_path):
-    cfg = {**TRAIN, "signbert": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64}}
+    cfg = {**TRAIN, "signbert": {"model": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64}}}
     torch.rand(7)  # whatever ran before in the process must not matter
     finetune("signbert", shards, tmp_path / "a", 4, cfg)
     finetune("signbert", shards, tmp_path / "b", 4, cfg)
@@ -65,7 +65,7 @@ def test_finetune_starts_from_the_pretrained_encoder(shards, tmp_path):
         for parameter in pretrained.encoder.parameters():
             parameter.normal_()
     save_encoder(tmp_path / "signbert.pt", pretrained)
-    model = SPEC.build(4, {"pretrained": tmp_path / "signbert.pt", "hidden": 999})  # sizes come from the file
+    model = SPEC.build(4, {"pretrained": tmp_path / "signbert.pt"})  # no sizes given: the file's
     for name, value in pretrained.encoder.state_dict().items():
         torch.testing.assert_close(model.encoder.state_dict()[name], value)
     # Through the stage: with a zero learning rate the trained encoder is still the pre-trained one.
@@ -199,7 +199,7 @@ def test_a_kill_in_phase_two_resumes_phase_two(shards, tmp_path, register, monke
 
 
 def test_plateau_schedule_through_the_stage(shards, tmp_path):
-    cfg = {**TRAIN, "epochs": 3, "signbert": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64,
+    cfg = {**TRAIN, "epochs": 3, "signbert": {"model": {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64},
                                                "schedule": "plateau", "patience": 0, "optimizer": "sgd", "lr": 0.01}}
     finetune("signbert", shards, tmp_path, 4, cfg)
     log = pd.read_csv(tmp_path / "log.csv")

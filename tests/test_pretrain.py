@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from signpipe.models.signbert import HandLatent, SignBERT
+from signpipe.models.signbert import HandLatent, SignBERT, present_hands
 from signpipe.pretrain import (
     FEASIBILITY, FEASIBILITY_KEYS, IDENTITY, MASK_FRAMES, MASK_JOINTS, PCK_FRAME, RECONSTRUCTION, PretrainObjective,
     feasibility, mask_tokens, pck, pck_auc, pretrain, pretraining_loss, reconstruction_loss, regularisation_loss,
@@ -70,8 +70,8 @@ class Probe(nn.Module):
         super().__init__()
         self.module = model
 
-    def forward(self, pose):
-        self.latent = self.module(pose)
+    def forward(self, pose, *rest):
+        self.latent = self.module(pose, *rest)
         self.latent.camera.retain_grad()
         return self.latent
 
@@ -177,3 +177,52 @@ def test_pretrain_without_val_videos_measures_on_train_clips_and_says_so(shards,
     report = json.loads((out.parent / FEASIBILITY).read_text())
     assert report["split"] == "train" and report["videos"] > 0
     assert out.exists() and (out.parent / RECONSTRUCTION).stat().st_size > 0
+
+
+def dropped_pose(batch=16, length=16, seed=0):
+    """A random pose in which about half the hand tokens are absent (every score 0), as real detectors give."""
+    pose = random_pose(batch, length)
+    pose[..., 2] = 0.9
+    gone = torch.rand(batch, length, 2, generator=torch.Generator().manual_seed(seed)) < 0.5
+    pose[gone] = 0
+    return pose, gone
+
+
+def test_mask_present_chooses_half_the_detected_hands_and_never_an_absent_one():
+    pose, gone = dropped_pose()
+    masking = mask_tokens(pose, PretrainObjective(mask="present"), torch.Generator().manual_seed(1))
+    assert not (masking.chosen & gone).any()
+    torch.testing.assert_close(masking.chosen.sum((1, 2)), (0.5 * (~gone).sum((1, 2))).round().long())
+    everywhere = mask_tokens(pose, PretrainObjective(mask="all"), torch.Generator().manual_seed(1))
+    assert (everywhere.chosen.sum((1, 2)) == 16).all() and (everywhere.chosen & gone).any()
+    # A masked frame is all zeros, yet the encoder is told the hand is there: masked != absent.
+    frames = masking.operation == MASK_FRAMES
+    assert frames.any() and not present_hands(masking.pose)[frames].any() and masking.present[frames].all()
+    torch.testing.assert_close(masking.present, ~gone)
+    with pytest.raises(ValueError, match="mask='some'"):
+        mask_tokens(pose, PretrainObjective(mask="some"))
+
+
+def test_padding_tokens_are_never_chosen():
+    pose = random_pose(4, 10)
+    pose[..., 2] = 0.9
+    valid = torch.arange(10)[None] < torch.tensor([[10], [6], [3], [1]])
+    masking = mask_tokens(pose, PretrainObjective(), torch.Generator().manual_seed(2), valid)
+    assert not masking.chosen[~valid].any()
+    assert masking.chosen.sum((1, 2)).tolist() == [10, 6, 3, 1]  # half of 2L tokens
+
+
+def test_reconstruction_loss_is_over_the_chosen_present_tokens_in_rec_scale_units():
+    pose, gone = dropped_pose(4, 8, seed=3)
+    model = SignBERT(TINY).eval()
+    objective = PretrainObjective(mask="present")
+    _, metrics = pretraining_loss(model, pose, objective, torch.Generator().manual_seed(4))
+    masking = mask_tokens(pose, objective, torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        joints = model.decoder.joints2d(model(masking.pose, masking.present))
+    expected = reconstruction_loss(joints[masking.chosen], pose[masking.chosen], 0.5) / masking.chosen.sum()
+    assert metrics["rec_loss"] == pytest.approx(float(expected), rel=1e-5)
+    scaled = PretrainObjective(mask="present", rec_scale=128.0)
+    _, pixels = pretraining_loss(model, pose, scaled, torch.Generator().manual_seed(4))
+    assert pixels["rec_loss"] == pytest.approx(128 * metrics["rec_loss"], rel=1e-5)
+    assert pixels["reg_loss"] == pytest.approx(metrics["reg_loss"], rel=1e-5)

@@ -1,6 +1,7 @@
 """SignBERT's model: hand graph, the three embeddings, post-norm encoder, decoder and head, token loader."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -11,7 +12,8 @@ from signpipe.hands import crop_shard
 from signpipe.keypoints import HAND_EDGES
 from signpipe.models import model_spec
 from signpipe.models.signbert import (
-    SPEC, HandTokens, SignBERT, SignBERTConfig, hand_graph, normalise_pose, temporal_embedding,
+    SPEC, HandTokens, SignBERT, SignBERTConfig, hand_graph, mirror_boxes, mirror_hands, normalise_pose,
+    present_hands, save_encoder, temporal_embedding,
 )
 from signpipe.pose import extract_shard
 from signpipe.synth import make_corpus
@@ -19,9 +21,11 @@ from signpipe.synth import make_corpus
 TINY = SignBERTConfig(hidden=32, layers=1, heads=2, feedforward=64, gcn_channels=16, dropout=0.0)
 
 
-def make_hands_shards(root, crop_size=16):
-    """Two hands shards of a tiny synthetic corpus (4 classes, 3 signers: train, val and test)."""
-    make_corpus(root / "corpus", num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, progress=False)
+def make_hands_shards(root, crop_size=16, **corpus):
+    """Two hands shards of a tiny synthetic corpus (4 classes, 3 signers: train, val and test;
+    ``corpus``: more ``make_corpus`` arguments)."""
+    make_corpus(root / "corpus", **{"num_classes": 4, "signers": 3, "repeats": 1, "frames": 12, "width": 96,
+                                    "height": 72, "progress": False, **corpus})
     write_manifest({"adapter": "synthetic", "num_shards": 2}, root / "manifest.csv", root / "missing.csv",
                    corpus_dir=root / "corpus")
     paths = []
@@ -112,7 +116,7 @@ def test_hand_tokens_read_normalised_poses(tmp_path):
     torch.testing.assert_close(sample["pose"], normalise_pose(raw, 16))
     assert model_spec("signbert") is SPEC and SPEC.stages == ("hands",)
     batch = torch.utils.data.default_collate([data[0], data[1]])
-    assert SPEC.forward(SPEC.build(4, {"hidden": 32, "layers": 1, "heads": 2}), batch).shape == (2, 4)
+    assert SPEC.forward(SPEC.build(4, {"model": {"hidden": 32, "layers": 1, "heads": 2}}), batch).shape == (2, 4)
 
 
 def test_undetected_joints_look_like_masked_ones():
@@ -122,3 +126,93 @@ def test_undetected_joints_look_like_masked_ones():
     out = normalise_pose(pose, crop_size=128)
     torch.testing.assert_close(out[0, 0], torch.tensor([0.0, -1.0, 0.9]))
     torch.testing.assert_close(out[0, 1], torch.zeros(3))
+
+
+def test_an_absent_hand_has_its_own_input_state_unlike_a_masked_one():
+    encoder = SignBERT(TINY).encoder
+    pose = random_pose(1, 4)
+    pose[0, 2, 1] = 0  # the right hand of frame 2: nothing there, or masked (all zeros)
+    assert not present_hands(pose)[0, 2, 1] and present_hands(pose).sum() == 7
+    absent = encoder.embed(pose)
+    masked = encoder.embed(pose, present=torch.ones(1, 4, 2, dtype=torch.bool))
+    assert not torch.allclose(absent[0, 2, 1], masked[0, 2, 1])
+    torch.testing.assert_close(absent[0, 2, 1] - masked[0, 2, 1],
+                               encoder.absent_embedding - encoder.gesture_state_embedding(pose[0, 2, 1]))
+    keep = torch.ones(1, 4, 2, dtype=torch.bool)
+    keep[0, 2, 1] = False
+    torch.testing.assert_close(absent[keep], masked[keep])  # every other token alike
+
+
+def test_padding_frames_change_nothing_and_get_no_head_weight():
+    model = SignBERT(TINY, num_classes=3).eval()
+    pose = random_pose(1, 6)
+    valid = torch.tensor([[True] * 4 + [False] * 2])
+    other = pose.clone()
+    other[0, 4:] = random_pose(1, 2)[0] * 3  # anything in the padding
+    torch.testing.assert_close(model.encoder(pose, valid=valid)[0, :4], model.encoder(other, valid=valid)[0, :4])
+    torch.testing.assert_close(model(pose, valid=valid), model(other, valid=valid))
+    weights = model.head.weights(model.encoder(pose, valid=valid), valid).detach()
+    assert (weights[0, 4:] == 0).all() and float(weights.sum()) == pytest.approx(1.0)
+
+
+def test_per_hand_head_pools_each_hand_over_time_and_concatenates():
+    model = SignBERT(TINY, num_classes=5, head="per_hand").eval()
+    features = model.encoder(random_pose(2, 6))
+    weights = model.head.weights(features)
+    torch.testing.assert_close(weights.sum(1), torch.ones(2, 2))  # a softmax over time per hand
+    assert model.head.classifier.in_features == 2 * TINY.hidden
+    pooled = (weights[..., None] * features).sum(1)  # (B, 2, hidden): left, right
+    torch.testing.assert_close(model.head(features), model.head.classifier(pooled.flatten(1)))
+    with pytest.raises(ValueError, match="head='both'"):
+        SignBERT(TINY, num_classes=5, head="both")
+
+
+def test_mirroring_flips_x_and_swaps_the_hands():
+    pose = random_pose(1, 3)
+    mirrored = torch.from_numpy(mirror_hands(pose.numpy()))
+    torch.testing.assert_close(mirrored[:, :, 0, :, 0], -pose[:, :, 1, :, 0])  # the new left is the old right
+    torch.testing.assert_close(mirrored[:, :, 1, :, 1:], pose[:, :, 0, :, 1:])  # y and score unchanged
+    torch.testing.assert_close(torch.from_numpy(mirror_hands(mirrored.numpy())), pose)
+    box = np.array([[[10.0, 5, 30, 25], [50, 6, 80, 36]]])
+    np.testing.assert_array_equal(mirror_boxes(box), [[[-80, 6, -50, 36], [-30, 5, -10, 25]]])
+
+
+def test_sizes_have_one_source_and_a_checkpoint_that_disagrees_is_an_error(tmp_path):
+    sizes = {"hidden": 32, "layers": 1, "heads": 2, "feedforward": 64, "gcn_channels": 16}
+    scratch = SPEC.build(4, {"model": sizes})
+    assert scratch.encoder.arch.hidden == 32 and scratch.encoder.arch.gcn_channels == 16
+    save_encoder(tmp_path / "signbert.pt", SignBERT(TINY))
+    pretrained = SPEC.build(4, {"model": sizes, "pretrained": tmp_path / "signbert.pt", "dropout": 0.3})
+    assert pretrained.encoder.arch == scratch.encoder.arch.__class__(**{**sizes, "dropout": 0.3})
+    with pytest.raises(ValueError, match=r"pretrain.model.layers is 3 in the config but 1 in .*signbert.pt"):
+        SPEC.build(4, {"model": {**sizes, "layers": 3}, "pretrained": tmp_path / "signbert.pt"})
+    with pytest.raises(ValueError, match=r"finetune.signbert.hidden: .* pretrain.model"):
+        SPEC.build(4, {"hidden": 32})
+
+
+def test_hand_tokens_pad_short_clips_and_mirror_in_training(tmp_path, caplog):
+    shards = make_hands_shards(tmp_path)
+    with caplog.at_level("INFO"):
+        padded = HandTokens(shards, "train", 32, short_clips="pad")
+    assert "train: 4 of 4 videos shorter than 32 frames, padded (masked)" in caplog.text
+    sample = padded[0]
+    length = sample["length"]
+    assert sample["valid"].sum() == length and sample["valid"][:length].all()
+    np.testing.assert_array_equal(sample["frames"][:length], np.arange(length))
+    plain = HandTokens(shards, "train", 8, train=True)
+    flipped = HandTokens(shards, "train", 8, train=True, mirror=1.0)
+    assert not plain[0]["mirrored"] and flipped[0]["mirrored"]
+    torch.testing.assert_close(flipped[0]["pose"], torch.from_numpy(mirror_hands(plain[0]["pose"].numpy())))
+    assert not HandTokens(shards, "train", 8, mirror=1.0)[0]["mirrored"]  # random mirroring in training only
+
+
+@pytest.mark.parametrize("left_handed", [0.0, 1.0])
+def test_dominant_hand_mirrors_left_handed_one_hand_signs(tmp_path, left_handed):
+    shards = make_hands_shards(tmp_path, num_classes=12, left_handed=left_handed)
+    data = HandTokens(shards, None, 16, dominant_hand=True)
+    one_hand = [k for k in range(len(data)) if "-one-" in pd.read_csv(tmp_path / "manifest.csv").set_index(
+        "video_id").loc[data.index["video_id"][k], "gloss"]]
+    assert one_hand
+    for k in one_hand:  # the moving hand ends up on the right
+        sample = data[k]
+        assert sample["mirrored"] == bool(left_handed) and sample["box"].shape == (16, 2, 4)

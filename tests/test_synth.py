@@ -15,8 +15,9 @@ import pytest
 from signpipe.keypoints.layout import FACE_MOUTH, LEFT_WRIST, PARTS, RIGHT_WRIST
 from signpipe.synth import make_corpus
 from signpipe.synth.classes import make_classes, num_pairs
-from signpipe.synth.corpus import corpus_specs, detector_noise, video_pose
-from signpipe.synth.pose import clean_pose, make_signer, make_variation, num_frames
+from signpipe.keypoints.layout import FLIP_PERMUTATION
+from signpipe.synth.corpus import corpus_specs, detector_noise, missed_hands, video_pose
+from signpipe.synth.pose import clean_pose, left_handed, make_signer, make_variation, mirror_pose, num_frames
 from signpipe.synth.render import render
 
 SMALL = dict(num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, val_signers=1,
@@ -228,6 +229,9 @@ def test_detector_noise_statistics():
     (dict(fps=0), "fps"),
     (dict(seed=-1), "seed"),
     (dict(workers=0), "workers"),
+    (dict(hand_miss=1.0), "hand_miss"),
+    (dict(hand_miss_burst=0.5), "hand_miss_burst"),
+    (dict(left_handed=1.5), "left_handed"),
 ])
 def test_invalid_arguments_name_the_argument(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -255,3 +259,44 @@ def test_corpus_keys_are_the_corpus_parameters():
     from signpipe.synth import CORPUS_KEYS
     parameters = inspect.signature(make_corpus).parameters
     assert CORPUS_KEYS == tuple(name for name in parameters if name not in ("out_dir", "workers", "progress"))
+
+
+def _runs(missed: np.ndarray) -> np.ndarray:
+    edges = np.diff(np.concatenate([[0], missed.astype(int), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def test_missed_hands_come_in_bursts_at_the_asked_share():
+    missed = missed_hands(40000, np.random.default_rng(0), 0.5, 8.0)
+    assert missed.shape == (40000, 2) and np.allclose(missed.mean(0), 0.5, atol=0.03)
+    assert 7.0 < np.mean(np.concatenate([_runs(missed[:, h]) for h in range(2)])) < 9.0
+    rare = missed_hands(40000, np.random.default_rng(1), 0.1, 3.0)
+    assert np.allclose(rare.mean(0), 0.1, atol=0.02) and 2.5 < np.mean(_runs(rare[:, 0])) < 3.5
+    assert not missed_hands(100, np.random.default_rng(2), 0.0, 8.0).any()
+
+
+def test_detector_drops_hands_like_a_real_one_when_asked():
+    spec = corpus_specs(**SMALL)[0]
+    _, pose = video_pose(spec)
+    plain = detector_noise(pose, np.random.default_rng(5), 96, 72)
+    same = detector_noise(pose, np.random.default_rng(5), 96, 72, hand_miss=0.0)
+    np.testing.assert_array_equal(plain[1], same[1])  # off by default: the demo corpus is unchanged
+    gone = []
+    for k in range(60):
+        _, score = detector_noise(pose, np.random.default_rng(k), 96, 72, hand_miss=0.5)
+        visible = pose.visible[:, PARTS["right_hand"]].any(1)
+        gone.append((score[:, PARTS["right_hand"]] == 0).all(1)[visible].mean())
+        assert (score[:, [LEFT_WRIST, RIGHT_WRIST]] > 0).any()  # the body (wrists) stays detected
+    assert 0.4 < np.mean(gone) < 0.65
+
+
+def test_left_handed_signers_are_mirror_images():
+    assert [left_handed(i, 1 / 3) for i in range(6)] == [False, False, True, False, False, True]
+    assert not any(left_handed(i, 0.0) for i in range(8)) and all(left_handed(i, 1.0) for i in range(8))
+    spec = replace(corpus_specs(**SMALL)[0], left_handed=1.0)
+    _, mirrored = video_pose(spec)
+    _, pose = video_pose(replace(spec, left_handed=0.0))
+    np.testing.assert_allclose(mirrored.xy[:, PARTS["left_hand"], 0], 95 - pose.xy[:, PARTS["right_hand"], 0])
+    np.testing.assert_allclose(mirrored.xy[:, PARTS["left_hand"], 1], pose.xy[:, PARTS["right_hand"], 1])
+    np.testing.assert_array_equal(mirrored.z, pose.z[:, FLIP_PERMUTATION])
+    np.testing.assert_allclose(mirror_pose(mirrored, 96).xy, pose.xy)

@@ -11,10 +11,11 @@ Each block is a spatial graph convolution over Yan et al.'s spatial-configuratio
 temporal convolution (kernel 9), batch norm, ReLU and a residual connection. Global average
 pooling and a linear layer give the logits.
 
-Config (``finetune.stgcn`` block; defaults small for the CPU demo):
-``subset`` (27), ``layers`` [[channels, temporal stride], ...] ([[32, 1], [64, 2], [128, 2]];
-the paper's ten layers are :data:`PAPER_LAYERS`), ``temporal_kernel`` (9), ``dropout`` (0.0),
-``num_frames`` (32), ``seed`` (0).
+Config (``finetune.stgcn`` block; defaults are Yan et al.'s network, the demo asks for less):
+``subset`` (27), ``layers`` [[channels, temporal stride], ...] (the paper's ten,
+:data:`PAPER_LAYERS`), ``temporal_kernel`` (9), ``dropout`` (0.5), ``num_frames`` (32), ``seed`` (0),
+``mirror`` (0: probability of a left-right flip in training), ``dominant_hand`` (false: mirror
+clips whose left wrist moves more).
 """
 
 from __future__ import annotations
@@ -30,9 +31,10 @@ from signpipe.keypoints.graph import spatial_partition, subset_graph
 from signpipe.keypoints.layout import LEFT_SHOULDER, RIGHT_SHOULDER
 from signpipe.models import ModelSpec, Shards
 
-DEFAULT_LAYERS = ((32, 1), (64, 2), (128, 2))
 PAPER_LAYERS = ((64, 1), (64, 1), (64, 1), (64, 1), (128, 2), (128, 1), (128, 1), (256, 2), (256, 1), (256, 1))
 """Yan et al.'s ten blocks: (output channels, temporal stride)."""
+PAPER_DROPOUT = 0.5
+"""Yan et al.'s dropout after each block's temporal convolution."""
 DETECTED = 0.0
 """A point counts as detected when its score is above this (shards store 0 for nothing found)."""
 
@@ -106,8 +108,8 @@ class Block(nn.Module):
 class STGCN(nn.Module):
     """ST-GCN over one keypoint subset: (xy (B, T, 133, 2), score (B, T, 133)) -> logits (B, classes)."""
 
-    def __init__(self, num_classes: int, subset: str = "27", layers: Sequence[Sequence[int]] = DEFAULT_LAYERS,
-                 temporal_kernel: int = 9, dropout: float = 0.0) -> None:
+    def __init__(self, num_classes: int, subset: str = "27", layers: Sequence[Sequence[int]] = PAPER_LAYERS,
+                 temporal_kernel: int = 9, dropout: float = PAPER_DROPOUT) -> None:
         super().__init__()
         graph = subset_graph(subset)
         self.register_buffer("indices", torch.tensor(graph.indices, dtype=torch.long))
@@ -132,14 +134,17 @@ class STGCN(nn.Module):
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> STGCN:
     """ST-GCN from the model's config block (keys in the module docstring)."""
-    return STGCN(num_classes, str(cfg.get("subset", "27")), cfg.get("layers", DEFAULT_LAYERS),
-                 int(cfg.get("temporal_kernel", 9)), float(cfg.get("dropout", 0.0)))
+    return STGCN(num_classes, str(cfg.get("subset", "27")), cfg.get("layers", PAPER_LAYERS),
+                 int(cfg.get("temporal_kernel", 9)), float(cfg.get("dropout", PAPER_DROPOUT)))
 
 
 def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> ShardDataset:
-    """Clips of ``xy`` and ``score`` from keypoints shards (random frames in training, centred at test)."""
+    """Clips of ``xy`` and ``score`` from keypoints shards (random frames in training, centred at test),
+    mirrored with probability ``mirror`` in training and, with ``dominant_hand``, so that the
+    right wrist moves more (``signpipe.data``)."""
     return ShardDataset(shards, ("xy", "score"), split=split, num_frames=int(cfg.get("num_frames", NUM_FRAMES)),
-                        train=train, seed=int(cfg.get("seed", 0)))
+                        train=train, seed=int(cfg.get("seed", 0)), mirror=float(cfg.get("mirror") or 0.0),
+                        dominant_hand=bool(cfg.get("dominant_hand")))
 
 
 def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:

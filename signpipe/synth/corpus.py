@@ -13,14 +13,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from signpipe.jobs import die_with_parent
 from signpipe.keypoints.layout import HAND_SLICES
+from signpipe.logs import track
 from signpipe.names import video_file
 from signpipe.shards import atomic_path, write_csv
 from signpipe.synth.classes import SignClass, make_classes
-from signpipe.synth.pose import Pose, Signer, clean_pose, make_signer, make_variation, num_frames
+from signpipe.synth.pose import (
+    Pose, Signer, clean_pose, left_handed, make_signer, make_variation, mirror_pose, num_frames,
+)
 from signpipe.synth.render import render, write_video
 
 CORPUS_COLUMNS = ["video_id", "path", "keypoints", "label", "gloss", "split", "signer", "frame_start",
@@ -41,6 +43,9 @@ class VideoSpec:
     height: int
     fps: float
     seed: int
+    hand_miss: float = 0.0
+    hand_miss_burst: float = 8.0
+    left_handed: float = 0.0
 
 
 def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
@@ -50,20 +55,38 @@ def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
 
 
 def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
-    """The signer and the clean pose (the drawn truth) of one clip."""
+    """The signer and the clean pose (the drawn truth) of one clip; mirrored for a left-handed signer."""
     signer = make_signer(spec.signer, spec.seed, spec.width, spec.height)
     variation = make_variation(video_rng(spec, 0))
     length = num_frames(spec.frames, signer, variation)
-    return signer, clean_pose(spec.sign, signer, variation, length, spec.width, spec.height)
+    pose = clean_pose(spec.sign, signer, variation, length, spec.width, spec.height)
+    return signer, mirror_pose(pose, spec.width) if left_handed(spec.signer, spec.left_handed) else pose
 
 
-def detector_noise(pose: Pose, rng: np.random.Generator, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def missed_hands(length: int, rng: np.random.Generator, miss: float, burst: float) -> np.ndarray:
+    """(T, 2) bool: frames where a detector misses each hand, as a two-state Markov chain per hand
+    whose stationary share of misses is ``miss`` and whose runs of misses last ``burst`` frames
+    on average (real detectors lose a hand for stretches: in motion blur, at the frame edge)."""
+    leave = 1.0 / max(burst, 1.0)                              # miss -> hit
+    enter = min(miss * leave / max(1.0 - miss, 1e-9), 1.0)     # hit -> miss: keeps the share at ``miss``
+    missed = np.zeros((length, 2), bool)
+    state = rng.random(2) < miss
+    draws = rng.random((length, 2))
+    for t in range(length):
+        missed[t] = state
+        state = np.where(state, draws[t] >= leave, draws[t] < enter)
+    return missed
+
+
+def detector_noise(pose: Pose, rng: np.random.Generator, width: int, height: int, hand_miss: float = 0.0,
+                   hand_miss_burst: float = 8.0) -> tuple[np.ndarray, np.ndarray]:
     """Keypoints as a pose detector would report them: the clean pose plus noise.
 
     Gaussian jitter of 0.7% of the larger image side (1.8 px at 256 x 192); about 3% of the
     points with a low score (0.1-0.5) and 4x the error; in a third of the clips one hand lost
-    for 2-5 frames; other scores uniform in 0.75-1. Off-image points, legs and feet get score 0
-    and xy 0.
+    for 2-5 frames; other scores uniform in 0.75-1. With ``hand_miss`` > 0 each hand is also
+    missed in that share of the frames, in bursts (:func:`missed_hands`). Off-image points,
+    legs and feet get score 0 and xy 0.
     Returns xy (T, 133, 2) float32 in video pixels and score (T, 133) float32 in [0, 1].
     """
     sigma = 0.007 * max(width, height)
@@ -78,6 +101,10 @@ def detector_noise(pose: Pose, rng: np.random.Generator, width: int, height: int
         span = int(rng.integers(2, 6))
         start = int(rng.integers(0, max(len(detected) - span, 1)))
         detected[start:start + span, HAND_SLICES[rng.integers(2)]] = False
+    if hand_miss > 0:
+        missed = missed_hands(len(detected), rng, hand_miss, hand_miss_burst)
+        for hand, part in enumerate(HAND_SLICES):
+            detected[missed[:, hand], part] = False
     xy = np.clip(xy, 0.0, [width - 1, height - 1])
     xy[~detected] = 0.0
     score[~detected] = 0.0
@@ -101,7 +128,7 @@ def make_video(spec: VideoSpec, out_dir: Path) -> dict:
     video = video_file("videos", spec.video_id, ".mp4")
     keypoints = video_file("keypoints", spec.video_id, ".npz")
     write_video(render(pose, signer, spec.width, spec.height), out_dir / video, spec.fps)
-    xy, score = detector_noise(pose, video_rng(spec, 1), spec.width, spec.height)
+    xy, score = detector_noise(pose, video_rng(spec, 1), spec.width, spec.height, spec.hand_miss, spec.hand_miss_burst)
     write_npz(out_dir / keypoints, xy=xy, score=score)
     return {"video_id": spec.video_id, "path": video.as_posix(), "keypoints": keypoints.as_posix(),
             "label": spec.sign.label, "gloss": spec.sign.gloss, "split": spec.split, "signer": spec.signer,
@@ -133,10 +160,16 @@ def _check_at_least(name: str, value: float, low: float) -> None:
 
 def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, frames: int = 32,
                  width: int = 256, height: int = 192, fps: float = 25.0, val_signers: int = 1,
-                 test_signers: int = 1, seed: int = 0) -> list[VideoSpec]:
+                 test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0, hand_miss_burst: float = 8.0,
+                 left_handed: float = 0.0) -> list[VideoSpec]:
     """The clips of a corpus, ordered by signer, class, repeat; raises ValueError naming a bad argument."""
-    for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1)):
+    for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1),
+                             ("hand_miss_burst", hand_miss_burst, 1)):
         _check_at_least(name, value, low)
+    if not 0 <= hand_miss < 1:
+        raise ValueError(f"hand_miss={hand_miss}: must be in [0, 1)")
+    if not 0 <= left_handed <= 1:
+        raise ValueError(f"left_handed={left_handed}: must be in [0, 1]")
     for name, value in (("width", width), ("height", height)):
         _check_at_least(name, value, 32)
         if value % 2:
@@ -147,15 +180,16 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
     digits_r = len(str(repeats - 1))
     return [
         VideoSpec(f"s{s:0{digits_s}d}_c{c.label:0{digits_c}d}_r{r:0{digits_r}d}", c, s, r, splits[s],
-                  frames, width, height, fps, seed)
+                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed)
         for s in range(signers) for c in classes for r in range(repeats)
     ]
 
 
 def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, repeats: int = 3,
                 frames: int = 32, width: int = 256, height: int = 192, fps: float = 25.0,
-                val_signers: int = 1, test_signers: int = 1, seed: int = 0,
-                workers: int = 1, progress: bool = True) -> pd.DataFrame:
+                val_signers: int = 1, test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0,
+                hand_miss_burst: float = 8.0, left_handed: float = 0.0, workers: int = 1,
+                progress: bool = True) -> pd.DataFrame:
     """Generate the synthetic ISLR corpus under ``out_dir`` and return its table (one row per clip).
 
     Writes ``videos/{video_id}.mp4`` (H.264), ``keypoints/{video_id}.npz`` (``xy`` (T, 133, 2)
@@ -165,9 +199,15 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     stretched by its signer's speed and its repeat's timing, within ±25% (``num_frames``
     column). Splits are by signer: the last ``test_signers`` are test, the ``val_signers``
     before them val. The same arguments give the same files whatever ``workers`` is.
+
+    Real detectors: ``hand_miss`` (0) is the share of frames in which each hand's keypoints are
+    missed, in bursts of ``hand_miss_burst`` frames on average (real MediaPipe landmarks of short
+    signs: about half the hand tokens); ``left_handed`` (0) the share of signers who sign with
+    the left hand (every 1/share-th signer; their clips are mirror images).
     """
     _check_at_least("workers", workers, 1)
-    specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed)
+    specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed,
+                         hand_miss, hand_miss_burst, left_handed)
     out_dir = Path(out_dir)
     jobs = [(spec, out_dir) for spec in specs]
     with contextlib.ExitStack() as stack:
@@ -176,7 +216,7 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
             results = pool.imap(_make_video_job, jobs, chunksize=4)
         else:
             results = map(_make_video_job, jobs)
-        rows = list(tqdm(results, total=len(jobs), desc="synth videos", unit="video", disable=not progress))
+        rows = list(track(results, total=len(jobs), desc="synth videos", unit="video", disable=not progress))
     classes = [spec.sign for spec in specs if spec.signer == 0 and spec.repeat == 0]
     table = pd.DataFrame([{"label": c.label, "gloss": c.gloss, "confusing_with": c.confusing_with} for c in classes])
     write_csv(table, out_dir / "classes.csv")

@@ -6,6 +6,8 @@ camera; the projection to the image is orthographic. Each arm is a 3D two-bone c
 by inverse kinematics toward its wrist target, each hand is 21 joints from finger-chain
 kinematics rotated at the wrist, and the face is the 68 iBUG points on the head ellipse.
 The left side is computed as a mirrored right side, so both hands are built by the same code.
+Signs are made with the right hand dominant; a left-handed signer's clip is the mirror image of
+the whole pose (:func:`mirror_pose`), as a left-handed person signs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from signpipe.keypoints.layout import NUM_KEYPOINTS, PARTS
+from signpipe.keypoints.layout import FLIP_PERMUTATION, NUM_KEYPOINTS, PARTS
 from signpipe.synth.classes import EXPRESSIONS, HAND_SHAPES, LOCATIONS, PALMS, SignClass
 
 SKIN_TONES = ((255, 224, 196), (241, 194, 160), (224, 172, 120), (198, 134, 66),
@@ -363,3 +365,20 @@ def clean_pose(cls: SignClass, signer: Signer, variation: Variation, length: int
                      np.full(length, head_a * signer.scale), np.full(length, head_b * signer.scale),
                      np.degrees(head_tilt)], axis=-1)
     return Pose(xy=xy, z=units[..., 2], visible=visible, head=head)
+
+
+def left_handed(index: int, share: float) -> bool:
+    """Whether signer ``index`` signs left-handed when a ``share`` of the signers do: every
+    (1 / share)-th signer, so any run of signers (a split) holds its share, rounded."""
+    return int((index + 1) * share + 1e-9) > int(index * share + 1e-9)
+
+
+def mirror_pose(pose: Pose, width: int) -> Pose:
+    """The mirror image of a clip's pose in a ``width``-pixel frame: x flipped, left and right
+    points swapped (``FLIP_PERMUTATION``), the head tilted the other way."""
+    xy = pose.xy[:, FLIP_PERMUTATION].copy()
+    xy[..., 0] = width - 1 - xy[..., 0]
+    head = pose.head.copy()
+    head[:, 0] = width - 1 - head[:, 0]
+    head[:, 4] = -head[:, 4]
+    return Pose(xy=xy, z=pose.z[:, FLIP_PERMUTATION], visible=pose.visible[:, FLIP_PERMUTATION], head=head)
