@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from signpipe.data import NUM_FRAMES
+from signpipe.handmodel import HandModel
 from signpipe.models import MODELS, ModelSpec, Phase, model_code, model_spec
 from signpipe.predictions import SplitPredictions, write_predictions
 from signpipe.train import (
@@ -156,7 +157,8 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, last.batch_size, last.device))
               for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
-                      {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}})
+                      {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},
+                      hand_model_used(model, pretrained))
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     if spec.figures is not None:
@@ -166,6 +168,18 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     result = {f"{split}_acc": accuracy(p.logits, p.label) for split, p in splits.items()}
     log.info("finetune %s: %s", model_name, result)
     return result
+
+
+def hand_model_used(model: nn.Module, pretrained: str | os.PathLike | None = None) -> str | None:
+    """"mano" or "open" (signpipe's hand in place of MANO): the hand model ``model`` decodes through
+    (HMA), else the one its pre-trained encoder was trained with (SignBERT's ``signbert.pt``);
+    None when no hand model was involved."""
+    layers = [module for module in model.modules() if isinstance(module, HandModel)]
+    if layers:
+        return "mano" if layers[0].licensed else "open"
+    if pretrained:
+        return torch.load(pretrained, map_location="cpu", weights_only=True).get("hand_model")
+    return None
 
 
 def _by_stage(spec: ModelSpec, shards: Mapping[str, Sequence[str | os.PathLike]] | Sequence[str | os.PathLike]

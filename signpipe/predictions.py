@@ -7,6 +7,8 @@ analysis need no re-run)::
     /<split>/label     (N,) int64
     /<split>/video_id  (N,) str
     @schema "signpipe/predictions/1", @model, @num_classes, @config (JSON)
+    @hand_model "open" | "mano"  (only for models that went through a hand model: HMA's decoder,
+                                  SignBERT's pre-training; "open" = signpipe's hand, not MANO)
 """
 
 from __future__ import annotations
@@ -36,12 +38,16 @@ class SplitPredictions:
 
 
 def write_predictions(path: str | os.PathLike, splits: Mapping[str, SplitPredictions], model: str,
-                      num_classes: int, config: Mapping[str, Any] | None = None) -> None:
-    """Write the predictions of each split atomically."""
+                      num_classes: int, config: Mapping[str, Any] | None = None,
+                      hand_model: str | None = None) -> None:
+    """Write the predictions of each split atomically; ``hand_model`` ("open" | "mano") when the
+    model went through one."""
     with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"schema": SCHEMA, "model": model, "num_classes": num_classes,
                         "created_by": f"signpipe {signpipe.__version__}",
                         "config": json.dumps(dict(config or {}), sort_keys=True, default=str)})
+        if hand_model is not None:
+            f.attrs["hand_model"] = hand_model
         for name, split in splits.items():
             if len(split.logits) and split.logits.shape[1] != num_classes:
                 raise ValueError(f"{name}: logits have {split.logits.shape[1]} classes, expected {num_classes}")

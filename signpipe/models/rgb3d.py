@@ -4,7 +4,8 @@ torchvision's video ResNets (``r3d_18`` by default; ``mc3_18``, ``r2plus1d_18``)
 ``weights=None``: nothing is ever downloaded. ``checkpoint`` in the config may name a local
 state dict (e.g. Kinetics-400 weights saved from torchvision on a machine with internet); it is
 loaded into the network except for a classifier of another shape, and a missing file is an
-error naming the config key.
+error naming the config key. The papers' RGB partner is Kinetics-pretrained, so without a
+checkpoint the network starts from random weights and a warning says H+R will not reach the paper.
 
 Input clips come from frames shards with the same temporal sampling as every signpipe model
 (32 frames, random segments in training, centred at test). Each video's frames are resized so
@@ -18,6 +19,7 @@ size; the CPU demo uses less), ``num_frames`` (32), ``checkpoint`` (null), ``see
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +33,8 @@ from torchvision.models import video
 
 from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
 from signpipe.models import ModelSpec, Shards
+
+log = logging.getLogger(__name__)
 
 ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
@@ -108,10 +112,13 @@ def load_checkpoint(model: RGB3D, path: str | os.PathLike) -> None:
 
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
-    """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` when set."""
+    """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` when set, else random (with a warning)."""
     model = RGB3D(num_classes, str(cfg.get("arch", "r3d_18")))
     if cfg.get("checkpoint"):
         load_checkpoint(model, cfg["checkpoint"])
+    else:
+        log.warning("rgb3d: no finetune.rgb3d.checkpoint, so the network starts from random weights; the papers' "
+                    "RGB partner is Kinetics-pretrained and H+R will not reach their numbers (docs/models.md)")
     return model
 
 
