@@ -243,6 +243,25 @@ def test_spatial_loss_is_wrist_relative_l1_with_epsilon_inclusive():
     assert float(spatial_consistency_loss(predicted, one)) == 0.0
 
 
+def test_spa_scale_measures_the_spatial_loss_in_pixels_of_a_256_crop():
+    pose = torch.zeros(1, 1, 1, 21, 3)
+    pose[..., [0, 8], 2] = 1.0                                 # wrist and index tip confident
+    pose[..., 8, :2] = torch.tensor([0.25, -0.5])              # normalised crop units
+    predicted = torch.zeros(1, 1, 1, 21, 2)
+    predicted[..., 8, :] = torch.tensor([0.25 + 1 / 128, -0.5 - 2 / 128])  # 1 px, 2 px off in a 256-px crop
+    assert float(spatial_consistency_loss(predicted, pose)) == pytest.approx(3 / 128)
+    assert float(spatial_consistency_loss(predicted, pose, scale=128.0)) == pytest.approx(3.0)  # pixels
+    assert HMAConfig().spa_scale == 1.0
+    model = tiny(spa_scale=128.0)
+    batch = {"crop": random_crops(), "pose": torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.ones(2, 4, 2, 21, 1)],
+                                                      dim=-1), "label": torch.tensor([1, 2])}
+    scaled = SPEC.losses(model, batch)[0]
+    model.config = HMAConfig.from_settings(TINY)
+    plain = SPEC.losses(model, batch)[0]
+    assert float(scaled["spa"]) == pytest.approx(128 * float(plain["spa"]), rel=1e-5)
+    assert float(scaled["reg"]) == pytest.approx(float(plain["reg"]))  # only eq. 6 changes units
+
+
 def test_regularisation_is_theta_squared_plus_w_beta_beta_squared():
     theta = torch.zeros(1, 2, 2, 6)
     beta = torch.zeros(1, 2, 2, 10)

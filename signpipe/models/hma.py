@@ -96,7 +96,8 @@ class HMAConfig:
     module: ``gcn_layers`` [[channels, temporal stride], ...], ``temporal_kernel`` (9),
     ``partition`` (spatial | uniform), ``hand_fusion`` (graph | logits), ``joint_frame``
     (model | camera), ``dropout``. Losses: ``epsilon`` (0.4), ``w_beta`` (10), ``alpha``
-    (1, 2.5, 4), ``temporal_groups``, ``reduction`` (frame | sum | mean).
+    (1, 2.5, 4), ``temporal_groups``, ``reduction`` (frame | sum | mean), ``spa_scale`` (1: L_spa in
+    the normalised crop units; 128: in pixels of the paper's 256-px crop).
     """
 
     arch: str = "resnet34"
@@ -118,6 +119,7 @@ class HMAConfig:
     alpha: tuple[float, float, float] = ALPHA
     temporal_groups: tuple[tuple[int, ...], ...] = TEMPORAL_GROUPS
     reduction: str = "frame"
+    spa_scale: float = 1.0
 
     def __post_init__(self) -> None:
         for key, value, known in (("arch", self.arch, tuple(ARCHS)), ("partition", self.partition, PARTITIONS),
@@ -455,18 +457,20 @@ def _reduce(terms: Tensor, count: Tensor | float, reduction: str, joints: bool =
 
 
 def spatial_consistency_loss(joints2d: Tensor, pose: Tensor, epsilon: float = EPSILON, root: int = ROOT,
-                             reduction: str = "sum") -> Tensor:
+                             reduction: str = "sum", scale: float = 1.0) -> Tensor:
     """Eq. 6: ``sum_t sum_j 1(c(t, j) >= epsilon) ||J~2D(t, j) - J2D(t, j)||_1``, root-relative.
 
     joints2d (B, ..., 21, 2) projected; pose (B, ..., 21, 3) the pseudo-label (x, y, c) in the same
     units. Both are taken relative to their root joint (the wrist), so a translated prediction of
-    the right shape costs nothing; a joint counts when it and the root have c >= epsilon.
+    the right shape costs nothing; a joint counts when it and the root have c >= epsilon. ``scale``
+    converts those units to the loss's (e.g. 128: normalised crop units to pixels of a 256-px
+    crop); the L1 norm makes it a factor on the loss.
     """
     predicted = joints2d.float() - joints2d[..., root:root + 1, :].float()
     target = pose[..., :2] - pose[..., root:root + 1, :2]
     confidence = pose[..., 2]
     counted = (confidence >= epsilon) & (confidence[..., root:root + 1] >= epsilon)
-    error = (predicted - target).abs().sum(-1) * counted
+    error = scale * (predicted - target).abs().sum(-1) * counted
     return _reduce(error, counted.sum(), reduction)
 
 
@@ -499,7 +503,8 @@ def hma_losses(output: HMAOutput, batch: Mapping[str, Any], config: HMAConfig) -
     """The four terms of eq. 9, by name: ce (L_cla), spa, tem, reg; weighted by ``loss_weights``."""
     return {
         "ce": F.cross_entropy(output.logits.float(), batch["label"]),
-        "spa": spatial_consistency_loss(output.joints2d, batch["pose"], config.epsilon, ROOT, config.reduction),
+        "spa": spatial_consistency_loss(output.joints2d, batch["pose"], config.epsilon, ROOT, config.reduction,
+                                        config.spa_scale),
         "tem": temporal_consistency_loss(output.joints3d, config.alpha, config.temporal_groups, config.reduction),
         "reg": regularisation_loss(output.latent.theta, output.latent.beta, config.w_beta, config.reduction),
     }
