@@ -4,19 +4,28 @@ The demo generator's confusing class pairs differ only in the face, the non-manu
 GLE-Net exists for. Both models read the same frames shards with the same input pipeline and
 train for the same number of epochs (GLE-Net: ``--epochs`` per phase, streams then joint; the
 baseline: twice ``--epochs`` in one run), with the same optimiser, over ``--seeds`` seeds. Test
-top-1 on all classes and on the confusing ones (``corpus/confusing.txt``) is reported per seed
-and as the seed mean. The attention memory is measured apart, in a fresh process per setting:
+top-1 on all classes and on the confusing ones (``corpus/classes.csv``: the classes with a
+partner) is reported per seed and as the seed mean. The attention memory is measured apart, in a fresh process per setting:
 forward and backward of the global enhancement module at the pool2 shape of ``--attention-shape``
 (default the paper's: C 256, T 8, 56 x 56 for 32 frames of 224 px), with its keys and values
 pooled by ``--attention-stride``.
 
     python benchmarks/glenet.py                                   # demo shards under results/demo
     python benchmarks/glenet.py --side 64 --width 16 --epochs 8 --optimizer adam --lr 1e-3 --schedule cosine
+    python benchmarks/glenet.py --frames R/gle/frames --corpus R/gle/corpus --manifest R/gle/corpus/corpus.csv ...
+
+(the last on a larger generated corpus, built by Snakemake from a config file; docs/glenet.md).
+It also checks what the local stream enlarges: the mean magnification (``region_magnification``)
+of the test clips' face and hands under the trained GLE-Net's sampling grids, their boxes read
+from the corpus's keypoint sidecars (1 = as many pixels as in the global stream).
 
 Prints one line per seed and setting, then one JSON line (last): baseline_top1, glenet_top1,
 baseline_confusing_top1, glenet_confusing_top1 (seed means, %), samples_per_s (GLE-Net
-training), the same top-1s on the validation signer (``*_val_*``), peak_rss_mb (this process), attention_peak_mb (the module at the given shape), and
-the per-seed numbers and settings.
+training), the same top-1s on the validation signer (``*_val_*``), the face top-1s
+(``*_face_top1``: of the confusing test videos predicted within their pair, the share with the
+right face; 50 = the face ignored; partners from ``classes.csv``), glenet_face_magnification and
+glenet_hands_magnification, peak_rss_mb (this process), attention_peak_mb (the module at the
+given shape), and the per-seed numbers and settings.
 """
 
 from __future__ import annotations
@@ -78,14 +87,71 @@ def attention_peak_mb(shape: tuple[int, int, int, int], stride: int, explicit: b
     return queue.get()
 
 
-def test_top1(logits: np.ndarray, labels: np.ndarray, confusing: np.ndarray) -> tuple[float, float]:
-    right = logits.argmax(1) == labels
-    keep = np.isin(labels, confusing)
-    return 100 * float(right.mean()), 100 * float(right[keep].mean())
+def test_top1(logits: np.ndarray, labels: np.ndarray, partner: np.ndarray) -> tuple[float, float, float]:
+    """Top-1 (%) on all videos, on the confusing ones, and the *face* top-1: of the confusing videos
+    predicted as their class or its partner (the hands right), the share with the right face; 50
+    means the face is ignored. ``partner[label]``: the confusing partner of each class, -1 none."""
+    predicted = logits.argmax(1)
+    right = predicted == labels
+    keep = partner[labels] >= 0
+    pair = keep & (right | (predicted == partner[labels]))
+    face = 100 * float(right[pair].mean()) if pair.any() else float("nan")
+    return 100 * float(right.mean()), 100 * float(right[keep].mean()), face
 
 
-def run_seed(seed: int, shards: list[str], classes: int, confusing: np.ndarray, args: argparse.Namespace,
-             work: Path) -> dict[str, float]:
+FACE, HANDS = slice(23, 91), slice(91, 133)
+"""COCO-WholeBody indices of the 68 face points and the two hands' 42 (the corpus's keypoint sidecars)."""
+
+
+def part_boxes(xy: np.ndarray, score: np.ndarray, frames: np.ndarray, part: slice, src_hw: tuple[int, int],
+               short_side: int, crop: int) -> np.ndarray:
+    """Box (x0, y0, x1, y1) in [0, 1] of the test crop around a part's confident points, per frame (T, 4):
+    the keypoints mapped as ``scale_crop`` maps the frame (short side, then the centred crop)."""
+    h, w = src_hw
+    scale = short_side / min(h, w)
+    top = (max(short_side, round(h * scale)) - crop) // 2
+    left = (max(short_side, round(w * scale)) - crop) // 2
+    boxes = []
+    for frame in frames:
+        points = xy[frame, part][score[frame, part] > 0.3] * scale - [left, top]
+        if not len(points):
+            points = np.full((1, 2), np.nan)
+        boxes.append(np.r_[points.min(0), points.max(0)] / crop)
+    return np.clip(np.array(boxes), 0, 1)
+
+
+def magnification(model, data, corpus: Path, short_side: int, crop: int, batch: int = 8) -> dict[str, float]:
+    """Mean magnification (``region_magnification``) the local stream's grids give the face and the
+    hands of the test clips: > 1 means the local stream sees them with more pixels than the global one."""
+    import h5py
+    import torch
+
+    from signpipe.models.glenet import region_magnification
+
+    model.eval()
+    values = {"face": [], "hands": []}
+    for start in range(0, len(data), batch):
+        items = data.__getitems__(list(range(start, min(start + batch, len(data)))))
+        with torch.no_grad():
+            grid = model(torch.stack([item["jpeg"] for item in items])).grid                # (B, T', H', W', 2)
+        for n, item in enumerate(items):
+            keypoints = np.load(corpus / "keypoints" / f"{item['video_id']}.npz")
+            groups = np.array_split(np.asarray(item["frames"]), grid.shape[1])             # the frames of each T' step
+            row = data.index.iloc[start + n]
+            with h5py.File(row["path"]) as shard:
+                src_hw = int(shard["height"][row["start"]]), int(shard["width"][row["start"]])
+            for name, part in (("face", FACE), ("hands", HANDS)):
+                boxes = np.array([np.r_[np.nanmin(b[:, :2], 0), np.nanmax(b[:, 2:], 0)] for b in
+                                  (part_boxes(keypoints["xy"], keypoints["score"], g, part, src_hw, short_side, crop)
+                                   for g in groups)])
+                ok = ~np.isnan(boxes).any(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+                if ok.any():
+                    values[name] += region_magnification(grid[n][ok], torch.from_numpy(boxes[ok]).float()).tolist()
+    return {name: float(np.mean(part)) for name, part in values.items()}
+
+
+def run_seed(seed: int, shards: list[str], classes: int, partner: np.ndarray, corpus_dir: Path,
+             args: argparse.Namespace, work: Path) -> dict[str, float]:
     import torch
     import torch.nn.functional as F
 
@@ -102,8 +168,12 @@ def run_seed(seed: int, shards: list[str], classes: int, confusing: np.ndarray, 
     finetune("glenet", shards, work / f"glenet{seed}", classes, cfg)
     glenet_seconds = time.perf_counter() - started
     splits, _ = read_predictions(work / f"glenet{seed}" / "predictions.h5")
-    glenet = test_top1(splits["test"].logits, splits["test"].label, confusing)
-    glenet_val = test_top1(splits["val"].logits, splits["val"].label, confusing)
+    glenet = test_top1(splits["test"].logits, splits["test"].label, partner)
+    glenet_val = test_top1(splits["val"].logits, splits["val"].label, partner)
+    model = SPEC.build(classes, block)
+    model.load_state_dict(torch.load(work / f"glenet{seed}" / "joint" / "checkpoint.pt", weights_only=True)["model"])
+    test_set = SPEC.dataset({"frames": shards}, "test", False, block)
+    enlarged = magnification(model, test_set, corpus_dir, block["short_side"], block["test_crop"])
     import pandas as pd
 
     log = pd.read_csv(work / f"glenet{seed}" / "log.csv")
@@ -129,13 +199,15 @@ def run_seed(seed: int, shards: list[str], classes: int, confusing: np.ndarray, 
     fit(model, step, sets["train"], work / f"baseline{seed}", training, evaluate, progress=False)
     baseline_seconds = time.perf_counter() - started
     logits, labels, _ = predict(model, sets["test"], lambda m, b: m(b["jpeg"]), training.batch_size, "cpu")
-    baseline = test_top1(logits, labels, confusing)
+    baseline = test_top1(logits, labels, partner)
     logits, labels, _ = predict(model, sets["val"], lambda m, b: m(b["jpeg"]), training.batch_size, "cpu")
-    baseline_val = test_top1(logits, labels, confusing)
+    baseline_val = test_top1(logits, labels, partner)
     row = {"seed": seed, "baseline_top1": baseline[0], "glenet_top1": glenet[0],
            "baseline_confusing_top1": baseline[1], "glenet_confusing_top1": glenet[1],
            "baseline_val_top1": baseline_val[0], "glenet_val_top1": glenet_val[0],
            "baseline_val_confusing_top1": baseline_val[1], "glenet_val_confusing_top1": glenet_val[1],
+           "baseline_face_top1": baseline[2], "glenet_face_top1": glenet[2],
+           "glenet_face_magnification": enlarged["face"], "glenet_hands_magnification": enlarged["hands"],
            "glenet_samples_per_s": float(log["samples_per_s"].mean()), "glenet_seconds": glenet_seconds,
            "baseline_seconds": baseline_seconds}
     print(json.dumps(row), flush=True)
@@ -146,7 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--frames", default=str(REPO / "results" / "demo" / "frames"), help="folder of frames shards")
-    parser.add_argument("--corpus", default=str(REPO / "results" / "demo" / "corpus"), help="folder with confusing.txt")
+    parser.add_argument("--corpus", default=str(REPO / "results" / "demo" / "corpus"), help="the corpus folder: classes.csv, keypoints/")
     parser.add_argument("--manifest", default=str(REPO / "results" / "demo" / "manifest.csv"))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=4, help="per GLE-Net phase; the baseline trains twice as many")
@@ -165,12 +237,15 @@ def main() -> None:
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
+    parser.add_argument("--keep", help="folder to keep the runs in (logs, checkpoints, saliency.png); default: "
+                        "a temporary one, deleted")
     args = parser.parse_args()
 
     import torch
 
+    import pandas as pd
+
     from signpipe.finetune import num_classes
-    from signpipe.metrics import read_classes
 
     torch.set_num_threads(args.threads)
     shape = tuple(int(v) for v in args.attention_shape.split(","))
@@ -182,21 +257,24 @@ def main() -> None:
     if not args.skip_training:
         shards = sorted(glob.glob(os.path.join(args.frames, "*.h5")))
         classes = num_classes(args.manifest)
-        confusing = read_classes(Path(args.corpus) / "confusing.txt")
+        partner = pd.read_csv(Path(args.corpus) / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         with tempfile.TemporaryDirectory(prefix="glenet-bench-") as work:
-            rows = [run_seed(seed, shards, classes, confusing, args, Path(work)) for seed in range(args.seeds)]
+            work = Path(args.keep or work)
+            rows = [run_seed(seed, shards, classes, partner, Path(args.corpus), args, work)
+                    for seed in range(args.seeds)]
     mean = {key: float(np.mean([row[key] for row in rows])) if rows else float("nan")
             for key in ("baseline_top1", "glenet_top1", "baseline_confusing_top1", "glenet_confusing_top1",
                         "baseline_val_top1", "glenet_val_top1", "baseline_val_confusing_top1",
-                        "glenet_val_confusing_top1", "glenet_samples_per_s")}
+                        "glenet_val_confusing_top1", "baseline_face_top1", "glenet_face_top1",
+                        "glenet_samples_per_s", "glenet_face_magnification", "glenet_hands_magnification")}
     print(json.dumps({
         "baseline_top1": mean["baseline_top1"], "glenet_top1": mean["glenet_top1"],
         "baseline_confusing_top1": mean["baseline_confusing_top1"],
         "glenet_confusing_top1": mean["glenet_confusing_top1"], "samples_per_s": mean["glenet_samples_per_s"],
-        **{key: mean[key] for key in mean if "_val_" in key},
+        **{key: mean[key] for key in mean if "_val_" in key or "face" in key or "hands" in key},
         "peak_rss_mb": rss_mb(), "attention_peak_mb": attention["module"]["extra_mb"], "attention": attention,
         "attention_shape": shape, "attention_stride": args.attention_stride, "seeds": rows,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("frames", "corpus", "manifest")}}))
+        "settings": {k: v for k, v in vars(args).items() if k not in ("frames", "corpus", "manifest", "keep")}}))
 
 
 if __name__ == "__main__":

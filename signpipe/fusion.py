@@ -8,7 +8,7 @@ weight, chosen on the VALIDATION split by a small grid search and then applied o
 Everything here reads only ``predictions.h5`` files (``signpipe.predictions``), so it works
 for any set of models. Outputs of one dataset (:func:`fuse`): ``table.csv`` / ``table.md``
 (one row per model alone and per combo; per-instance and per-class top-1/2/5, each class
-subset's top-1/5, in %) and ``confusion.png`` (the best row's confusion matrix); across
+subset's top-1/2/5, in %) and ``confusion.png`` (the best row's confusion matrix); across
 datasets (:func:`summary`): ``summary.csv`` / ``summary.md`` in the papers' layout.
 """
 
@@ -219,6 +219,9 @@ def fuse(predictions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[
 
 SUMMARY_COLUMNS = ("instance_top1", "instance_top5", "class_top1", "class_top5")
 """The columns each dataset gets in the summary, as SignBERT's WLASL/MSASL tables: P-I and P-C top-1/5."""
+SUBSET_SUMMARY_COLUMNS = ("instance_top1", "instance_top2", "instance_top5", "class_top1", "class_top5")
+"""The columns of a dataset with class subsets: GLE-Net's Table 5 adds top-2 to the total (P-I),
+as to each subset."""
 SHORT = {"instance": "P-I", "class": "P-C"}
 
 
@@ -237,17 +240,17 @@ def summary(tables: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike)
     """``out_dir/summary.csv`` and ``summary.md``: one row per method, per dataset its columns.
 
     tables: dataset -> its ``table.csv``. Each dataset contributes per-instance and per-class
-    top-1/top-5 and, where it has class subsets, their top-1/top-5 (GLE-Net's total / confusing /
-    normal layout). A method missing from a dataset leaves empty cells. Column names are
-    ``<dataset> <column>`` in the CSV and ``<dataset> P-I top-1`` etc. in the markdown.
+    top-1/top-5 and, where it has class subsets, per-instance top-2 and every subset's top-k
+    columns (top-1/2/5: GLE-Net's Table 5, total / confusing / normal). A method missing from a
+    dataset leaves empty cells. Column names are ``<dataset> <column>`` in the CSV and
+    ``<dataset> P-I top-1`` etc. in the markdown.
     """
     out_dir = Path(out_dir)
     parts = []
     for ds, path in tables.items():
         table = pd.read_csv(path)
-        subset_columns = [c for c in table.columns if c.endswith(("_top1", "_top5")) and not
-                          c.startswith(("instance_", "class_"))]
-        columns = list(SUMMARY_COLUMNS) + subset_columns
+        subset_columns = [c for c in table.columns if "_top" in c and not c.startswith(("instance_", "class_"))]
+        columns = list(SUBSET_SUMMARY_COLUMNS if subset_columns else SUMMARY_COLUMNS) + subset_columns
         parts.append(table.set_index("method")[columns].rename(columns={c: f"{ds} {c}" for c in columns}))
     if not parts:
         raise ValueError("summary: no tables given")

@@ -80,8 +80,9 @@ def accuracies(scores: np.ndarray, labels: np.ndarray, subsets: Mapping[str, Seq
     """Every reported number (in %) of one model on one split.
 
     Keys: ``instance_top{k}`` and ``class_top{k}`` for k in top_k, then for each subset, and for
-    :data:`REST` (classes in no subset) when subsets are given, ``{name}_top1`` and
-    ``{name}_top5`` (per instance, on the samples of the subset's classes; NaN if none).
+    :data:`REST` (classes in no subset) when subsets are given, ``{name}_top{k}`` for k in top_k
+    (per instance, on the samples of the subset's classes; NaN if none): GLE-Net's Table 5
+    reports top-1/2/5 on the total, confusing and normal words alike.
     """
     labels = np.asarray(labels, np.int64)
     out = {}
@@ -96,6 +97,6 @@ def accuracies(scores: np.ndarray, labels: np.ndarray, subsets: Mapping[str, Seq
         named[REST] = np.setdiff1d(np.arange(np.asarray(scores).shape[1]), listed)
         for name, classes in named.items():
             keep = np.isin(labels, classes)
-            for k in (1, 5):
+            for k in top_k:
                 out[f"{name}_top{k}"] = 100 * topk_accuracy(np.asarray(scores)[keep], labels[keep], k)
     return out

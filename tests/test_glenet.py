@@ -14,7 +14,8 @@ from signpipe.finetune import finetune, phase_settings
 from signpipe.models import model_spec
 from signpipe.models.glenet import (
     SPEC, GLENet, GlobalEnhancement, P3DResNet, build, equation1_weights, forward, inverse_cdf,
-    losses, mutual_promotion_loss, resample, sampling_grid, scale_crop, settings, trilinear_saliency,
+    losses, mutual_promotion_loss, region_magnification, resample, sampling_grid, scale_crop, settings,
+    trilinear_saliency,
 )
 from signpipe.models.rgb3d import resize_crop
 from signpipe.predictions import read_predictions
@@ -83,6 +84,19 @@ def test_a_uniform_saliency_resamples_to_the_identity_grid():
     torch.testing.assert_close(grid, identity, atol=1e-6, rtol=0)
     x = torch.randn(2, 4, 3, 7, 9)
     torch.testing.assert_close(resample(x, grid), x, atol=1e-5, rtol=0)
+
+
+def test_region_magnification_is_1_for_the_identity_and_the_cap_for_a_salient_box():
+    box = torch.tensor([0.25, 0.25, 0.75, 0.5])                                    # x0, y0, x1, y1
+    uniform = sampling_grid(torch.ones(8, 8))
+    assert float(region_magnification(uniform, box)) == pytest.approx(1.0)        # 4/8 columns x 2/8 rows
+    # columns 2 and 3 of 8 (x in [0.25, 0.5]) very salient, capped at 2: they get 4 of the 8 columns
+    saliency = torch.ones(8, 8)
+    saliency[:, 2:4] = 1e3
+    grid = sampling_grid(saliency, max_magnification=2.0)
+    boxes = torch.tensor([[0.25, 0.0, 0.5, 1.0], [0.0, 0.0, 1.0, 1.0]])          # those columns; the whole frame
+    torch.testing.assert_close(region_magnification(grid.expand(2, 8, 8, 2), boxes),
+                               torch.tensor([2.0, 1.0]), atol=1e-6, rtol=0)
 
 
 def test_salient_columns_get_more_samples_up_to_the_cap():
@@ -275,3 +289,48 @@ def test_nmfs_subsets_command_writes_confusing_and_normal(tmp_path, capsys):
     table = accuracies(scores, labels, {"confusing": confusing, "normal": normal})
     assert (table["confusing_top1"], table["normal_top1"], table["instance_top1"]) == (100.0, 0.0, 50.0)
     assert main(["nmfs-subsets", str(tmp_path / "bad"), "--classes", "10", "--confusing", "10"]) == 1
+
+
+def test_nmfs_split_from_the_corpus_lists_reads_signers_and_label_order(tmp_path, capsys):
+    import yaml
+
+    from signpipe.cli import main
+
+    # a release-like layout: class folders named by number, labels 1-based in the train list and
+    # NOT in the sorted folder order (folder "10" is label 2), signers P1-P3 train, P4 test
+    folders = ["7", "10", "3"]
+    train = [f"{folder}/P{signer}_{rep}.mp4 {label}" for label, folder in enumerate(folders, 1)
+             for signer in (1, 2, 3) for rep in range(2)]
+    test = [f"{folder}/P4_{rep}.mp4" for folder in folders for rep in range(2)]
+    (tmp_path / "train.txt").write_text("\n".join(train) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(test) + "\n\n")
+    lists = [str(tmp_path / "train.txt"), str(tmp_path / "test.txt")]
+    pattern = r"(?P<signer>P\d+)_(?P<rep>\d+)"
+    assert main(["nmfs-split", str(tmp_path / "out"), "--lists", *lists, "--pattern", pattern, "--val", "P3"]) == 0
+    keys = yaml.safe_load((tmp_path / "out" / "split.yaml").read_text())
+    assert keys == {"splits": {"train": ["P1", "P2"], "test": ["P4"], "val": ["P3"]}}
+    assert (tmp_path / "out" / "classes.txt").read_text().split() == folders          # the lists' label order
+    out = capsys.readouterr().out
+    assert "note: train: 3 signers, 18 videos; the paper has 8 signers, 25608 videos" in out
+    # a signer in both lists: not a signer split, so no split is written
+    (tmp_path / "test.txt").write_text("7/P1_9.mp4\n")
+    assert main(["nmfs-split", str(tmp_path / "bad"), "--lists", *lists, "--pattern", pattern]) == 1
+    assert not (tmp_path / "bad").exists()
+
+
+def test_nmfs_split_from_test_signers_sends_the_others_to_train(tmp_path):
+    import yaml
+
+    from signpipe.datasets.folder import signer_splits
+    from signpipe.datasets.nmfs_csl import write_split
+
+    paths, notes = write_split(tmp_path, test=["P10", "P09"], val=["P08"])
+    keys = yaml.safe_load(paths["split"].read_text())
+    assert keys == {"splits": {"test": ["P09", "P10"], "val": ["P08"]}, "default_split": "train"}
+    assert notes == [] and "classes" not in paths
+    assert signer_splits(keys, "datasets.nmfs_csl") == {"P09": "test", "P10": "test", "P08": "val"}
+    assert write_split(tmp_path, test=["P10"])[1] == ["1 test signers; the paper has 2"]
+    with pytest.raises(ValueError, match="already test signers"):
+        write_split(tmp_path, test=["P10", "P09"], val=["P09"])
+    with pytest.raises(ValueError, match="either --lists"):
+        write_split(tmp_path)

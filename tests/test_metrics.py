@@ -55,8 +55,20 @@ def test_subsets_and_their_rest(tmp_path) -> None:
     out = accuracies(SCORES, LABELS, {"confusing": read_classes(path)})
     assert out["instance_top1"] == 50.0 and out["class_top1"] == pytest.approx(100 / 3)
     assert out["confusing_top1"] == 0.0 and out["confusing_top5"] == 100.0   # samples 1 and 2
+    assert out["confusing_top2"] == 0.0                                       # both ranked third
     assert out[f"{REST}_top1"] == 100.0                                       # samples 0 and 3
     assert list(accuracies(SCORES, LABELS)) == [f"{n}_top{k}" for n in ("instance", "class") for k in (1, 2, 5)]
     path.write_text("two\n")
     with pytest.raises(ValueError, match=r"confusing.txt:1: expected one integer"):
         read_classes(path)
+
+
+def test_subsets_report_top1_2_5_as_gle_net_table5() -> None:
+    # label ranks by hand: s0 (label 2) 1, s1 (label 1) 1, s2 (label 0) 2, s3 (label 2) 1
+    scores = np.array([[0.1, 0.6, 0.3], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5], [0.6, 0.1, 0.3]])
+    labels = np.array([2, 1, 0, 2])
+    out = accuracies(scores, labels, {"confusing": [2]})
+    assert list(out)[6:] == [f"{n}_top{k}" for n in ("confusing", REST) for k in (1, 2, 5)]
+    assert [out[f"confusing_top{k}"] for k in (1, 2, 5)] == [0.0, 100.0, 100.0]   # samples 0 and 3
+    assert [out[f"{REST}_top{k}"] for k in (1, 2, 5)] == [0.0, 50.0, 100.0]       # samples 1 and 2
+    assert out["instance_top2"] == 75.0

@@ -363,6 +363,21 @@ def resample(x: Tensor, grid: Tensor) -> Tensor:
     return out.reshape(b, t, c, h, w).transpose(1, 2)
 
 
+def region_magnification(grid: Tensor, boxes: Tensor) -> Tensor:
+    """How much a sampling grid enlarges a region: the share of output samples that fall in the
+    box over the share of the input the box covers (1: unchanged, > 1: more pixels, < 1: fewer).
+
+    grid (..., H, W, 2) as :func:`sampling_grid` gives it (separable: columns share x, rows y);
+    boxes (..., 4) as (x0, y0, x1, y1) in [0, 1] of the input. Returns (...,). Used to check that
+    the local stream enlarges the face (benchmarks/glenet.py).
+    """
+    x = (grid[..., 0, :, 0] + 1) / 2                                                     # (..., W)
+    y = (grid[..., :, 0, 1] + 1) / 2                                                     # (..., H)
+    x0, y0, x1, y1 = (b.unsqueeze(-1) for b in boxes.to(grid.dtype).unbind(-1))
+    inside = ((x >= x0) & (x <= x1)).to(grid.dtype).mean(-1) * ((y >= y0) & (y <= y1)).to(grid.dtype).mean(-1)
+    return inside / ((x1 - x0) * (y1 - y0)).squeeze(-1).clamp_min(1e-12)
+
+
 class LocalEnhancement(nn.Module):
     """Eqs. 4-6: saliency from the global stream's Y, upsampled to the local stream's input X,
     then X resampled per time step so salient rows and columns get more pixels.
