@@ -29,8 +29,8 @@ def check_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> N
     import jsonschema
     import yaml
 
-    with open(schema_path) as f:
-        schema = yaml.safe_load(f)
+    with open(schema_path) as f:  # libyaml's loader when present: the schema is parsed at every start
+        schema = yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
