@@ -253,14 +253,8 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
                     kp, error = empty_keypoints(int(entry.length)), describe(err)
                     log.warning("video %s: keypoints failed (%s); kept with undetected keypoints, listed in %s",
                                 entry.video_id, error, quality_csv)
-                rates = detection_rates(kp.score)
-                multi = int((kp.people > 1).sum())
-                writer.add(entry.video_id, entry.label, entry.split, xy=kp.xy.astype(np.float32),
-                           score=kp.score.astype(np.float32),
-                           extra={**{f"rate_{p}": r for p, r in rates.items()}, "multi_person_frames": multi})
-                quality.append({"video_id": entry.video_id, "frames": int(entry.length),
-                                **{f"rate_{p}": round(r, 4) for p, r in rates.items()},
-                                "multi_person_frames": multi, "error": error})
+                quality.append(add_video(writer, entry.video_id, entry.label, entry.split, kp.xy, kp.score,
+                                         multi_person_frames=int((kp.people > 1).sum()), error=error))
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
@@ -272,6 +266,18 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
         log.info("%s: %d videos; mean detection rate %s", keypoints_h5, len(table),
                  ", ".join(f"{p} {table[f'rate_{p}'].mean():.2f}" for p in PART_NAMES))
     return table
+
+
+def add_video(writer: ShardWriter, video_id: str, label: int, split: str, xy: np.ndarray, score: np.ndarray,
+              multi_person_frames: int = 0, error: str = "", extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Add one video's keypoints to a keypoints shard with its per-part detection rates (and any
+    other ``/index`` ``extra``); returns its ``quality.csv`` row."""
+    rates = detection_rates(score)
+    writer.add(video_id, label, split, xy=xy.astype(np.float32, copy=False), score=score.astype(np.float32, copy=False),
+               extra={**{f"rate_{p}": r for p, r in rates.items()}, "multi_person_frames": multi_person_frames,
+                      **(extra or {})})
+    return {"video_id": video_id, "frames": len(xy), **{f"rate_{p}": round(r, 4) for p, r in rates.items()},
+            "multi_person_frames": multi_person_frames, "error": error}
 
 
 def collect_quality(quality_csvs: list[str | os.PathLike], out_csv: str | os.PathLike) -> pd.DataFrame:

@@ -17,16 +17,15 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 import signpipe
 from signpipe.datasets import FRAME_COLUMNS, nominal_frame, read_manifest
 from signpipe.decode import FAILURE_COLUMNS
 from signpipe.decode import INDEX_EXTRA as FRAME_INDEX_EXTRA
-from signpipe.keypoints.quality import PART_NAMES, detection_rates
+from signpipe.keypoints.quality import PART_NAMES
 from signpipe.logs import track
-from signpipe.pose import INDEX_EXTRA, KEYPOINT_ARRAYS, QUALITY_COLUMNS, SCHEMA_VERSION
+from signpipe.pose import INDEX_EXTRA, KEYPOINT_ARRAYS, QUALITY_COLUMNS, SCHEMA_VERSION, add_video
 from signpipe.shards import ShardWriter, write_csv
 
 log = logging.getLogger(__name__)
@@ -82,13 +81,10 @@ def import_shard(manifest_csv: str | os.PathLike, keypoints_h5: str | os.PathLik
                 log.warning("sequence %s: cannot import (%s); left out, listed in %s", video_id, sequence, failures_csv)
                 failures.append((video_id, row["path"], "pose", str(sequence)))
                 continue
-            rates = detection_rates(sequence.score)
             src_width, src_height = sequence.size or (int(row["width"]), int(row["height"]))
-            writer.add(video_id, int(row["label"]), row["split"], xy=sequence.xy.astype(np.float32, copy=False),
-                       score=sequence.score.astype(np.float32, copy=False),
-                       extra={**{f"rate_{p}": r for p, r in rates.items()}, "multi_person_frames": 0,
-                              "fps": sequence.fps or 0.0, "src_width": src_width, "src_height": src_height})
-            quality.append((video_id, len(sequence.xy), *(round(rates[p], 4) for p in PART_NAMES), 0, ""))
+            quality.append(add_video(writer, video_id, int(row["label"]), row["split"], sequence.xy, sequence.score,
+                                     extra={"fps": sequence.fps or 0.0, "src_width": src_width,
+                                            "src_height": src_height}))
     table = pd.DataFrame(quality, columns=QUALITY_COLUMNS)
     write_csv(table, quality_csv)
     write_csv(pd.DataFrame(failures, columns=FAILURE_COLUMNS), failures_csv)
