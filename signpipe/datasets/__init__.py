@@ -232,6 +232,11 @@ def config_path(cfg: Mapping[str, Any], key: str, where: str, kind: str = "file"
     return existing(path, f"{where}.{key}", kind)
 
 
+def text_lines(path: Path) -> list[str]:
+    """The non-empty lines of a text file, stripped: a ``classes`` file's names in label order."""
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def existing(path: Path, what: str, kind: str = "file") -> Path:
     """``path`` if it is an existing file/dir, else an error that names ``what`` and the path."""
     if not path.exists():

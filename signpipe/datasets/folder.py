@@ -21,6 +21,7 @@ from signpipe.datasets import (
     examples,
     no_missing,
     required,
+    text_lines,
     video_extensions,
 )
 
@@ -84,7 +85,7 @@ def class_names(cfg: Mapping[str, Any], root: Path, where: str) -> list[str]:
     if cfg.get("classes") is None:
         return folders
     path = config_path(cfg, "classes", where)
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = text_lines(path)
     not_names = [name for name in names if name in (".", "..") or Path(name).name != name or "\0" in name]
     if not_names:
         raise ValueError(f"{where}.classes: {path} lists {examples(not_names)}, which are not folder names; "

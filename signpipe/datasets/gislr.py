@@ -26,6 +26,7 @@ from signpipe.datasets import (
     examples,
     nominal_frame,
     split_missing,
+    text_lines,
 )
 from signpipe.datasets.folder import signer_splits
 
@@ -78,7 +79,7 @@ def class_labels(cfg: Mapping[str, Any], signs: list[str], where: str) -> dict[s
             raise ValueError(f"{where}.classes: {path} must map each sign to its own integer index >= 0 "
                              "(as sign_to_prediction_index_map.json does)")
         return mapping
-    names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    names = text_lines(path)
     return {sign: label for label, sign in enumerate(names)}
 
 

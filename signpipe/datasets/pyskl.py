@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from signpipe.datasets import FRAME_COLUMNS, SPLITS, config_path, examples, flag, no_missing, nominal_frame
+from signpipe.datasets import FRAME_COLUMNS, SPLITS, config_path, examples, flag, no_missing, nominal_frame, text_lines
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,7 @@ def class_names(cfg: Mapping[str, Any], where: str) -> list[str]:
     """Glosses by label from the ``classes`` file (one per line), else none (the gloss is the label)."""
     if cfg.get("classes") is None:
         return []
-    text = config_path(cfg, "classes", where).read_text(encoding="utf-8")
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return text_lines(config_path(cfg, "classes", where))
 
 
 def safe_id(frame_dir: str) -> str:
