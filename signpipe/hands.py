@@ -320,7 +320,7 @@ def crop_shard(frames_h5: str | os.PathLike | None, keypoints_h5: str | os.PathL
             h5py.File(keypoints_h5, "r") as keypoints:
         kp_index = read_index(keypoints)
         index = read_index(frames) if crops else kp_index
-        if not index[["video_id", "length"]].equals(kp_index[["video_id", "length"]]):
+        if crops and not index[["video_id", "length"]].equals(kp_index[["video_id", "length"]]):
             raise ValueError(f"{keypoints_h5} does not hold the videos and frame counts of {frames_h5}; "
                              "rerun the pose stage for this shard (snakemake --forcerun pose)")
 
