@@ -158,7 +158,7 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
               for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},
-                      hand_model_used(model, pretrained))
+                      hand_model_used(model))
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     if spec.figures is not None:
@@ -170,16 +170,14 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     return result
 
 
-def hand_model_used(model: nn.Module, pretrained: str | os.PathLike | None = None) -> str | None:
+def hand_model_used(model: nn.Module) -> str | None:
     """"mano" or "open" (signpipe's hand in place of MANO): the hand model ``model`` decodes through
-    (HMA), else the one its pre-trained encoder was trained with (SignBERT's ``signbert.pt``);
-    None when no hand model was involved."""
+    (HMA), else the one its pre-trained encoder was trained with (SignBERT's, recorded by its build
+    from ``signbert.pt``); None when no hand model was involved."""
     layers = [module for module in model.modules() if isinstance(module, HandModel)]
     if layers:
         return "mano" if layers[0].licensed else "open"
-    if pretrained:
-        return torch.load(pretrained, map_location="cpu", weights_only=True).get("hand_model")
-    return None
+    return getattr(model, "pretrained_hand_model", None)
 
 
 def _by_stage(spec: ModelSpec, shards: Mapping[str, Sequence[str | os.PathLike]] | Sequence[str | os.PathLike]

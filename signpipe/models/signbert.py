@@ -263,6 +263,8 @@ class SignBERT(nn.Module):
         self.encoder = SignBERTEncoder(arch)
         self.decoder = HandModelAwareDecoder(arch.hidden, hand_model) if num_classes is None else None
         self.head = PredictionHead(arch.hidden, num_classes, arch.dropout, head) if num_classes is not None else None
+        self.pretrained_hand_model: str | None = None
+        """The hand model ("open" or "mano") of the pre-training whose encoder :func:`build` loaded."""
 
     def forward(self, pose: Tensor, present: Tensor | None = None, valid: Tensor | None = None) -> HandLatent | Tensor:
         features = self.encoder(pose, present, valid)
@@ -299,6 +301,7 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> SignBERT:
     model = SignBERT(arch, num_classes, head=cfg.get("head", HEADS[0]))
     if state is not None:
         model.encoder.load_state_dict(state["encoder"])
+        model.pretrained_hand_model = state.get("hand_model")
         log.info("signbert: encoder loaded from %s", cfg["pretrained"])
     return model
 
