@@ -3,23 +3,28 @@
 Late fusion as SignBERT and HMA do it: sum the softmax scores of the fused models per test
 sample; a combo's prediction is the class of the highest sum. Optionally each model gets a
 weight, chosen on the VALIDATION split by a small grid search and then applied once to test
-(never tuned on test: LESSONS 5); the chosen weights are written into the table.
+(never tuned on test: a weight tuned on the test split reports a number no new data would
+reach); the chosen weights are written into the table.
 
 Everything here reads only ``predictions.h5`` files (``signpipe.predictions``), so it works
-for any set of models. Outputs of one dataset (:func:`fuse`): ``table.csv`` / ``table.md``
-(one row per model alone and per combo; per-instance and per-class top-1/2/5, each class
-subset's top-1/2/5, in %) and ``confusion.png`` (the best row's confusion matrix); across
-datasets (:func:`summary`): ``summary.csv`` / ``summary.md`` in the papers' layout.
+for any set of models. Outputs of one dataset (:func:`fuse`): ``table.csv`` / ``table.md`` /
+``table.html`` (one row per model alone and per combo; per-instance and per-class top-1/2/5,
+each class subset's top-1/2/5, in %; the HTML for ``snakemake --report``, with the papers'
+column names and a note on what the run trained) and ``confusion.png`` (the best row's
+confusion matrix, with gloss names); across datasets (:func:`summary`): ``summary.csv`` /
+``summary.md`` / ``summary.html`` in the papers' layout.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +42,9 @@ PAPER_NAMES = {"signbert": "H", "stgcn": "P", "rgb3d": "R", "glenet": "GLE-Net",
 """The papers' letter of each model: hands (SignBERT, HMA), pose (full keypoints), RGB."""
 TABLE = "table.csv"
 TABLE_MD = "table.md"
+TABLE_HTML = "table.html"
+CSV_DIGITS = 4
+"""Decimals of the accuracies (%) in the CSVs: enough for any test split, without float noise (55.00000000000001)."""
 CONFUSION = "confusion.png"
 
 
@@ -164,13 +172,79 @@ def markdown(table: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines) + "\n"
 
 
+HTML_STYLE = ("body{font-family:sans-serif;font-size:13px;margin:8px}"
+              "table{border-collapse:collapse}th,td{padding:3px 8px;border-bottom:1px solid #ddd}"
+              "th{background:#f3f3f3;text-align:center}td{text-align:right}td:first-child{text-align:left}"
+              "p{max-width:60em;color:#333}")
+
+
+def html(table: pd.DataFrame, title: str, notes: Sequence[str] = (), digits: int = 2) -> str:
+    """A standalone HTML page of ``table`` (floats with ``digits`` decimals, NaN empty), its title
+    and notes below: what ``snakemake --report`` shows inline (it offers CSVs only as downloads)."""
+    import html as escape
+
+    body = table.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.{digits}f}")
+    paragraphs = "".join(f"<p>{escape.escape(note)}</p>" for note in notes if note)
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape.escape(title)}</title>"
+            f"<style>{HTML_STYLE}</style></head><body><h3>{escape.escape(title)}</h3>{body}{paragraphs}</body></html>\n")
+
+
+COLUMN_NOTE = ("P-I: per-instance accuracy (share of test videos), P-C: per-class accuracy (mean over the classes "
+               "present in test), in %; top-k: the label is among the k highest scores. Letters as in the papers: "
+               "H = hands (SignBERT, HMA), P = full-body pose (ST-GCN), R = RGB frames (3D-CNN).")
+
+
+def training_note(attrs: Mapping[str, Mapping[str, Any]]) -> str:
+    """What each model trained for, from its predictions.h5 attrs (``config`` JSON, ``train`` per
+    phase): ``Trained for: signbert 2 epochs; glenet 2 epochs in 2 phases (joint 1, streams 1).``;
+    '' when none say."""
+    parts = []
+    for name, own in attrs.items():
+        try:
+            phases = {phase: int(cfg["epochs"]) for phase, cfg in json.loads(own.get("config", "{}"))["train"].items()}
+        except (TypeError, ValueError, KeyError, AttributeError):
+            continue
+        total = sum(phases.values())
+        parts.append(f"{name} {total} epoch{'s' if total != 1 else ''}" + (
+            f" in {len(phases)} phases ({', '.join(f'{phase} {n}' for phase, n in phases.items())})"
+            if len(phases) > 1 else ""))
+    return "Trained for: " + "; ".join(parts) + "." if parts else ""
+
+
 def _write_text(text: str, path: Path) -> None:
     with atomic_path(path, path.suffix) as tmp:
         Path(tmp).write_text(text)
 
 
-def plot_confusion(scores: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str = "") -> None:
-    """PNG of the row-normalised confusion matrix (true class down, predicted across) of scores (N, C)."""
+NAMED_CLASSES = 50
+"""Up to this many classes the confusion matrix names every class on its axes; above, it lists
+the top confusions by name beside the matrix."""
+TOP_CONFUSIONS = 12
+
+
+def confusion_matrix(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Counts (C, C): true class down, predicted class (argmax of scores (N, C)) across."""
+    matrix = np.zeros((scores.shape[1],) * 2)
+    np.add.at(matrix, (labels, scores.argmax(axis=1)), 1)
+    return matrix
+
+
+def top_confusions(matrix: np.ndarray, names: Sequence[str], count: int = TOP_CONFUSIONS) -> list[str]:
+    """The ``count`` largest off-diagonal cells of a count matrix (C, C), as ``true → predicted: n of m``."""
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    cells = [(int(t), int(p)) for t, p in zip(*np.unravel_index(np.argsort(-off, axis=None, kind="stable"), off.shape))
+             if off[t, p] > 0][:count]
+    return [f"{names[t]} → {names[p]}: {off[t, p]:g} of {matrix[t].sum():g}" for t, p in cells]
+
+
+def plot_confusion(scores: np.ndarray, labels: np.ndarray, path: str | os.PathLike, title: str = "",
+                   names: Sequence[str] | None = None) -> None:
+    """PNG of the row-normalised confusion matrix (true class down, predicted across) of scores (N, C).
+
+    ``names`` (C,): the glosses; up to :data:`NAMED_CLASSES` classes they label the axes, above
+    that the most frequent confusions are listed by name beside the matrix.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -178,41 +252,72 @@ def plot_confusion(scores: np.ndarray, labels: np.ndarray, path: str | os.PathLi
     from matplotlib.ticker import MaxNLocator
 
     classes = scores.shape[1]
-    matrix = np.zeros((classes, classes))
-    np.add.at(matrix, (labels, scores.argmax(axis=1)), 1)
-    matrix /= np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = min(12, 3 + classes * 0.2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    names = [str(n) for n in names] if names is not None else [str(c) for c in range(classes)]
+    if len(names) != classes:
+        raise ValueError(f"{path}: {len(names)} class names for {classes} classes")
+    counts = confusion_matrix(scores, labels)
+    matrix = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    named = classes <= NAMED_CLASSES
+    side = min(12, max(3.0, classes * (0.28 if named else 0.2)))
+    labels_in = min(3.0, 0.07 * max(map(len, names))) if named else 0.5  # room for the tick labels, inches
+    fig, ax = plt.subplots(figsize=(side + labels_in + 2 + (0 if named else 4), side + labels_in + 1))
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    if named:
+        ax.set_xticks(range(classes), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(classes), names, fontsize=7)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        lines = top_confusions(counts, names) or ["no confusions"]
+        fig.text(0.70, 0.92, "most frequent confusions\n(true → predicted)\n\n" + "\n".join(lines),
+                 va="top", fontsize=11, family="monospace")
+        fig.subplots_adjust(right=0.66)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title, fontsize=9)
-    fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
+    fig.colorbar(image, ax=ax, fraction=0.046, label="share of the true class")
+    if named:
+        fig.tight_layout()
     save_figure(fig, path)
+
+
+def class_names(manifest: str | os.PathLike, classes: int) -> list[str]:
+    """Gloss of each label 0..classes-1 from a dataset's ``manifest.csv`` (the label as text where
+    the manifest has no gloss for it)."""
+    table = pd.read_csv(manifest, usecols=["label", "gloss"], dtype={"gloss": str}, keep_default_na=False)
+    glosses = table.drop_duplicates("label").set_index("label")["gloss"]
+    return [str(glosses.get(c, "")) or str(c) for c in range(classes)]
 
 
 def fuse(predictions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[str, str | os.PathLike],
          combos: Sequence[Sequence[str]], out_dir: str | os.PathLike,
-         subsets: Mapping[str, str | os.PathLike] | None = None, weights: str = "equal") -> pd.DataFrame:
-    """Write ``out_dir/table.csv``, ``table.md`` and ``confusion.png`` for one dataset's models.
+         subsets: Mapping[str, str | os.PathLike] | None = None, weights: str = "equal",
+         manifest: str | os.PathLike | None = None, notes: Sequence[str] = ()) -> pd.DataFrame:
+    """Write ``out_dir/table.csv``, ``table.md``, ``table.html`` and ``confusion.png`` for one dataset's models.
 
     predictions: see :func:`find_predictions`; subsets: name -> class-list file (e.g.
     ``confusing``: the demo's ``corpus/confusing.txt``); the classes in no subset are reported
     as ``rest`` (NMFs-CSL's 'normal'). The confusion matrix is the best row's by test per-instance
-    top-1 (a picture, not a selection: every row stays in the table).
+    top-1 (a picture, not a selection: every row stays in the table), with the glosses of
+    ``manifest`` (the dataset's manifest.csv) when given. ``notes``: sentences the HTML shows
+    under the table after the column key and each model's epochs.
     """
     out_dir = Path(out_dir)
-    models = {name: read_predictions(path)[0] for name, path in find_predictions(predictions).items()}
+    read = {name: read_predictions(path) for name, path in find_predictions(predictions).items()}
+    models = {name: splits for name, (splits, _) in read.items()}
     classes = {name: read_classes(path) for name, path in (subsets or {}).items()}
     table, fused, labels = fusion_table(models, combos, classes, weights)
-    write_csv(table, out_dir / TABLE)
+    write_csv(table.round(CSV_DIGITS), out_dir / TABLE)
+    pretty = _pretty(table.drop(columns="models"))
     _write_text(markdown(_pretty(table)), out_dir / TABLE_MD)
+    num_classes = next(iter(fused.values())).shape[1]
+    _write_text(html(pretty, f"Test accuracy (%): {len(labels)} test videos, {num_classes} classes",
+                     [COLUMN_NOTE, training_note({name: attrs for name, (_, attrs) in read.items()}), *notes]),
+                out_dir / TABLE_HTML)
     best = table.loc[table["instance_top1"].idxmax()]
     plot_confusion(fused[best["method"]], labels, out_dir / CONFUSION,
-                   f"{best['method']}: test top-1 {best['instance_top1']:.1f}% (weights {best['weights']})")
+                   f"{best['method']}: test top-1 {best['instance_top1']:.1f}% (weights {best['weights']})",
+                   class_names(manifest, num_classes) if manifest else None)
     log.info("%s\n%s", out_dir / TABLE_MD, markdown(_pretty(table)))
     return table
 
@@ -236,8 +341,10 @@ def _pretty(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={c: _short(c) for c in table.columns if "_top" in c})
 
 
-def summary(tables: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike) -> pd.DataFrame:
-    """``out_dir/summary.csv`` and ``summary.md``: one row per method, per dataset its columns.
+def summary(tables: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike,
+            notes: Sequence[str] = ()) -> pd.DataFrame:
+    """``out_dir/summary.csv``, ``summary.md`` and ``summary.html`` (with ``notes`` under it): one
+    row per method, per dataset its columns.
 
     tables: dataset -> its ``table.csv``. Each dataset contributes per-instance and per-class
     top-1/top-5 and, where it has class subsets, per-instance top-2 and every subset's top-k
@@ -256,9 +363,12 @@ def summary(tables: Mapping[str, str | os.PathLike], out_dir: str | os.PathLike)
         raise ValueError("summary: no tables given")
     methods = list(dict.fromkeys(m for part in parts for m in part.index))  # first-seen order, as in the tables
     wide = pd.concat([part.reindex(methods) for part in parts], axis=1).rename_axis("method").reset_index()
-    write_csv(wide, out_dir / "summary.csv")
+    write_csv(wide.round(CSV_DIGITS), out_dir / "summary.csv")
     pretty = wide.rename(columns={c: f"{c.split(' ', 1)[0]} {_short(c.split(' ', 1)[1])}" for c in wide.columns
                                   if c != "method"})
     _write_text(markdown(pretty), out_dir / "summary.md")
+    _write_text(html(pretty, f"Test accuracy (%) of every method on {', '.join(tables)}",
+                     [COLUMN_NOTE, "Empty cells: the method was not run on that dataset.", *notes]),
+                out_dir / "summary.html")
     return wide
 

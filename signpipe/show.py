@@ -268,18 +268,21 @@ NO_SHEETS = "no_{split}_videos.png"
 
 def sample_sheets(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike, count: int = 4,
                   split: str = "test") -> list[Path]:
-    """Contact sheets of the first ``count`` videos of ``split`` (by id) in any of the shards ``paths``.
+    """Contact sheets of ``count`` videos of ``split`` in any of the shards ``paths``, across classes.
 
     Writes ``out_dir/<video_id>.png``, for ``snakemake --report``: a reader sees at a glance whether
-    extraction and cropping worked. When no shard holds a video of ``split``, writes one PNG that
-    says so (``NO_SHEETS``) instead of leaving the folder silently empty.
+    extraction and cropping worked. The videos are picked by :func:`across_classes` (classes spread
+    over the label range, the first video by id of each), so a sheet set shows several signs, not
+    the first class's repeats. When no shard holds a video of ``split``, writes one PNG that says
+    so (``NO_SHEETS``) instead of leaving the folder silently empty.
     """
     out_dir = Path(out_dir)
     found, splits = [], Counter()
     for path in paths:
         with open_hdf5(path) as f:
             index = index_table(f)
-        found += [(video_id, path) for video_id in index.loc[index["split"] == split, "video_id"]]
+        chosen = index.loc[index["split"] == split]
+        found += [(video_id, int(label), path) for video_id, label in zip(chosen["video_id"], chosen["label"])]
         splits.update(index["split"])
     out_dir.mkdir(parents=True, exist_ok=True)
     if not found:
@@ -287,8 +290,24 @@ def sample_sheets(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike
         reason = f"no {split} videos in {len(paths)} shards (they hold {held}): no contact sheets to draw"
         log.warning("%s: %s", out_dir, reason)
         return [_notice(out_dir / NO_SHEETS.format(split=split), reason)]
-    return [contact_sheet(path, video_id, video_file(out_dir, video_id, ".png"))
-            for video_id, path in sorted(found)[:count]]
+    picked = across_classes([(video_id, label) for video_id, label, _ in found], count)
+    where = {video_id: path for video_id, _, path in found}
+    return [contact_sheet(where[video_id], video_id, video_file(out_dir, video_id, ".png")) for video_id in picked]
+
+
+def across_classes(videos: Sequence[tuple[str, int]], count: int) -> list[str]:
+    """``count`` video ids of (video_id, label) pairs, sorted by id: the first video (by id) of
+    ``count`` classes spread evenly over the sorted labels, then second videos if there are fewer
+    classes than ``count``."""
+    by_class: dict[int, list[str]] = {}
+    for video_id, label in sorted(videos, key=lambda v: (v[1], v[0])):
+        by_class.setdefault(label, []).append(video_id)
+    labels = sorted(by_class)
+    spread = dict.fromkeys(labels[int(k)] for k in np.linspace(0, len(labels) - 1, min(count, len(labels))).round())
+    order = [*spread, *(label for label in labels if label not in spread)]
+    ranked = sorted(((rank, order.index(label), video_id) for label in labels
+                     for rank, video_id in enumerate(by_class[label])))
+    return sorted(video_id for *_, video_id in ranked[:count])
 
 
 def _notice(out: Path, text: str) -> Path:

@@ -201,38 +201,95 @@ def save_checkpoint(path: str | os.PathLike, state: Mapping[str, Any]) -> None:
 
 
 def plot_curves(history: pd.DataFrame, path: str | os.PathLike, title: str = "") -> None:
-    """A PNG with one panel for losses (the total and every named term) and one for the other
-    metrics, against the epoch; phases (a ``phase`` column) are counted on and marked."""
+    """Write :func:`curves_figure` of ``history`` as a PNG."""
+    save_figure(curves_figure(history, title), path)
+
+
+def curves_figure(history: pd.DataFrame, title: str = "") -> Any:
+    """A figure with one panel for losses (the total and every named term) and one for the other
+    metrics (accuracies, PCK and AUC in %), against the epoch (integer ticks); terms are named as
+    the papers do (:data:`CURVE_NAMES`), legends sit below the panels, and phases (a ``phase``
+    column) are shaded and named. A pre-training log (``pck20_output``) gets a title line saying
+    whether the reconstruction ended above its masked input."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     history = history.reset_index(drop=True)
     x = np.arange(1, len(history) + 1)
     numeric = [c for c in history.columns if c not in SKIPPED_COLUMNS and pd.api.types.is_numeric_dtype(history[c])]
     losses = [c for c in numeric if "loss" in c]
     others = [c for c in numeric if c not in losses]
-    fig = Figure(figsize=(10, 3.6))
+    percent = [c for c in others if history[c].dropna().between(0, 1).all()]
+    fig = Figure(figsize=(11, 4.8))
     axes = fig.subplots(1, 2)
-    for ax, columns, label in ((axes[0], losses, "loss"), (axes[1], others, "metric")):
+    units = ("value (fractions in %)" if percent != others else
+             "PCK / AUC (%)" if any(c.startswith(("pck", "auc")) for c in others) else "accuracy (%)")
+    for ax, columns, label in ((axes[0], losses, "loss (per sample)"), (axes[1], others, units)):
         for column in columns:
-            ax.plot(x, history[column], marker="o", ms=3, label=column)
-        if "phase" in history and history["phase"].nunique() > 1:
-            changes = np.flatnonzero(history["phase"].to_numpy()[1:] != history["phase"].to_numpy()[:-1])
-            for change in changes:
-                ax.axvline(change + 1.5, color="grey", ls="--", lw=1)
-                ax.text(change + 1.6, 1, history["phase"].iloc[change + 1], transform=ax.get_xaxis_transform(),
-                        va="top", fontsize=7, color="grey")
+            values = history[column] * (100 if column in percent else 1)
+            ax.plot(x, values, marker="o", ms=4, label=CURVE_NAMES.get(column, column))
+        if columns is others and others and percent == others:
+            ax.set_ylim(-3, 103)
+        _shade_phases(ax, history, x)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, len(history) + 0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
         if columns:
-            ax.legend(fontsize=8)
-    fig.suptitle(title)
+            ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    lines = [title] if title else []
+    if {"pck20_output", "pck20_input"} <= set(history.columns) and len(history):
+        out, given = history["pck20_output"].iloc[-1] * 100, history["pck20_input"].iloc[-1] * 100
+        lines.append(f"last epoch: reconstruction PCK@20 {out:.1f}% vs masked input {given:.1f}%, "
+                     + ("above the input (as the paper's Tables 1-2)" if out > given
+                        else "below the input: the decoder has not yet learned to reconstruct"))
+    fig.suptitle("\n".join(lines), fontsize=10)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
+
+
+def _shade_phases(ax: Any, history: pd.DataFrame, x: np.ndarray) -> None:
+    """Shade every other phase of a ``phase`` column and name each phase at the top of ``ax``."""
+    if "phase" not in history or history["phase"].nunique() < 2:
+        return
+    phases = history["phase"].to_numpy()
+    starts = [0, *(np.flatnonzero(phases[1:] != phases[:-1]) + 1)]
+    for k, start in enumerate(starts):
+        stop = starts[k + 1] if k + 1 < len(starts) else len(phases)
+        if k % 2:
+            ax.axvspan(x[start] - 0.5, x[stop - 1] + 0.5, color="grey", alpha=0.12, lw=0)
+        if k:
+            ax.axvline(x[start] - 0.5, color="grey", ls="--", lw=1)
+        ax.text((x[start] + x[stop - 1]) / 2, 0.98, f"phase: {phases[start]}", transform=ax.get_xaxis_transform(),
+                ha="center", va="top", fontsize=8, color="dimgrey")
 
 
 SKIPPED_COLUMNS = {"epoch", "lr", "samples", "seconds", "samples_per_s", "phase"}
 """log.csv columns that curves.png does not draw."""
+CURVE_NAMES = {
+    "train_loss": "$L$: training loss, total",
+    "val_loss": "validation loss (cross-entropy)",
+    "rec_loss": "$L_{rec}$: reconstruction (eq. 6)",
+    "reg_loss": "$L_{reg}$: hand-model regulariser",
+    "ce_loss": "$L_{cla}$: cross-entropy (eq. 9)",
+    "spa_loss": "$L_{spa}$: spatial consistency",
+    "tem_loss": "$L_{tem}$: temporal consistency",
+    "com_loss": "$L_{com}$: fused-stream cross-entropy",
+    "global_loss": "$L_{global}$: global-stream cross-entropy",
+    "local_loss": "$L_{local}$: local-stream cross-entropy",
+    "mu_loss": r"$L_{\mu}$: mutual promotion",
+    "train_acc": "training accuracy",
+    "val_acc": "validation accuracy",
+    "pck20_input": "PCK@20, masked input",
+    "pck20_output": "PCK@20, reconstruction",
+    "pck20_input_masked": "PCK@20, input, masked joints",
+    "pck20_output_masked": "PCK@20, reconstruction, masked joints",
+    "auc_input": "AUC 20-40 px, input",
+    "auc_output": "AUC 20-40 px, reconstruction",
+}
+"""Legend text of each log.csv column curves.png draws: the loss terms as the papers name them
+(SignBERT: L_rec, L_reg; HMA: L_cla, L_spa, L_tem, L_reg; GLE-Net: L_com, L_global, L_local, L_mu)."""
 
 
 def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.PathLike,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from signpipe.fusion import fuse, softmax, summary
+from signpipe.fusion import class_names, confusion_matrix, fuse, softmax, summary, top_confusions
 from signpipe.predictions import SplitPredictions, write_predictions
 
 
@@ -104,3 +104,32 @@ def test_tables_have_a_row_per_model_and_combo_and_subset_columns(tmp_path) -> N
     assert wide["other instance_top1"].isna().tolist() == [True, False, True]
     header = (tmp_path / "tables" / "summary.md").read_text().splitlines()[0]
     assert "demo P-I top-1" in header and "demo confusing top-1" in header and "other P-C top-5" in header
+
+
+def test_html_table_has_the_papers_columns_rounded_and_the_training_note(tmp_path) -> None:
+    """table.html is what the report shows: P-I/P-C names, 2 decimals, each model's epochs, the notes;
+    the CSV keeps machine names without float noise (100 * 0.55 is 55.00000000000001)."""
+    probs = np.full((20, 2), 0.1)
+    labels = [0] * 20
+    probs[np.arange(11), 0] = 0.9                     # 11 of 20 right: 55 %
+    probs[11:, 1] = 0.9
+    path = tmp_path / "models" / "m" / "predictions.h5"
+    path.parent.mkdir(parents=True)
+    write_predictions(path, {"test": SplitPredictions(np.log(probs), np.array(labels), [f"v{i}" for i in range(20)])},
+                      "m", 2, {"train": {"streams": {"epochs": 3}, "joint": {"epochs": 1}}})
+    fuse(tmp_path / "models", [], tmp_path / "fusion", notes=["A synthetic corpus."])
+    page = (tmp_path / "fusion" / "table.html").read_text()
+    assert "<th>P-I top-1</th>" in page and "<th>P-C top-5</th>" in page and "instance_top1" not in page
+    assert "<td>55.00</td>" in page
+    assert "Trained for: m 4 epochs in 2 phases (joint 1, streams 3)." in page and "<p>A synthetic corpus.</p>" in page
+    assert "55.00000000000001" not in (tmp_path / "fusion" / "table.csv").read_text()
+    assert pd.read_csv(tmp_path / "fusion" / "table.csv")["instance_top1"].tolist() == [55.0]
+
+
+def test_confusions_are_named_by_gloss(tmp_path) -> None:
+    manifest = tmp_path / "manifest.csv"
+    pd.DataFrame({"video_id": ["a", "b", "c"], "label": [1, 0, 1], "gloss": ["world", "hello", "world"]}).to_csv(
+        manifest, index=False)
+    assert class_names(manifest, 3) == ["hello", "world", "2"]
+    counts = confusion_matrix(np.eye(3)[[1, 1, 0, 2]], np.array([0, 0, 0, 1]))
+    assert top_confusions(counts, ["hello", "world", "2"]) == ["hello → world: 2 of 3", "world → 2: 1 of 1"]

@@ -14,8 +14,8 @@ from signpipe.hands import DETECTED, INTERPOLATED, crop_shard
 from signpipe.pose import extract_shard
 from signpipe.shards import ShardWriter, read_index
 from signpipe.show import (
-    CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, contact_sheet, register, sample_sheets, sheet_size,
-    siblings,
+    CELL, EXTRAPOLATED_COLOUR, HAND_COLOURS, HEADER, LABEL, across_classes, contact_sheet, register, sample_sheets,
+    sheet_size, siblings,
 )
 from signpipe.synth import make_corpus
 
@@ -101,12 +101,12 @@ def test_sample_sheets_of_the_test_split(results, tmp_path):
 
 
 def keypoints_shard(path, videos):
-    """A keypoints shard of (video_id, split) pairs, 3 frames each."""
+    """A keypoints shard of (video_id, split[, label]) tuples, 3 frames each (label 0 unless given)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     xy = np.random.default_rng(0).uniform(10, 90, (3, 133, 2)).astype(np.float32)
     with ShardWriter(path, "keypoints", 1, {"xy": (np.float32, (133, 2)), "score": (np.float32, (133,))}) as w:
-        for video_id, split in videos:
-            w.add(video_id, 0, split, xy=xy, score=np.ones((3, 133), np.float32))
+        for video_id, split, *label in videos:
+            w.add(video_id, label[0] if label else 0, split, xy=xy, score=np.ones((3, 133), np.float32))
     return path
 
 
@@ -118,6 +118,17 @@ def test_sample_sheets_pick_test_videos_from_any_shard(tmp_path):
     assert written == [tmp_path / "sheets" / "a3.png", tmp_path / "sheets" / "b4.png"]
     assert sorted(p.name for p in (tmp_path / "sheets").iterdir()) == ["a3.png", "b4.png"]
     assert [p.stem for p in sample_sheets(shards, tmp_path / "all", count=5)] == ["a3", "b4", "z9"]
+
+
+def test_sample_sheets_spread_over_classes(tmp_path):
+    """Ten classes with two test videos each (ids sorted by class): four sheets show four classes
+    spread over the labels, not the first two classes' repeats; with more sheets than classes,
+    second videos fill in."""
+    videos = [(f"c{label}_{k}", "test", label) for label in range(10) for k in range(2)]
+    shards = [keypoints_shard(tmp_path / "kp" / "0.h5", videos[:10]), keypoints_shard(tmp_path / "kp" / "1.h5", videos[10:])]
+    written = sample_sheets(shards, tmp_path / "sheets", count=4)
+    assert [p.stem for p in written] == ["c0_0", "c3_0", "c6_0", "c9_0"]
+    assert across_classes([("a", 0), ("b", 0), ("c", 1)], 3) == ["a", "b", "c"]
 
 
 def test_sample_sheets_without_test_videos_say_why(tmp_path, caplog):

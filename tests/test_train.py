@@ -15,7 +15,8 @@ from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, TrainConfig, code_digest, fit, input_fingerprint, predict, resolve_device, save_checkpoint, train_config,
+    CHECKPOINT, CURVE_NAMES, TrainConfig, code_digest, curves_figure, fit, input_fingerprint, predict, resolve_device,
+    save_checkpoint, train_config,
 )
 
 
@@ -267,3 +268,22 @@ def test_torchrun_two_processes(tmp_path):
     assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 3
     # every rank steps the plateau schedule on rank 0's validation loss
     assert "rank 0 lr 1e-02 1e-02 1e-03" in proc.stdout and "rank 1 lr 1e-02 1e-02 1e-03" in proc.stdout
+
+
+def test_curves_name_terms_use_percent_integer_epochs_and_named_phases():
+    """curves.png as a reader needs it: loss terms named as the papers do, accuracy in % on an axis
+    that says so, integer epoch ticks on a 2-epoch run, legends below the data, every phase named."""
+    history = pd.DataFrame({"epoch": [1, 1], "train_loss": [2.0, 1.0], "mu_loss": [0.5, 0.4], "spa_loss": [3.0, 2.0],
+                            "val_acc": [0.25, 0.5], "phase": ["streams", "joint"]})
+    fig = curves_figure(history, "glenet on demo")
+    losses, metrics = fig.axes
+    assert [t.get_text() for t in losses.get_legend().get_texts()] == [
+        CURVE_NAMES["train_loss"], r"$L_{\mu}$: mutual promotion", CURVE_NAMES["spa_loss"]]
+    assert metrics.get_ylabel() == "accuracy (%)" and list(metrics.lines[0].get_ydata()) == [25.0, 50.0]
+    assert all(float(t).is_integer() for t in losses.get_xticks() if 0.5 <= t <= 2.5)
+    legend = losses.get_legend().get_window_extent()
+    assert legend.y1 < losses.get_window_extent().y0  # below the panel, not over the lines
+    assert {t.get_text() for t in losses.texts} == {"phase: streams", "phase: joint"}
+    pretrain = curves_figure(pd.DataFrame({"train_loss": [3.0], "pck20_input": [0.84], "pck20_output": [0.22]}))
+    assert "reconstruction PCK@20 22.0% vs masked input 84.0%, below the input" in pretrain._suptitle.get_text()
+    assert pretrain.axes[1].get_ylabel() == "PCK / AUC (%)"

@@ -9,13 +9,17 @@ rule pretrain:
         encoder=result("pretrain", "signbert.pt"),
         log_csv=result("pretrain", "log.csv"),
         curves=report(
-            result("pretrain", "curves.png"), caption="../report/pretrain_curves.rst", category="Pre-training"
+            result("pretrain", "curves.png"),
+            caption="../report/pretrain_curves.rst",
+            category="Pre-training",
+            subcategory="SignBERT",
         ),
         feasibility=result("pretrain", "feasibility.json"),
         reconstruction=report(
             result("pretrain", "reconstruction.png"),
             caption="../report/reconstruction.rst",
             category="Pre-training",
+            subcategory="SignBERT",
         ),
     params:
         pretrain=pretrain_config(),

@@ -9,4 +9,5 @@ with log_to(snakemake.log[0]):
     fuse(
         list(snakemake.input.predictions), snakemake.params.combos, Path(snakemake.output.table).parent,
         subsets=snakemake.params.subsets, weights=snakemake.params.weights,
+        manifest=snakemake.input.manifest, notes=snakemake.params.notes,
     )
