@@ -48,3 +48,62 @@ def test_cost_command_writes_table_and_chart(results, tmp_path, capsys):
     assert set(pd.read_csv(tmp_path / "wlasl.csv")["rule"]) >= {"decode", "finetune", "total"}
     assert (tmp_path / "wlasl.png").read_bytes()[:4] == b"\x89PNG"
     assert main(["cost", str(tmp_path / "nothing"), "--videos", "5"]) == 1
+
+
+def test_training_scales_with_epochs_and_model_size(results, capsys):
+    """The run's epochs (rows of log.csv) are printed, and --epochs / --size rescale training only."""
+    log = results / "d" / "models" / "m" / "log.csv"
+    log.parent.mkdir(parents=True)
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5]}).to_csv(log, index=False)
+    run = read_run(results)
+    assert run.training.set_index("job").loc["d/m", "epochs"] == 2
+    base, lines = forecast(run, videos=40, frames_per_video=20, nodes=1, cores=4)
+    assert any("d/m: run 2 epochs, ? weights -> forecast 2 epochs, x1" in line for line in lines)
+    scaled, lines = forecast(run, videos=40, frames_per_video=20, nodes=1, cores=4, epochs=20, sizes={"m": 3})
+    ratio = (scaled.set_index("rule")["cpu_hours"] / base.set_index("rule")["cpu_hours"]).round(6)
+    assert ratio["finetune"] == 30 and ratio["decode"] == 1 and ratio["tables"] == 1
+    assert any("d/m: run 2 epochs, ? weights -> forecast 20 epochs, x3" in line for line in lines)
+    assert main(["cost", str(results), "--videos", "40", "--epochs", "20", "--size", "m=3",
+                 "--out", str(results / "c")]) == 0
+    assert "TRAINING IS SCALED FROM THIS RUN'S EPOCHS AND MODEL SIZES" in capsys.readouterr().out
+
+
+def test_keypoint_only_runs_are_counted_from_keypoints_shards(results):
+    """A run of keypoint datasets has no frames shards: its keypoints shards give videos and frames."""
+    (results / "d" / "frames" / "0.h5").rename(results / "d" / "frames" / "gone")
+    with pytest.raises(ValueError, match="no frames or keypoints shards"):
+        read_run(results)
+    with ShardWriter(results / "d" / "keypoints" / "0.h5", "keypoints", 1,
+                     {"xy": (np.float32, (133, 2)), "score": (np.float32, (133,))}) as writer:
+        for k in range(4):
+            writer.add(f"v{k}", 0, "train", xy=np.zeros((5, 133, 2), np.float32), score=np.ones((5, 133), np.float32))
+    run = read_run(results)
+    assert (run.videos, run.frames) == (4, 20)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nodes", "0"], "--nodes must be >= 1, got 0"),
+    (["--videos", "-5"], "--videos must be > 0, got -5"),
+    (["--cores", "0"], "--cores must be >= 1, got 0"),
+    (["--gpu-speedup", "0"], "--gpu-speedup must be > 0, got 0"),
+    (["--frames-per-video", "-1"], "--frames-per-video must be > 0, got -1"),
+    (["--size", "m"], "--size 'm': expected MODEL=FACTOR"),
+    (["--size", "nope=2"], "--size nope: not a training job of this run (have m;"),
+])
+def test_bad_arguments_are_one_line_errors(results, tmp_path, capsys, args, message):
+    videos = [] if "--videos" in args else ["--videos", "40"]
+    assert main(["cost", str(results), *videos, "--out", str(tmp_path / "c"), *args]) == 1
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c.csv").exists()
+
+
+def test_a_malformed_benchmark_record_names_its_file(results, capsys):
+    bad = results / "benchmarks" / "decode" / "d" / "2.tsv"
+    bad.write_text("seconds\tcpu\n1\t2\n")
+    assert main(["cost", str(results), "--videos", "40"]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}: not a Snakemake benchmark record (no 's', 'cpu_time' column)" in err and len(err.splitlines()) == 1
+    bad.write_text("s\tcpu_time\nfast\t2\n")
+    with pytest.raises(ValueError, match="s and cpu_time must be seconds >= 0, got 'fast'"):
+        read_run(results)
