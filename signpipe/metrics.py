@@ -1,6 +1,6 @@
 """Recognition accuracy: top-k per instance and per class, on all classes or a subset of them.
 
-The papers report both (LESSONS 6): *per-instance* top-k is the fraction of test samples whose
+The papers report both: *per-instance* top-k is the fraction of test samples whose
 label is among the k highest scores; *per-class* top-k is the mean, over classes, of each
 class's own per-instance top-k. Per-class accuracy averages over the classes PRESENT in the
 evaluated samples only (a class with no test sample has no accuracy; counting it as 0 or 1

@@ -1,7 +1,7 @@
 """``predictions.h5``: per-sample logits of one model on val and test, the input of fusion and tables.
 
-Every model writes the same file (LESSONS 6: dump per-sample scores so fusion and later
-analysis need no re-run)::
+Every model writes the same file (per-sample scores, so fusion and later analysis need no
+re-run)::
 
     /<split>/logits    (N, C) float32
     /<split>/label     (N,) int64

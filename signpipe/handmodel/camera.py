@@ -6,9 +6,10 @@ one (..., 9) tensor so a network can predict it with a linear layer:
 - ``[..., 0:6]`` the rotation c_r in the 6D representation of Zhou et al. (CVPR 2019, "On the
   Continuity of Rotation Representations in Neural Networks"): two 3-vectors that Gram-Schmidt
   turns into the first two columns of the matrix. Every input gives a true rotation (orthonormal,
-  det +1); a free 3x3 "rotation" regressed directly is not one (LESSONS 4). The camera stores the
-  offset from the identity's 6D vector, so an all-zero camera (a fresh linear head) is the
-  identity rotation rather than the degenerate zero vector.
+  det +1); a free 3x3 "rotation" regressed directly is not one (it can shear and mirror; an
+  unofficial SignBERT+ does that). The camera stores the offset from the identity's 6D vector,
+  so an all-zero camera (a fresh linear head) is the identity rotation rather than the
+  degenerate zero vector.
 - ``[..., 6:8]`` the translation c_o in image units.
 - ``[..., 8]`` log c_s: the scale is ``exp`` of it, so it is always positive and gradient steps act
   on it relatively, the same whether the image unit is a pixel or a normalised crop.

@@ -84,7 +84,8 @@ class Keypoints:
 
 @dataclass
 class Backend:
-    """A configured backend: ``extract(clip) -> Keypoints`` plus its provenance (LESSONS 1).
+    """A configured backend: ``extract(clip) -> Keypoints`` plus its provenance (keypoints drift
+    with the extractor: a run is reproducible only with the backend, version and weights recorded).
 
     ``provenance`` goes into every keypoints shard's attrs: backend name and version, model or
     config, weights hash where there are weights, and how the signer was chosen among people.
@@ -98,7 +99,7 @@ class Backend:
 
 @functools.cache
 def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a model or checkpoint file, for provenance (LESSONS 1); cached, since every
+    """Hex SHA-256 of a model or checkpoint file, for provenance; cached, since every
     worker process of a shard hashes the same files."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:

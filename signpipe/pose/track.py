@@ -1,4 +1,4 @@
-"""One signer per frame when a backend sees several people (LESSONS 2).
+"""One signer per frame when a backend sees several people.
 
 Whole-body detectors return 2-3 people on some frames (a second person in the background, a
 reflection, a false positive). The signer is followed as one track: start from the largest,
