@@ -580,8 +580,9 @@ def saliency_figure(model: GLENet, data: GLEClips, out_dir: str | os.PathLike, c
     model.train(was_training)
     v, t, side = clips.shape[:3]
     shown = np.unique(np.linspace(0, t - 1, min(columns, t)).round().astype(int))
-    fig = Figure(figsize=(1.6 * len(shown), 1.7 * 3 * len(items)))
+    fig = Figure(figsize=(1.6 * len(shown) + 1.2, 1.7 * 3 * len(items) + 0.4), layout="constrained")
     axes = np.asarray(fig.subplots(3 * len(items), len(shown), squeeze=False))
+    low, high = float(out.saliency.min()), float(out.saliency.max())  # one colour scale for every map
     for n, item in enumerate(items):
         frames = clips[n].permute(0, 3, 1, 2).float()                                    # (T, 3, S, S)
         steps = (shown * out.saliency.shape[1] // t).tolist()
@@ -598,16 +599,16 @@ def saliency_figure(model: GLENet, data: GLEClips, out_dir: str | os.PathLike, c
                 ax = axes[3 * n + r, col]
                 ax.imshow(picture)
                 if overlay is not None:
-                    ax.imshow(overlay, cmap="jet", alpha=0.5)
+                    shading = ax.imshow(overlay, cmap="jet", alpha=0.5, vmin=low, vmax=high)
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if col == 0:
                     ax.set_ylabel(("frame", "saliency", "sampled")[r] + (f"\n{item['video_id']}" if r == 0 else ""),
-                                  fontsize=7)
+                                  fontsize=9)
                 if n == 0 and r == 0:
-                    ax.set_title(f"frame {int(item['frames'][frame])}", fontsize=7)
-    fig.suptitle("GLE-Net: saliency (Eq. 6) and what the local stream enlarges (Eqs. 4-5)", fontsize=9)
-    fig.tight_layout()
+                    ax.set_title(f"frame {int(item['frames'][frame])}", fontsize=9)
+    fig.colorbar(shading, ax=axes.ravel().tolist(), fraction=0.02, label="saliency (Eq. 6)")
+    fig.suptitle("GLE-Net: saliency (Eq. 6) and\nwhat the local stream enlarges (Eqs. 4-5)", fontsize=10)
     return save_figure(fig, Path(out_dir) / "saliency.png")
 
 
