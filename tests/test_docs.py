@@ -123,3 +123,13 @@ def test_citation_and_licence_are_shipped():
     for doi in ("10.1109/ICCV48922.2021.01090", "10.1609/aaai.v35i2.16247", "10.1145/3436754"):
         assert doi in citation and doi in cite
     assert cite.count("@inproceedings{") == 2 and cite.count("@article{") == 1
+
+
+def test_commands_in_messages_name_cores():
+    """Error messages and comments of the library and workflow that tell the user to run snakemake
+    (e.g. hands' 'rerun the pose stage ... --forcerun pose') give a command that runs as written."""
+    sources = [*(REPO / "signpipe").rglob("*.py"), *(REPO / "workflow").rglob("*.smk"), *(REPO / "workflow").rglob("*.py")]
+    bad = [f"{path.relative_to(REPO)}: {command}" for path in sources
+           for command in re.findall(r"snakemake(?: -[-\w]+(?: [\w/.=]+)?)+", path.read_text())
+           if runs_jobs_without_cores(command)]
+    assert not bad, bad

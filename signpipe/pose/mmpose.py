@@ -38,8 +38,8 @@ BOX_ENLARGE = 1.25
 """Side scale of the previous keypoint box when no detector is configured."""
 INSTALL_HINT = ("the mmpose backend needs the optional MMPose stack (mmpose 1.3.2, mmdet 3.3.0, mmcv 2.1.0 "
                 "with its compiled ops, mmengine 0.10), which cannot live beside signpipe's torch: use the "
-                "pinned conda env workflow/envs/mmpose.yaml (`snakemake --use-conda` builds it), or install "
-                "the `mmpose` extra into a python 3.10 / torch 2.1 environment as that file's comments say")
+                "pinned conda env workflow/envs/mmpose.yaml (`snakemake --cores all --use-conda` builds it), "
+                "or install the `mmpose` extra into a python 3.10 / torch 2.1 environment as that file's comments say")
 
 
 def model_paths(options: Mapping[str, Any]) -> dict[str, Path]:
