@@ -162,10 +162,10 @@ def forecast(run: Measured, videos: int, frames_per_video: float | None = None, 
     epochs: the epochs of every training job of the forecast (None: each job's own, as run);
     sizes: model (``pretrain`` for pre-training) -> compute per sample relative to the run's model.
     """
-    for name, value, minimum, strict in (("--videos", videos, 0, True), ("--frames-per-video", frames_per_video, 0, True),
-                                         ("--nodes", nodes, 1, False), ("--cores", cores, 1, False),
-                                         ("--gpus", gpus, 0, False), ("--gpu-speedup", gpu_speedup, 0, True),
-                                         ("--epochs", epochs, 1, False)):
+    for name, value, minimum, strict in (
+            ("--videos", videos, 0, True), ("--frames-per-video", frames_per_video, 0, True), ("--nodes", nodes, 1, False),
+            ("--cores", cores, 1, False), ("--gpus", gpus, 0, False), ("--gpu-speedup", gpu_speedup, 0, True),
+            ("--epochs", epochs, 1, False)):
         _check(name, value, minimum, strict)
     sizes = dict(sizes or {})
     for model, factor in sizes.items():

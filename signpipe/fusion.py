@@ -185,8 +185,9 @@ def html(table: pd.DataFrame, title: str, notes: Sequence[str] = (), digits: int
 
     body = table.to_html(index=False, border=0, na_rep="", float_format=lambda v: f"{v:.{digits}f}")
     paragraphs = "".join(f"<p>{escape.escape(note)}</p>" for note in notes if note)
-    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape.escape(title)}</title>"
-            f"<style>{HTML_STYLE}</style></head><body><h3>{escape.escape(title)}</h3>{body}{paragraphs}</body></html>\n")
+    head = f"<meta charset='utf-8'><title>{escape.escape(title)}</title><style>{HTML_STYLE}</style>"
+    return (f"<!DOCTYPE html><html><head>{head}</head><body><h3>{escape.escape(title)}</h3>{body}{paragraphs}"
+            "</body></html>\n")
 
 
 COLUMN_NOTE = ("P-I: per-instance accuracy (share of test videos), P-C: per-class accuracy (mean over the classes "

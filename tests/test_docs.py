@@ -80,8 +80,8 @@ def test_the_cores_rule_itself():
     assert not runs_jobs_without_cores("snakemake -n --forcerun hands")
     assert not runs_jobs_without_cores("snakemake --profile workflow/profiles/slurm")
     assert not runs_jobs_without_cores("snakemake -c1 all")
-    assert shell_commands("```bash\nsnakemake --cores 2 \\\n  --forcerun decode  # redo\n# note\nmake demo && snakemake x\n```\n") \
-        == ["snakemake --cores 2 --forcerun decode", "make demo", "snakemake x"]
+    block = "```bash\nsnakemake --cores 2 \\\n  --forcerun decode  # redo\n# note\nmake demo && snakemake x\n```\n"
+    assert shell_commands(block) == ["snakemake --cores 2 --forcerun decode", "make demo", "snakemake x"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(REPO)))
@@ -128,7 +128,8 @@ def test_citation_and_licence_are_shipped():
 def test_commands_in_messages_name_cores():
     """Error messages and comments of the library and workflow that tell the user to run snakemake
     (e.g. hands' 'rerun the pose stage ... --forcerun pose') give a command that runs as written."""
-    sources = [*(REPO / "signpipe").rglob("*.py"), *(REPO / "workflow").rglob("*.smk"), *(REPO / "workflow").rglob("*.py")]
+    sources = [*(REPO / "signpipe").rglob("*.py"), *(REPO / "workflow").rglob("*.smk"),
+               *(REPO / "workflow").rglob("*.py")]
     bad = [f"{path.relative_to(REPO)}: {command}" for path in sources
            for command in re.findall(r"snakemake(?: -[-\w]+(?: [\w/.=]+)?)+", path.read_text())
            if runs_jobs_without_cores(command)]
