@@ -125,12 +125,11 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     model = spec.build(num_classes, model_cfg)
     losses = spec.losses or cross_entropy(spec)
     inputs = [path for paths in shards.values() for path in paths] + ([pretrained] if pretrained else [])
-    common = {"model": model_cfg, "phases": settings, "num_classes": num_classes}
     code = ["signpipe.finetune", *model_code(model_name)]
     out_dir = Path(out_dir)
     folders = {name: out_dir if not spec.phases else out_dir / name for name in settings}
     trainings = {name: train_config(values) for name, values in settings.items()}
-    fingerprints = {name: input_fingerprint(inputs, {**common, "phase": name}, code) for name in settings}
+    fingerprints = _phase_fingerprints(inputs, model_cfg, settings, num_classes, code)
     reuse = _phases_to_reuse(folders, trainings, fingerprints)
     history = []
     for number, (name, values) in enumerate(settings.items()):
@@ -191,6 +190,18 @@ def _by_stage(spec: ModelSpec, shards: Mapping[str, Sequence[str | os.PathLike]]
     if missing:
         raise ValueError(f"finetune {spec.name}: no {', '.join(missing)} shards given; it reads {', '.join(spec.stages)}")
     return {stage: list(shards[stage]) for stage in spec.stages}
+
+
+def _phase_fingerprints(inputs: Sequence[str | os.PathLike], model_cfg: Mapping[str, Any],
+                        settings: Mapping[str, Mapping[str, Any]], num_classes: int, code: Sequence[str]
+                        ) -> dict[str, str]:
+    """Each phase's :func:`~signpipe.train.input_fingerprint`: the inputs, the model and the settings
+    of that phase and the phases before it (whose weights it starts from), not of later ones, so
+    that editing phase 2's lr after phase 1 finished never retrains phase 1."""
+    names = list(settings)
+    return {name: input_fingerprint(inputs, {"model": model_cfg, "num_classes": num_classes, "phase": name,
+                                             "phases": {n: settings[n] for n in names[:number + 1]}}, code)
+            for number, name in enumerate(names)}
 
 
 def _phases_to_reuse(folders: Mapping[str, Path], trainings: Mapping[str, TrainConfig],

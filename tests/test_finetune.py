@@ -256,3 +256,39 @@ def test_a_planted_signbert_pt_runs_no_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         SPEC.build(4, {"pretrained": tmp_path / "signbert.pt"})
     assert not marker.exists()
+
+
+def test_a_kill_after_phase_one_before_phase_twos_first_checkpoint_keeps_phase_one(shards, tmp_path, register,
+                                                                                   monkeypatch):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    cfg = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3}}}}
+    edited = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3, "lr": 0.02}}}}  # phase 2's lr set after the kill
+    finetune("mean", shards, tmp_path / "straight", 4, edited)
+    real_step = finetune_module._weighted_step
+
+    def killing_step(losses, weights):
+        step = real_step(losses, weights)
+        if weights["ce"] == 0.0:  # phase 1: untouched
+            return step
+
+        def killed(model, batch):  # the job dies in phase 2's first batch: no phase 2 checkpoint yet
+            raise KeyboardInterrupt("killed")
+        return killed
+
+    monkeypatch.setattr(finetune_module, "_weighted_step", killing_step)
+    with pytest.raises(KeyboardInterrupt):
+        finetune("mean", shards, tmp_path / "killed", 4, cfg)
+    phase1 = tmp_path / "killed" / "streams" / "checkpoint.pt"
+    assert not (tmp_path / "killed" / "joint" / "checkpoint.pt").exists()
+    stamp, weights = phase1.stat().st_mtime_ns, torch.load(phase1)["model"]
+    monkeypatch.setattr(finetune_module, "_weighted_step", real_step)
+    finetune("mean", shards, tmp_path / "killed", 4, edited)
+    assert phase1.stat().st_mtime_ns == stamp  # phase 1 not retrained
+    for name, value in torch.load(phase1)["model"].items():
+        torch.testing.assert_close(value, weights[name])
+    straight = pd.read_csv(tmp_path / "straight" / "log.csv")
+    resumed = pd.read_csv(tmp_path / "killed" / "log.csv")
+    pd.testing.assert_frame_equal(straight.drop(columns=["seconds", "samples_per_s"]),
+                                  resumed.drop(columns=["seconds", "samples_per_s"]))
+    assert resumed["lr"].tolist() == pytest.approx([1e-3] * 2 + [0.02] * 3)  # phase 2 at its configured lr
