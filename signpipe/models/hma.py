@@ -40,6 +40,7 @@ from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
 from signpipe.keypoints import HAND_EDGES, NUM_HAND_JOINTS
 from signpipe.keypoints.graph import hop_distance
 from signpipe.models import ModelSpec, Shards
+from signpipe.models.pretrained import load_resnet2d
 from signpipe.models.signbert import HandLatent, HandModelAwareDecoder
 from signpipe.models.stgcn import Block
 
@@ -255,23 +256,6 @@ class ResNetTrunk(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-
-def load_resnet_checkpoint(trunk: ResNetTrunk, path: str | os.PathLike) -> None:
-    """Load a local torchvision ResNet state dict into ``trunk`` (its ``fc`` is dropped); never downloads."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"finetune.hma.checkpoint: {path} does not exist; give the path of a local "
-                                f"torchvision ResNet state dict (e.g. resnet34 ImageNet weights), or null to start "
-                                f"from random weights")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.get("model", state).items() if not k.startswith("fc.")}
-    own = trunk.state_dict()
-    wrong = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
-    if wrong:
-        raise ValueError(f"finetune.hma.checkpoint: {path} does not fit the encoder (arch, width); "
-                         f"missing or other shape: {wrong[:5]}")
-    trunk.load_state_dict({k: state[k] for k in own})
-    log.info("hma: encoder weights loaded from %s", path)
 
 
 class VisualEncoder(nn.Module):
@@ -531,11 +515,12 @@ def _unwrap(model: nn.Module) -> HMA:
 
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> HMA:
-    """HMA from the ``finetune.hma`` settings; the encoder from ``cfg["checkpoint"]`` when set."""
+    """HMA from the ``finetune.hma`` settings; the encoder from ``cfg["checkpoint"]`` when set (a local
+    torchvision ResNet state dict, ``signpipe.models.pretrained.load_resnet2d``), its ``init`` recorded."""
     config = HMAConfig.from_settings(cfg)
     model = HMA(num_classes, config)
-    if config.checkpoint:
-        load_resnet_checkpoint(model.encoder.resnet, config.checkpoint)
+    model.init = load_resnet2d(model.encoder.resnet, config.checkpoint, "finetune.hma.checkpoint") \
+        if config.checkpoint else "random"
     return model
 
 
