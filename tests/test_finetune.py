@@ -11,7 +11,7 @@ from torch import nn
 import signpipe.finetune as finetune_module
 from signpipe.data import ShardDataset
 from signpipe.finetune import finetune, phase_settings
-from signpipe.models import MODELS, ModelSpec, Phase, Registered
+from signpipe.models import MODELS, ModelSpec, Phase, Registered, model_spec
 from signpipe.models.signbert import SPEC, SignBERT, save_encoder
 from signpipe.predictions import read_predictions
 from signpipe.shards import read_index
@@ -292,3 +292,17 @@ def test_a_kill_after_phase_one_before_phase_twos_first_checkpoint_keeps_phase_o
     pd.testing.assert_frame_equal(straight.drop(columns=["seconds", "samples_per_s"]),
                                   resumed.drop(columns=["seconds", "samples_per_s"]))
     assert resumed["lr"].tolist() == pytest.approx([1e-3] * 2 + [0.02] * 3)  # phase 2 at its configured lr
+
+
+def test_phase_two_starts_from_phase_ones_weights_at_its_configured_lr(shards, tmp_path, register):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    finetune("mean", shards, tmp_path, 4, {**TRAIN, "weight_decay": 0.0, "mean": {"phases": {"joint": {"lr": 0.0}}}})
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["lr"].tolist() == [1e-3, 1e-3, 0.0, 0.0]
+    streams, joint = (torch.load(tmp_path / phase / "checkpoint.pt")["model"] for phase in ("streams", "joint"))
+    for name, value in streams.items():  # lr 0: phase 2 ends where it started, on phase 1's weights
+        torch.testing.assert_close(joint[name], value)
+    # GLE-Net fine-tunes phase 1's weights one x0.1 step below its lr (§5.1), not a restart at 5e-3
+    glenet = phase_settings(model_spec("glenet"), {})
+    assert glenet["streams"]["lr"] == 5e-3 and glenet["joint"]["lr"] == 5e-4
