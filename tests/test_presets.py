@@ -157,7 +157,7 @@ def test_every_pixel_model_of_a_preset_lists_its_checkpoint_as_a_fill_and_random
     section = section[:section.index("\n")]  # the preset's one line
     for name in pixel:
         assert "checkpoint" in cfg["finetune"][name] and cfg["finetune"][name]["checkpoint"] is None
-        weights = re.search(r"\((torchvision \S+)", PAPER_INIT[name]).group(1).split()[1].rstrip(",")
+        weights = re.search(r"torchvision (\S+),", PAPER_INIT[name]).group(1)          # e.g. R3D_18_Weights.KINETICS400_V1
         assert weights in text, f"{path.name}: the {name} checkpoint line names {weights}"
         assert f"finetune.{name}.checkpoint" in section and weights in section
         caplog.clear()

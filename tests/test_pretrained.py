@@ -137,3 +137,14 @@ def test_a_paper_model_from_random_weights_warns_and_predictions_record_the_init
         finetune("rgb3d", [path], tmp_path / "kinetics", 3, {**cfg, "rgb3d": {**cfg["rgb3d"], "checkpoint": weights}})
     assert "random weights" not in caplog.text
     assert read_predictions(tmp_path / "kinetics" / "predictions.h5")[1]["init"] == "kinetics"
+
+
+def test_hma_encoder_takes_a_torchvision_resnet50(tmp_path):
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50(weights=None).eval()
+    model = hma.build(4, {"arch": "resnet50", "checkpoint": saved(reference, tmp_path / "resnet50.pth")}).eval()
+    assert model.init == "imagenet" and model.encoder.resnet.out_features == 2048
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = torch.flatten(reference.avgpool(resnet2d_features(reference, images)), 1)
+        assert torch.equal(model.encoder.resnet(images), expected)

@@ -33,7 +33,8 @@ INITS = ("random", "imagenet", "kinetics", "file")
 """How a model's weights started: random, a torchvision ImageNet (2D) or Kinetics (video) state
 dict, or a state dict of the signpipe network itself (``file``, e.g. an earlier run's checkpoint)."""
 PAPER_INIT = {
-    "hma": "an ImageNet ResNet-34 (torchvision ResNet34_Weights.IMAGENET1K_V1, resnet34-b627a593.pth)",
+    "hma": "ImageNet weights for its ResNet-34, as is common (the paper names the net, not its init; "
+           "torchvision ResNet34_Weights.IMAGENET1K_V1, resnet34-b627a593.pth)",
     "glenet": "an ImageNet ResNet-50 inflated to P3D (torchvision ResNet50_Weights.IMAGENET1K_V1, "
               "resnet50-0676ba61.pth)",
     "rgb3d": "Kinetics-400 weights (torchvision R3D_18_Weights.KINETICS400_V1, r3d_18-b3b3357e.pth)",
@@ -232,6 +233,6 @@ def load_p3d(model: nn.Module, path: str | os.PathLike, key: str, bottleneck: bo
 def warn_if_random(model_name: str, init: str | None) -> None:
     """The job log's warning when a paper model (:data:`PAPER_INIT`) trains from random weights."""
     if init == "random" and model_name in PAPER_INIT:
-        log.warning("%s: no finetune.%s.checkpoint, so it trains from random weights; its paper starts from %s "
-                    "and a random start lands well below the paper's numbers (docs/presets.md)",
+        log.warning("%s: no finetune.%s.checkpoint, so it trains from random weights; the paper's start: %s; "
+                    "a random start lands below the paper's numbers (docs/presets.md)",
                     model_name, model_name, PAPER_INIT[model_name])
