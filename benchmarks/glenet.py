@@ -163,7 +163,8 @@ def run_seed(seed: int, shards: list[str], classes: int, partner: np.ndarray, co
     block = {"depth": args.depth, "width": args.width, "short_side": args.side + args.side // 8, "crop": args.side,
              "test_crop": args.side, "num_frames": args.num_frames, "optimizer": args.optimizer, "lr": args.lr,
              "batch_size": args.batch_size, "epochs": args.epochs, "flip": args.flip, "schedule": args.schedule}
-    cfg = {"device": "cpu", "seed": seed, "glenet": block}
+    joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr  # the joint phase fine-tunes, not restarts
+    cfg = {"device": "cpu", "seed": seed, "glenet": {**block, "phases": {"joint": {"lr": joint_lr}}}}
     started = time.perf_counter()
     finetune("glenet", shards, work / f"glenet{seed}", classes, cfg)
     glenet_seconds = time.perf_counter() - started
@@ -178,8 +179,8 @@ def run_seed(seed: int, shards: list[str], classes: int, partner: np.ndarray, co
 
     log = pd.read_csv(work / f"glenet{seed}" / "log.csv")
 
-    # the baseline: the same settings (the joint phase's optimiser), one phase of twice the epochs
-    values = {**phase_settings(SPEC, cfg)["joint"], "epochs": 2 * args.epochs}
+    # the baseline: the same settings (phase 1's optimiser, from --lr), one phase of twice the epochs
+    values = {**phase_settings(SPEC, cfg)["streams"], "epochs": 2 * args.epochs}
     training = train_config(values)
     arch = settings(values)
     sets = {split: SPEC.dataset({"frames": shards}, split, split == "train", {**values, "seed": seed})
@@ -229,6 +230,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--optimizer", default="sgd")
     parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--joint-lr", type=float, default=None,
+                        help="lr of GLE-Net's joint phase (default: --lr x 0.1, as finetune.glenet's 5e-4 after 5e-3)")
     parser.add_argument("--flip", action="store_true", help="random horizontal flips (the paper's); off by default: "
                         "the demo's one-handed classes would then show either hand")
     parser.add_argument("--schedule", default="plateau", help="plateau (the paper's), step or cosine")

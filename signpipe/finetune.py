@@ -5,7 +5,10 @@ Each model trains through the shared loop ``signpipe.train.fit`` on clips of the
 own losses (a named dict summed with the weights ``loss_weights``; cross-entropy alone by
 default), optimiser and schedule, in one or more phases, and the validation loss and accuracy
 after every epoch; then the logits of every val and test video go to ``predictions.h5``.
-SignBERT starts from the pre-trained encoder when ``pretrained`` is given (§3.4).
+SignBERT starts from the pre-trained encoder when ``pretrained`` is given (§3.4); the pixel models
+(HMA, GLE-Net, rgb3d) from a local torchvision state dict when their ``checkpoint`` is set
+(``signpipe.models.pretrained``), else from random weights with a warning in the job log, and
+``predictions.h5`` records which (``init``).
 
 Settings of a model, last wins: ``TrainConfig``'s defaults, the model's (``ModelSpec.defaults``,
 from its paper), its phase's defaults, then what the user wrote: the stage's keys
@@ -36,6 +39,7 @@ from torch import Tensor, nn
 from signpipe.data import NUM_FRAMES
 from signpipe.handmodel import HandModel
 from signpipe.models import MODELS, ModelSpec, Phase, model_code, model_spec
+from signpipe.models.pretrained import warn_if_random
 from signpipe.predictions import SplitPredictions, write_predictions
 from signpipe.train import (
     CHECKPOINT, TrainConfig, distributed, fit, input_fingerprint, load_run, predict, train_config, use_threads,
@@ -123,14 +127,15 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
                          + ", ".join(f"{len(paths)} {stage}" for stage, paths in shards.items()) + " shards")
     torch.manual_seed(train_config(first).seed)  # the initial weights: the same run gives the same model
     model = spec.build(num_classes, model_cfg)
+    init = getattr(model, "init", None)  # random | imagenet | kinetics | file (signpipe.models.pretrained)
+    warn_if_random(model_name, init)
     losses = spec.losses or cross_entropy(spec)
     inputs = [path for paths in shards.values() for path in paths] + ([pretrained] if pretrained else [])
-    common = {"model": model_cfg, "phases": settings, "num_classes": num_classes}
     code = ["signpipe.finetune", *model_code(model_name)]
     out_dir = Path(out_dir)
     folders = {name: out_dir if not spec.phases else out_dir / name for name in settings}
     trainings = {name: train_config(values) for name, values in settings.items()}
-    fingerprints = {name: input_fingerprint(inputs, {**common, "phase": name}, code) for name in settings}
+    fingerprints = _phase_fingerprints(inputs, model_cfg, settings, num_classes, code)
     reuse = _phases_to_reuse(folders, trainings, fingerprints)
     history = []
     for number, (name, values) in enumerate(settings.items()):
@@ -158,7 +163,7 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
               for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},
-                      hand_model_used(model))
+                      hand_model_used(model), init)
     figures = out_dir / FIGURES
     figures.mkdir(parents=True, exist_ok=True)
     if spec.figures is not None:
@@ -191,6 +196,18 @@ def _by_stage(spec: ModelSpec, shards: Mapping[str, Sequence[str | os.PathLike]]
     if missing:
         raise ValueError(f"finetune {spec.name}: no {', '.join(missing)} shards given; it reads {', '.join(spec.stages)}")
     return {stage: list(shards[stage]) for stage in spec.stages}
+
+
+def _phase_fingerprints(inputs: Sequence[str | os.PathLike], model_cfg: Mapping[str, Any],
+                        settings: Mapping[str, Mapping[str, Any]], num_classes: int, code: Sequence[str]
+                        ) -> dict[str, str]:
+    """Each phase's :func:`~signpipe.train.input_fingerprint`: the inputs, the model and the settings
+    of that phase and the phases before it (whose weights it starts from), not of later ones, so
+    that editing phase 2's lr after phase 1 finished never retrains phase 1."""
+    names = list(settings)
+    return {name: input_fingerprint(inputs, {"model": model_cfg, "num_classes": num_classes, "phase": name,
+                                             "phases": {n: settings[n] for n in names[:number + 1]}}, code)
+            for number, name in enumerate(names)}
 
 
 def _phases_to_reuse(folders: Mapping[str, Path], trainings: Mapping[str, TrainConfig],

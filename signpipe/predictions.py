@@ -9,6 +9,8 @@ re-run)::
     @schema "signpipe/predictions/1", @model, @num_classes, @config (JSON)
     @hand_model "open" | "mano"  (only for models that went through a hand model: HMA's decoder,
                                   SignBERT's pre-training; "open" = signpipe's hand, not MANO)
+    @init "random" | "imagenet" | "kinetics" | "file"  (only for models with pretrained weights to
+                                  start from: HMA, GLE-Net, rgb3d; signpipe.models.pretrained)
 """
 
 from __future__ import annotations
@@ -39,15 +41,17 @@ class SplitPredictions:
 
 def write_predictions(path: str | os.PathLike, splits: Mapping[str, SplitPredictions], model: str,
                       num_classes: int, config: Mapping[str, Any] | None = None,
-                      hand_model: str | None = None) -> None:
+                      hand_model: str | None = None, init: str | None = None) -> None:
     """Write the predictions of each split atomically; ``hand_model`` ("open" | "mano") when the
-    model went through one."""
+    model went through one, ``init`` (``signpipe.models.pretrained.INITS``) when it has weights to start from."""
     with atomic_path(path, ".h5") as tmp, h5py.File(tmp, "w") as f:
         f.attrs.update({"schema": SCHEMA, "model": model, "num_classes": num_classes,
                         "created_by": f"signpipe {signpipe.__version__}",
                         "config": json.dumps(dict(config or {}), sort_keys=True, default=str)})
         if hand_model is not None:
             f.attrs["hand_model"] = hand_model
+        if init is not None:
+            f.attrs["init"] = init
         for name, split in splits.items():
             if len(split.logits) and split.logits.shape[1] != num_classes:
                 raise ValueError(f"{name}: logits have {split.logits.shape[1]} classes, expected {num_classes}")

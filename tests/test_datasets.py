@@ -499,3 +499,52 @@ def test_shard_manifest_holds_its_shard_only(class_tree, tmp_path):
         assert list(back.columns) == list(whole.columns) and (back["shard"] == shard).all()
         expected = list(whole.loc[whole["shard"] == shard, "video_id"])
         assert list(back["video_id"]) == list(written["video_id"]) == expected
+
+
+# -- val_from_train ---------------------------------------------------------------------------
+
+
+def corpus_without_val(root: Path, signers: bool) -> dict:
+    """A csv corpus of 5 classes x 8 train videos (8 signers, one video each per class when known) and a test split."""
+    lines = ["video_id,path,label,split,signer"]
+    for label in range(5):
+        for k in range(8):
+            touch(root / f"c{label}_{k}.mp4")
+            lines.append(f"c{label}_{k},c{label}_{k}.mp4,{label},train,{f'P{k}' if signers else ''}")
+        touch(root / f"t{label}.mp4")
+        lines.append(f"t{label},t{label}.mp4,{label},test,{'P9' if signers else ''}")
+    (root / "index.csv").write_text("\n".join(lines) + "\n")
+    return {"adapter": "csv", "manifest": str(root / "index.csv"), "val_from_train": 0.1}
+
+
+def test_val_from_train_moves_whole_signers_deterministically(tmp_path):
+    cfg = corpus_without_val(tmp_path, signers=True)
+    manifest, _ = build_manifest(cfg, name="nmfs")
+    again, _ = build_manifest(cfg, name="nmfs")
+    pd.testing.assert_frame_equal(manifest, again)                                    # seeded: the same split
+    val, train = manifest[manifest["split"] == "val"], manifest[manifest["split"] == "train"]
+    assert len(val) == 5 and len(train) == 35                                         # one signer of 8: 5 of 40
+    assert not set(val["signer"]) & set(train["signer"])                               # signer-disjoint
+    assert set(val["video_id"]).isdisjoint(train["video_id"])
+    assert (manifest["split"] == "test").sum() == 5                                   # test untouched
+    plain, _ = build_manifest({**cfg, "val_from_train": 0}, name="nmfs")
+    assert set(plain["split"]) == {"train", "test"}
+
+
+def test_val_from_train_without_signers_is_stratified_by_class(tmp_path):
+    cfg = corpus_without_val(tmp_path, signers=False)
+    manifest, _ = build_manifest({**cfg, "val_from_train": 0.25}, name="slr")
+    val = manifest[manifest["split"] == "val"]
+    assert val["label"].value_counts().to_dict() == {label: 2 for label in range(5)}  # 0.25 of each class's 8
+    again, _ = build_manifest({**cfg, "val_from_train": 0.25}, name="slr")
+    assert list(again.loc[again["split"] == "val", "video_id"]) == list(val["video_id"])
+    with pytest.raises(ValueError, match=r"datasets.slr.val_from_train: a share of the train videos in \(0, 1\)"):
+        build_manifest({**cfg, "val_from_train": 1.5}, name="slr")
+
+
+def test_val_from_train_refuses_a_corpus_with_a_val_split(tmp_path):
+    cfg = corpus_without_val(tmp_path, signers=True)
+    text = (tmp_path / "index.csv").read_text().replace("c0_0.mp4,0,train", "c0_0.mp4,0,val")
+    (tmp_path / "index.csv").write_text(text)
+    with pytest.raises(ValueError, match="datasets.x.val_from_train: the corpus has 1 val videos already"):
+        build_manifest(cfg, name="x")

@@ -11,7 +11,7 @@ from torch import nn
 import signpipe.finetune as finetune_module
 from signpipe.data import ShardDataset
 from signpipe.finetune import finetune, phase_settings
-from signpipe.models import MODELS, ModelSpec, Phase, Registered
+from signpipe.models import MODELS, ModelSpec, Phase, Registered, model_spec
 from signpipe.models.signbert import SPEC, SignBERT, save_encoder
 from signpipe.predictions import read_predictions
 from signpipe.shards import read_index
@@ -256,3 +256,53 @@ def test_a_planted_signbert_pt_runs_no_code(tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         SPEC.build(4, {"pretrained": tmp_path / "signbert.pt"})
     assert not marker.exists()
+
+
+def test_a_kill_after_phase_one_before_phase_twos_first_checkpoint_keeps_phase_one(shards, tmp_path, register,
+                                                                                   monkeypatch):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    cfg = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3}}}}
+    edited = {**TRAIN, "mean": {"phases": {"joint": {"epochs": 3, "lr": 0.02}}}}  # phase 2's lr set after the kill
+    finetune("mean", shards, tmp_path / "straight", 4, edited)
+    real_step = finetune_module._weighted_step
+
+    def killing_step(losses, weights):
+        step = real_step(losses, weights)
+        if weights["ce"] == 0.0:  # phase 1: untouched
+            return step
+
+        def killed(model, batch):  # the job dies in phase 2's first batch: no phase 2 checkpoint yet
+            raise KeyboardInterrupt("killed")
+        return killed
+
+    monkeypatch.setattr(finetune_module, "_weighted_step", killing_step)
+    with pytest.raises(KeyboardInterrupt):
+        finetune("mean", shards, tmp_path / "killed", 4, cfg)
+    phase1 = tmp_path / "killed" / "streams" / "checkpoint.pt"
+    assert not (tmp_path / "killed" / "joint" / "checkpoint.pt").exists()
+    stamp, weights = phase1.stat().st_mtime_ns, torch.load(phase1)["model"]
+    monkeypatch.setattr(finetune_module, "_weighted_step", real_step)
+    finetune("mean", shards, tmp_path / "killed", 4, edited)
+    assert phase1.stat().st_mtime_ns == stamp  # phase 1 not retrained
+    for name, value in torch.load(phase1)["model"].items():
+        torch.testing.assert_close(value, weights[name])
+    straight = pd.read_csv(tmp_path / "straight" / "log.csv")
+    resumed = pd.read_csv(tmp_path / "killed" / "log.csv")
+    pd.testing.assert_frame_equal(straight.drop(columns=["seconds", "samples_per_s"]),
+                                  resumed.drop(columns=["seconds", "samples_per_s"]))
+    assert resumed["lr"].tolist() == pytest.approx([1e-3] * 2 + [0.02] * 3)  # phase 2 at its configured lr
+
+
+def test_phase_two_starts_from_phase_ones_weights_at_its_configured_lr(shards, tmp_path, register):
+    register(ModelSpec("mean", lambda n, cfg: MeanPose(n), mean_dataset({}), lambda m, b: m(b["pose"]),
+                       losses=two_losses, defaults={"loss_weights": {"ce": 1.0, "aux": 1.0}}, phases=PHASED))
+    finetune("mean", shards, tmp_path, 4, {**TRAIN, "weight_decay": 0.0, "mean": {"phases": {"joint": {"lr": 0.0}}}})
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["lr"].tolist() == [1e-3, 1e-3, 0.0, 0.0]
+    streams, joint = (torch.load(tmp_path / phase / "checkpoint.pt")["model"] for phase in ("streams", "joint"))
+    for name, value in streams.items():  # lr 0: phase 2 ends where it started, on phase 1's weights
+        torch.testing.assert_close(joint[name], value)
+    # GLE-Net fine-tunes phase 1's weights one x0.1 step below its lr (§5.1), not a restart at 5e-3
+    glenet = phase_settings(model_spec("glenet"), {})
+    assert glenet["streams"]["lr"] == 5e-3 and glenet["joint"]["lr"] == 5e-4

@@ -113,7 +113,7 @@ def test_encoder_is_torchvision_resnet34_and_loads_a_local_checkpoint(tmp_path):
     assert model.encoder.resnet.out_features == 512
     with pytest.raises(FileNotFoundError, match="finetune.hma.checkpoint: .*missing.pth does not exist"):
         build(5, {**TINY, "checkpoint": str(tmp_path / "missing.pth")})
-    with pytest.raises(ValueError, match="finetune.hma.checkpoint: .* does not fit the encoder"):
+    with pytest.raises(ValueError, match="finetune.hma.checkpoint: .* does not fit the network"):
         build(5, {**TINY, "checkpoint": str(path)})  # width 8 cannot take ResNet-34's weights
 
 

@@ -142,9 +142,25 @@ def test_preset_plans_its_dag_on_a_stand_in_corpus(path, tmp_path):
     assert "/demo/" not in out, "the demo's config.yaml stays out of a preset's run"
 
 
-def test_rgb3d_without_checkpoint_warns_that_h_plus_r_stays_below_the_paper(caplog):
-    """The presets leave rgb3d's Kinetics checkpoint as an optional fill: a run without it says what it costs."""
-    from signpipe.models.rgb3d import build
+@pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
+def test_every_pixel_model_of_a_preset_lists_its_checkpoint_as_a_fill_and_random_init_warns(path, caplog):
+    """The papers start HMA, GLE-Net and the RGB partner from pretrained weights signpipe cannot
+    download: every preset has their checkpoint line as an optional fill, docs/presets.md lists it
+    under the preset, and a run without it warns, naming the torchvision weights to save."""
+    from signpipe.models.pretrained import PAPER_INIT, warn_if_random
 
-    build(3, {"arch": "r3d_18", "checkpoint": None})
-    assert "H+R will not reach their numbers" in caplog.text
+    cfg = preset(path)
+    pixel = [name for name in cfg["finetune"]["models"] if name in PAPER_INIT]
+    assert pixel, "every preset trains a pixel model (rgb3d at least)"
+    text, docs = path.read_text(), (REPO / "docs" / "presets.md").read_text()
+    section = docs[docs.index(f"`{path.name}`", docs.index("## What you fill in")):]
+    section = section[:section.index("\n")]  # the preset's one line
+    for name in pixel:
+        assert "checkpoint" in cfg["finetune"][name] and cfg["finetune"][name]["checkpoint"] is None
+        weights = re.search(r"torchvision (\S+),", PAPER_INIT[name]).group(1)          # e.g. R3D_18_Weights.KINETICS400_V1
+        assert weights in text, f"{path.name}: the {name} checkpoint line names {weights}"
+        assert f"finetune.{name}.checkpoint" in section and weights in section
+        caplog.clear()
+        warn_if_random(name, "random")
+        assert f"{name}: no finetune.{name}.checkpoint, so it trains from random weights" in caplog.text
+        assert weights in caplog.text

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from signpipe.names import VIDEO_ID_RULE, video_file, video_id_problem
@@ -38,6 +39,10 @@ MISSING_COLUMNS = ["video_id", "path", "reason", "label", "gloss", "split"]
 SPLITS = ("train", "val", "test")
 DEFAULT_NUM_SHARDS = 4
 """``num_shards`` of a dataset whose config block has none (the schema's default)."""
+VAL_FROM_TRAIN = 0.0
+"""``val_from_train`` of a dataset whose block has none (the schema's default): no val split drawn."""
+VAL_SEED = 0
+"""Seed of the draw of :func:`val_from_train`: the same manifest always gives the same split."""
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 """Default video file extensions, in order of preference when one name has several."""
 BBOX_COLUMNS = ["bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]
@@ -99,7 +104,57 @@ def build_manifest(
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
         raise ValueError(f"{where}.num_shards: must be a positive integer, got {num_shards!r}")
     rows, missing = known[adapter](cfg, where, Path(corpus_dir) if corpus_dir is not None else None)
-    return _checked_manifest(rows, num_shards, where), _checked_missing(missing)
+    manifest = _checked_manifest(rows, num_shards, where)
+    fraction = cfg.get("val_from_train", VAL_FROM_TRAIN)
+    if fraction:
+        manifest = val_from_train(manifest, fraction, where)
+    return manifest, _checked_missing(missing)
+
+
+def val_from_train(manifest: pd.DataFrame, fraction: float, where: str = "datasets",
+                   seed: int = VAL_SEED) -> pd.DataFrame:
+    """The manifest with about ``fraction`` of its train videos moved to ``val``, for a corpus without
+    a val split (NMFs-CSL, SLR500), so that plateau schedules and ``fusion.weights: val`` have one.
+
+    Signer-disjoint when every train video has a signer and there are two or more: whole signers,
+    drawn in a seeded order, until the fraction is reached (one signer at least, one left in
+    train). Otherwise stratified by class: each class gives ``fraction`` of its videos (largest
+    remainders rounded up, one video always left in train), drawn seeded. The same manifest and
+    fraction always give the same split. A manifest that has val videos already is an error.
+    """
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(f"{where}.val_from_train: a share of the train videos in (0, 1), e.g. 0.1; got {fraction!r}")
+    if (manifest["split"] == "val").any():
+        raise ValueError(f"{where}.val_from_train: the corpus has {int((manifest['split'] == 'val').sum())} val "
+                         f"videos already; remove the key (it draws a val split only for corpora without one)")
+    rng = np.random.default_rng(seed)
+    train = manifest.loc[manifest["split"] == "train"]
+    signers = sorted(train["signer"].unique())
+    if len(signers) >= 2 and "" not in signers:
+        counts = train["signer"].value_counts()
+        chosen: list[str] = []
+        for signer in rng.permutation(signers)[:-1]:
+            if chosen and counts[chosen].sum() >= fraction * len(train):
+                break
+            chosen.append(str(signer))
+        moved = train.index[train["signer"].isin(chosen)]
+        how = f"signers {', '.join(sorted(chosen))}"
+    else:
+        sizes = train.groupby("label").size()
+        share = sizes * fraction
+        take = np.floor(share).astype(int)
+        extra = int(round(fraction * len(train))) - int(take.sum())
+        order = sorted(sizes.index, key=lambda label: (-(share[label] - take[label]), rng.random()))
+        for label in order[:max(extra, 0)]:
+            take[label] += 1
+        take = np.minimum(take, sizes - 1)
+        moved = pd.Index(np.concatenate([rng.permutation(train.index[train["label"] == label])[:take[label]]
+                                         for label in sizes.index]))
+        how = "stratified by class (no signers)"
+    manifest = manifest.copy()
+    manifest.loc[moved, "split"] = "val"
+    log.info("%s.val_from_train: %d of %d train videos to val, %s", where, len(moved), len(train), how)
+    return manifest
 
 
 def write_manifest(

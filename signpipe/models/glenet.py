@@ -40,6 +40,7 @@ from torch import Tensor, nn
 
 from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets, sample_frames
 from signpipe.models import ModelSpec, Phase, Shards
+from signpipe.models.pretrained import load_p3d
 from signpipe.models.rgb3d import KINETICS_MEAN, KINETICS_STD, FrameClips
 from signpipe.settings import from_config
 
@@ -89,7 +90,8 @@ class GLENetConfig:
     flip: bool = True
     """Random horizontal flip in training (§5.1)."""
     checkpoint: str | None = None
-    """Local state dict to start from (of this network, or any with parameters of the same names)."""
+    """Local state dict to start from: a torchvision ResNet of the same depth (ImageNet), inflated
+    into both streams, or a GLE-Net state dict (``signpipe.models.pretrained``); None: random."""
 
 
 def settings(cfg: Mapping[str, Any] | None) -> GLENetConfig:
@@ -530,29 +532,15 @@ class GLEClips(FrameClips):
 
 # ---------------------------------------------------------------- the spec
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike) -> int:
-    """Copy the tensors of a local state dict whose names and shapes match into ``model``; returns how many."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"finetune.glenet.checkpoint: {path} does not exist; give the path of a local "
-                                f"state dict (e.g. a trained GLE-Net's checkpoint.pt), or null to start from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    own = model.state_dict()
-    kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not kept:
-        raise ValueError(f"finetune.glenet.checkpoint: {path} has no tensor of this network's names and shapes "
-                         f"(e.g. {next(iter(own))} {tuple(own[next(iter(own))].shape)})")
-    model.load_state_dict(kept, strict=False)
-    log.info("finetune.glenet.checkpoint: %d of %d tensors from %s", len(kept), len(own), path)
-    return len(kept)
-
-
 def build(num_classes: int, cfg: Mapping[str, Any]) -> GLENet:
-    """GLE-Net of the block's sizes; weights from ``checkpoint`` when set."""
+    """GLE-Net of the block's sizes; weights from ``checkpoint`` when set (a torchvision ResNet
+    inflated into both streams, or a GLE-Net state dict: ``signpipe.models.pretrained.load_p3d``),
+    its ``init`` recorded on the model."""
     arch = settings(cfg)
     model = GLENet(num_classes, arch)
-    if arch.checkpoint:
-        load_checkpoint(model, arch.checkpoint)
+    kind, blocks = DEPTHS[arch.depth]
+    model.init = load_p3d(model, arch.checkpoint, "finetune.glenet.checkpoint", kind == "bottleneck", blocks) \
+        if arch.checkpoint else "random"
     return model
 
 
@@ -622,7 +610,12 @@ DEFAULTS = {"optimizer": "sgd", "lr": 5e-3, "momentum": 0.9, "weight_decay": 1e-
             "loss_weights": equation1_weights(LAMBDA)}
 """§5.1: SGD, lr 5e-3, momentum 0.9, weight decay 1e-4, x0.1 on a validation-loss plateau, 32
 frames. Not in the paper (docs/glenet.md): patience 5, 40 epochs per phase, batch 16."""
-PHASES = (Phase("streams", {"loss_weights": STREAMS_WEIGHTS}), Phase("joint", {"loss_weights": equation1_weights(LAMBDA)}))
-"""§5.1's two-stage optimisation: the streams on their own, then jointly with Eq. 1."""
+JOINT_LR = 5e-4
+"""lr of the joint phase: §5.1 "jointly finetune the whole framework trained at the first stage";
+the paper gives one lr (5e-3, x0.1 on a plateau), read here as fine-tuning one x0.1 step below it
+(docs/training.md), not a restart at 5e-3."""
+PHASES = (Phase("streams", {"loss_weights": STREAMS_WEIGHTS}),
+          Phase("joint", {"lr": JOINT_LR, "loss_weights": equation1_weights(LAMBDA)}))
+"""§5.1's two-stage optimisation: the streams on their own, then jointly with Eq. 1 from their weights."""
 
 SPEC = ModelSpec("glenet", build, dataset, forward, losses=losses, defaults=DEFAULTS, phases=PHASES, figures=figures)

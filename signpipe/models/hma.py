@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models.resnet import BasicBlock
+from torchvision.models.resnet import BasicBlock, Bottleneck
 
 from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
 from signpipe.handmodel import CAMERA_DIM, NUM_BETAS
@@ -40,13 +40,15 @@ from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
 from signpipe.keypoints import HAND_EDGES, NUM_HAND_JOINTS
 from signpipe.keypoints.graph import hop_distance
 from signpipe.models import ModelSpec, Shards
+from signpipe.models.pretrained import load_resnet2d
 from signpipe.models.signbert import HandLatent, HandModelAwareDecoder
 from signpipe.models.stgcn import Block
 
 log = logging.getLogger(__name__)
 
-ARCHS: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
-"""Basic blocks per stage of torchvision's ResNets; the paper's encoder is ResNet-34."""
+ARCHS: dict[str, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
+    "resnet18": (BasicBlock, (2, 2, 2, 2)), "resnet34": (BasicBlock, (3, 4, 6, 3)), "resnet50": (Bottleneck, (3, 4, 6, 3))}
+"""Block and blocks per stage of torchvision's ResNets; the paper's encoder is ResNet-34."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -222,9 +224,9 @@ class HandClips(ShardDataset):
 class ResNetTrunk(nn.Module):
     """torchvision's ResNet without its classifier, of any base ``width`` (64 = torchvision's).
 
-    Layer names are torchvision's (conv1, bn1, layer1-4), so a torchvision ``resnet34`` state dict
-    (ImageNet weights saved on a machine with internet) loads into ``arch=resnet34, width=64``.
-    images (N, 3, H, W) -> features (N, 8 * width).
+    Layer names are torchvision's (conv1, bn1, layer1-4), so a torchvision ``resnet18/34/50`` state
+    dict (ImageNet weights saved on a machine with internet) loads into that ``arch`` at ``width=64``.
+    images (N, 3, H, W) -> features (N, 8 * width, x4 for resnet50's bottlenecks).
     """
 
     def __init__(self, arch: str = "resnet34", width: int = 64) -> None:
@@ -234,15 +236,17 @@ class ResNetTrunk(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         inplanes = width
-        for stage, blocks in enumerate(ARCHS[arch]):
+        block, counts = ARCHS[arch]
+        for stage, blocks in enumerate(counts):
             planes, stride = width * 2**stage, 1 if stage == 0 else 2
+            out = planes * block.expansion
             downsample = None
-            if stride != 1 or inplanes != planes:
-                downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
-            layers = [BasicBlock(inplanes, planes, stride, downsample)]
-            layers += [BasicBlock(planes, planes) for _ in range(blocks - 1)]
+            if stride != 1 or inplanes != out:
+                downsample = nn.Sequential(nn.Conv2d(inplanes, out, 1, stride, bias=False), nn.BatchNorm2d(out))
+            layers = [block(inplanes, planes, stride, downsample)]
+            layers += [block(out, planes) for _ in range(blocks - 1)]
             setattr(self, f"layer{stage + 1}", nn.Sequential(*layers))
-            inplanes = planes
+            inplanes = out
         self.out_features = inplanes
         for m in self.modules():  # torchvision's initialisation
             if isinstance(m, nn.Conv2d):
@@ -255,23 +259,6 @@ class ResNetTrunk(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
-
-
-def load_resnet_checkpoint(trunk: ResNetTrunk, path: str | os.PathLike) -> None:
-    """Load a local torchvision ResNet state dict into ``trunk`` (its ``fc`` is dropped); never downloads."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"finetune.hma.checkpoint: {path} does not exist; give the path of a local "
-                                f"torchvision ResNet state dict (e.g. resnet34 ImageNet weights), or null to start "
-                                f"from random weights")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = {k: v for k, v in state.get("model", state).items() if not k.startswith("fc.")}
-    own = trunk.state_dict()
-    wrong = sorted(k for k in own if k not in state or state[k].shape != own[k].shape)
-    if wrong:
-        raise ValueError(f"finetune.hma.checkpoint: {path} does not fit the encoder (arch, width); "
-                         f"missing or other shape: {wrong[:5]}")
-    trunk.load_state_dict({k: state[k] for k in own})
-    log.info("hma: encoder weights loaded from %s", path)
 
 
 class VisualEncoder(nn.Module):
@@ -531,11 +518,12 @@ def _unwrap(model: nn.Module) -> HMA:
 
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> HMA:
-    """HMA from the ``finetune.hma`` settings; the encoder from ``cfg["checkpoint"]`` when set."""
+    """HMA from the ``finetune.hma`` settings; the encoder from ``cfg["checkpoint"]`` when set (a local
+    torchvision ResNet state dict, ``signpipe.models.pretrained.load_resnet2d``), its ``init`` recorded."""
     config = HMAConfig.from_settings(cfg)
     model = HMA(num_classes, config)
-    if config.checkpoint:
-        load_resnet_checkpoint(model.encoder.resnet, config.checkpoint)
+    model.init = load_resnet2d(model.encoder.resnet, config.checkpoint, "finetune.hma.checkpoint") \
+        if config.checkpoint else "random"
     return model
 
 

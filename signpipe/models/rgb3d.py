@@ -5,7 +5,8 @@ torchvision's video ResNets (``r3d_18`` by default; ``mc3_18``, ``r2plus1d_18``)
 state dict (e.g. Kinetics-400 weights saved from torchvision on a machine with internet); it is
 loaded into the network except for a classifier of another shape, and a missing file is an
 error naming the config key. The papers' RGB partner is Kinetics-pretrained, so without a
-checkpoint the network starts from random weights and a warning says H+R will not reach the paper.
+checkpoint the network starts from random weights and the finetune stage warns that H+R will not
+reach the paper (``signpipe.models.pretrained``).
 
 Input clips come from frames shards with the same temporal sampling as every signpipe model
 (32 frames, random segments in training, centred at test). Each video's frames are resized so
@@ -22,7 +23,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ from torchvision.models import video
 
 from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
 from signpipe.models import ModelSpec, Shards
+from signpipe.models.pretrained import load_video_resnet
 
 log = logging.getLogger(__name__)
 
@@ -96,29 +97,12 @@ class RGB3D(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
-def load_checkpoint(model: RGB3D, path: str | os.PathLike) -> None:
-    """Load a local state dict of the torchvision network into ``model.net``, skipping a classifier of another shape."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"finetune.rgb3d.checkpoint: {path} does not exist; give the path of a local "
-                                f"state dict of torchvision's network, or null to start from scratch")
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    state = state.get("model", state)
-    own = model.net.state_dict()
-    kept = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    missing = sorted(set(own) - set(kept))
-    if any(not k.startswith("fc.") for k in missing):
-        raise ValueError(f"finetune.rgb3d.checkpoint: {path} does not fit the network; missing {missing[:5]}")
-    model.net.load_state_dict(kept, strict=False)
-
-
 def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
-    """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` when set, else random (with a warning)."""
+    """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` (a local torchvision state
+    dict, ``signpipe.models.pretrained.load_video_resnet``) when set, else random; ``init`` recorded."""
     model = RGB3D(num_classes, str(cfg.get("arch", "r3d_18")))
-    if cfg.get("checkpoint"):
-        load_checkpoint(model, cfg["checkpoint"])
-    else:
-        log.warning("rgb3d: no finetune.rgb3d.checkpoint, so the network starts from random weights; the papers' "
-                    "RGB partner is Kinetics-pretrained and H+R will not reach their numbers (docs/models.md)")
+    model.init = load_video_resnet(model.net, cfg["checkpoint"], "finetune.rgb3d.checkpoint") \
+        if cfg.get("checkpoint") else "random"
     return model
 
 
