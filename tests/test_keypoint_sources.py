@@ -330,3 +330,90 @@ def test_formats_and_unknown_format():
     with pytest.raises(ValueError, match="unknown keypoint format"):
         read_sequences("csv", [], {})
 
+
+
+# --- one damaged file never costs the shard (issue #25, item 6) --------------------------------
+
+def _gislr_damaged(good: pa.Table, folder: Path) -> dict[str, str]:
+    """Damaged copies of a real parquet, as found in the wild -> the reason each must give."""
+    frame = good.column("frame").to_numpy().astype(np.float64)
+    field = good.schema.get_field_index("frame")
+    nan_frame = frame.copy()
+    nan_frame[5] = np.nan
+    pq.write_table(good.set_column(field, "frame", pa.array(nan_frame)), folder / "nanframe.parquet")
+    huge = good.column("frame").to_numpy().astype(np.int64)
+    huge[-1] = 2 ** 31  # one frame number written as garbage: 13 TiB to allocate
+    pq.write_table(good.set_column(field, "frame", pa.array(huge)), folder / "hugeframe.parquet")
+    gap = good.column("frame").to_numpy().astype(np.int64)
+    gap[gap == gap.max()] += 10 ** 6
+    pq.write_table(good.set_column(field, "frame", pa.array(gap)), folder / "gap.parquet")
+    codes = {"face": 0, "left_hand": 1, "pose": 2, "right_hand": 3}
+    kind = pa.array([codes[k] for k in good.column("type").to_pylist()], pa.int8())
+    pq.write_table(good.set_column(good.schema.get_field_index("type"), "type", kind), folder / "inttype.parquet")
+    x = pa.array([str(v) for v in good.column("x").to_pylist()])
+    pq.write_table(good.set_column(good.schema.get_field_index("x"), "x", x), folder / "textx.parquet")
+    return {"nanframe": "missing or fractional frame number", "hugeframe": "frame numbers jump from",
+            "gap": "frame numbers jump from", "inttype": "column type must hold the strings",
+            "textx": "column x must hold numbers, got string"}
+
+
+def test_damaged_keypoint_files_each_give_one_reason_and_the_rest_is_read(gislr_files, tmp_path):
+    good = pq.read_table(gislr_files[0])
+    reasons = _gislr_damaged(good, tmp_path)
+    rows = [{"video_id": n, "path": str(tmp_path / f"{n}.parquet")} for n in reasons]
+    rows.append({"video_id": "last", "path": str(gislr_files[1])})
+    out = read_all("gislr", rows, {"width": WIDTH, "height": HEIGHT})
+    assert isinstance(out.pop("last"), KeypointSequence)
+    for name, error in out.items():
+        assert isinstance(error, ValueError), name
+        text = str(error)
+        assert f"{name}.parquet" in text and reasons[name] in text and len(text) <= 300 and "\n" not in text, text
+
+    points = np.full((4, 543, 3), 0.5, np.float32)
+    (tmp_path / "zero.npy").write_bytes(b"")
+    np.savez(tmp_path / "whole.npz", keypoints=points)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:300])
+    np.savez(tmp_path / "twofps.npz", keypoints=points, fps=np.array([25, 30]))
+    names = {"zero": ("npy", "EOFError"), "cut": ("npz", "BadZipFile"), "twofps": ("npz", "fps must be one"),
+             "whole": ("npz", None)}
+    rows = [{"video_id": n, "path": str(tmp_path / f"{n}.{ext}")} for n, (ext, _) in names.items()]
+    out = read_all("arrays", rows, {"layout": "mediapipe-holistic-543", "width": 10, "height": 10})
+    assert isinstance(out.pop("whole"), KeypointSequence)
+    for name, error in out.items():
+        assert isinstance(error, ValueError) and f"{name}.np" in str(error) and names[name][1] in str(error), error
+
+    annotation = _annotation("a", 3)
+    for name, data, reason in [("nosplit", {"annotations": [annotation]}, "expected a 'split' dict"),
+                               ("texts", {"split": {"train": ["a"]}, "annotations": ["a"]}, "annotation 0 is not a dict"),
+                               ("nolabel", {"split": {}, "annotations": [{**annotation, "keypoint": "oops"}]}, "")]:
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(data))
+        out = read_all("pyskl", [{"video_id": "a", "path": str(tmp_path / f"{name}.pkl")}], {"trust_pickle": True})
+        assert isinstance(out["a"], ValueError) and f"{name}.pkl" in str(out["a"]) and reason in str(out["a"])
+        if name != "nolabel":
+            with pytest.raises(ValueError, match=reason):  # listing the corpus: one line naming the pickle
+                load_pyskl(tmp_path / f"{name}.pkl", True)
+
+
+def test_a_damaged_parquet_is_a_failures_row_and_the_shard_is_written(gislr_files, tmp_path):
+    from signpipe.pose.importer import import_shard
+
+    reasons = _gislr_damaged(pq.read_table(gislr_files[0]), tmp_path)
+    rows = [{"video_id": "first", "path": str(gislr_files[0])}]
+    rows += [{"video_id": n, "path": str(tmp_path / f"{n}.parquet")} for n in reasons]
+    manifest = pd.DataFrame(rows).assign(label=0, gloss="x", split="train", signer="", frame_start=0, frame_end=-1,
+                                         shard=0)
+    manifest.to_csv(tmp_path / "0.csv", index=False)
+    quality = import_shard(tmp_path / "0.csv", tmp_path / "kp.h5", tmp_path / "q.csv", tmp_path / "f.csv",
+                           {"adapter": "gislr", "width": WIDTH, "height": HEIGHT}, progress=False)
+    assert quality["video_id"].tolist() == ["first"]
+    failures = pd.read_csv(tmp_path / "f.csv")
+    assert failures["video_id"].tolist() == list(reasons)
+    assert all(reasons[v] in r for v, r in zip(failures["video_id"], failures["reason"]))
+
+
+def test_a_reason_is_one_line_of_at_most_300_characters():
+    from signpipe.keypoints.sources.sequence import file_error
+
+    error = file_error(Path("a.parquet"), TypeError("could not convert\n" + "0.5" * 5000))
+    assert str(error).startswith("a.parquet: TypeError: could not convert 0.5") and len(str(error)) == 300
+    assert "\n" not in str(error) and str(error).endswith("...")

@@ -33,7 +33,7 @@ import numpy as np
 from signpipe.keypoints.index_map import split_points
 from signpipe.keypoints.mediapipe_map import mediapipe_sequence_to_wholebody
 from signpipe.keypoints.openpose_map import OPENPOSE_COUNTS, openpose_sequence_to_wholebody
-from signpipe.keypoints.sources.sequence import KeypointSequence, Result, nominal_size, read_each
+from signpipe.keypoints.sources.sequence import KeypointSequence, Result, nominal_size, read_each, shorten
 
 
 def _split(points: np.ndarray, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
@@ -85,8 +85,10 @@ def load_array(path: Path, key: str | None) -> tuple[np.ndarray, float | None]:
         if name not in data.files:
             raise ValueError(f"{path}: no array {name!r} (has {', '.join(data.files) or 'none'}); "
                              "name it with the dataset's array key")
-        fps = float(data["fps"]) if "fps" in data.files else None
-        return data[name], fps
+        fps = data["fps"] if "fps" in data.files else None
+        if fps is not None and (fps.size != 1 or not np.issubdtype(fps.dtype, np.number) or not fps > 0):
+            raise ValueError(f"{path}: fps must be one positive number, got {shorten(repr(fps.tolist()), 60)}")
+        return data[name], None if fps is None else float(fps)
 
 
 def to_points(array: np.ndarray, layout: str) -> np.ndarray:
