@@ -41,6 +41,11 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
     absent = [c for c in COLUMNS if c not in table.columns]
     if absent:
         raise ValueError(f"{where}.index: {index} lacks the columns {absent} of the Kaggle train.csv")
+    empty = table.index[table["sign"].str.strip() == ""]
+    if len(empty):  # it would become class '' and renumber every other class
+        raise ValueError(f"{where}.index: {index}: line(s) {examples(list(empty + 2))} have an empty sign "
+                         f"(sequence_id {examples(table.loc[empty, 'sequence_id'])}); give each row its sign "
+                         "or remove it")
     label_of = class_labels(cfg, sorted(table["sign"].unique()), where)
     unknown = sorted(set(table["sign"]) - set(label_of))
     if unknown:
