@@ -519,3 +519,17 @@ def test_quality_csv_reports_swapped_hands(gislr_files, tmp_path, caplog):
     assert pd.read_csv(tmp_path / "q.csv")["swapped_hands"].tolist() == [1.0, 0.0]
     warned = [r.getMessage() for r in caplog.records if "signer's right side" in r.getMessage()]
     assert len(warned) == 1 and warned[0].startswith("video 468121184:")
+
+
+@pytest.mark.parametrize("name, frames", [("mediapipe", 170), ("hand_estimation_6fb01565", 5)])
+def test_truncated_pose_file_is_refused_with_a_reason(pose_dir, tmp_path, name, frames):
+    """pose-format 0.1 reads a cut body as fewer frames whose confidences are coordinate bytes; 0.2 too
+    when the cut falls on a frame boundary. Both are refused (issue #25 item 3)."""
+    data = (pose_dir / f"{name}.pose").read_bytes()
+    whole = read_all("pose", [{"video_id": "a", "path": str(pose_dir / f"{name}.pose")}], {})["a"]
+    assert isinstance(whole, KeypointSequence) and len(whole.xy) == frames
+    cut = tmp_path / "cut.pose"
+    cut.write_bytes(data[: len(data) // 2 + len(data) // 4])
+    error = read_all("pose", [{"video_id": "a", "path": str(cut)}], {})["a"]
+    assert isinstance(error, ValueError) and "cut.pose: truncated or damaged: the header declares" in str(error)
+    assert f"{frames} frames" in str(error)
