@@ -27,6 +27,7 @@ from signpipe.datasets import (
     nominal_frame,
     split_missing,
     text_lines,
+    utf8_text,
 )
 from signpipe.datasets.folder import signer_splits
 
@@ -37,6 +38,7 @@ SPLIT_BY = ("participant", "sequence")
 def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of every sequence of ``index`` whose parquet exists, and the missing."""
     index = config_path(cfg, "index", where)
+    utf8_text(index)
     table = pd.read_csv(index, dtype=str, keep_default_na=False)
     absent = [c for c in COLUMNS if c not in table.columns]
     if absent:
@@ -78,7 +80,7 @@ def class_labels(cfg: Mapping[str, Any], signs: list[str], where: str) -> dict[s
         return {sign: label for label, sign in enumerate(signs)}
     path = config_path(cfg, "classes", where)
     if path.suffix.lower() == ".json":
-        mapping = json.loads(path.read_text(encoding="utf-8"))
+        mapping = json.loads(utf8_text(path))
         if (not isinstance(mapping, dict) or len(set(mapping.values())) != len(mapping)
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in mapping.values())):
             raise ValueError(f"{where}.classes: {path} must map each sign to its own integer index >= 0 "

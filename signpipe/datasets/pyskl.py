@@ -68,6 +68,10 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
         })
     rows = pd.DataFrame.from_records(records, columns=["video_id", "path", "label", "gloss", "split", "signer",
                                                        "frame_start", "frame_end", *FRAME_COLUMNS, "frame_dir"])
+    repeated = rows.loc[rows["frame_dir"].duplicated(), "frame_dir"].unique()
+    if len(repeated):
+        raise ValueError(f"{where}: {path}: frame_dir {examples(sorted(repeated))} is in several annotations; "
+                         "each sequence needs its own frame_dir")
     clashes = rows.loc[rows["video_id"].duplicated(keep=False), "frame_dir"]
     if len(clashes):
         raise ValueError(f"{where}: frame_dirs {examples(sorted(clashes))} of {path} give the same video id once "
