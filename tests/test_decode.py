@@ -265,3 +265,19 @@ def test_truncated_matroska_and_webm_are_failures(shared_data, tmp_path, suffix)
     stats = decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.failures.csv", progress=False)
     assert stats == {"videos": 1, "failed": 1, "frames": 41}
     assert pd.read_csv(tmp_path / "0.failures.csv")["video_id"].tolist() == ["cut"]
+
+
+def test_a_window_counts_the_files_own_frames_whatever_the_fps_column(tmp_path):
+    """Issue #25 item 5: WLASL's index says fps 25, but its preprocess.py cuts frames of the raw file as
+    OpenCV decodes them; so a 30 fps file with the window 10..40 gives its own frames 10..39, not a
+    window rescaled to 12..48, and the frames shard records the file's rate."""
+    video = write_video(tmp_path / "v.mp4", frames=60, width=256, height=64, fps=30)
+    manifest = _manifest(tmp_path, [{"video_id": "w", "path": str(video), "frame_start": 10, "frame_end": 40,
+                                     "fps": 25}])
+    decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.csv", progress=False)
+    full = decode_video(video, short_side=256)
+    with h5py.File(tmp_path / "0.h5") as f:
+        entry = read_index(f).iloc[0]
+        assert entry["length"] == 30 and entry["fps"] == pytest.approx(30)
+        clip = read_video(f, "jpeg", entry)
+        assert [_bar_column(j) for j in clip] == [_bar_column(j) for j in full.jpeg[10:40]]
