@@ -49,8 +49,9 @@ def read_parquet(path: Path, size: tuple[int, int]) -> KeypointSequence:
                              f"(has {', '.join(names)})")
         table = parquet.read(columns=list(COLUMNS), use_threads=False)  # one small file: threads cost more
     for name in ("x", "y", "landmark_index"):
-        if not (pa.types.is_floating(table.schema.field(name).type) or pa.types.is_integer(table.schema.field(name).type)):
-            raise ValueError(f"{path}: column {name} must hold numbers, got {table.schema.field(name).type}")
+        dtype = table.schema.field(name).type
+        if not (pa.types.is_floating(dtype) or pa.types.is_integer(dtype)):
+            raise ValueError(f"{path}: column {name} must hold numbers, got {dtype}")
     if table.num_rows == 0:
         raise ValueError(f"{path}: empty sequence (no landmark rows)")
     kind = table.column("type").combine_chunks()
@@ -88,7 +89,9 @@ def frame_numbers(path: Path, column: pa.ChunkedArray) -> np.ndarray:
     values = column.to_numpy()
     if not np.issubdtype(values.dtype, np.number):
         raise ValueError(f"{path}: column frame must hold integers, got {column.type}")
-    bad = ~np.isfinite(values) | (values != np.round(values)) if values.dtype.kind == "f" else np.zeros(len(values), bool)
+    bad = np.zeros(len(values), bool)
+    if values.dtype.kind == "f":
+        bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         raise ValueError(f"{path}: {int(bad.sum())} row(s) with a missing or fractional frame number "
                          f"(first {values[bad][0]})")
