@@ -96,14 +96,14 @@ def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dic
     data: dict[str, Any] = {"absent": []}
     for stage, path in files.items():
         with open_hdf5(path) as f:
-            absent = [name for name in ARRAYS[stage] if name not in f]
-            if absent:
-                raise ValueError(f"{path}: a {stage} shard without {', '.join(absent)} (it holds "
-                                 f"{', '.join(f) or 'nothing'}); damaged, or written by another tool?")
             entry = _entry(f, video_id)
             if entry is None:
                 data["absent"].append(stage)
                 continue
+            absent = [name for name in ARRAYS[stage] if name not in f]
+            if absent:
+                raise ValueError(f"{path}: a {stage} shard without {', '.join(absent)} (it holds "
+                                 f"{', '.join(f) or 'nothing'}); damaged, or written by another tool?")
             if "times" not in data:
                 length = int(entry["length"])
                 data["entry"], data["length"] = entry, length
