@@ -40,7 +40,7 @@ def _inspect(args: argparse.Namespace) -> None:
 def _export_keypoints(args: argparse.Namespace) -> None:
     from signpipe.keypoints.export import export_keypoints
 
-    written = export_keypoints(args.shard, args.format, args.out)
+    written = export_keypoints(args.shard, args.format, args.out, force=args.force)
     print(f"{len(written)} file(s) written to {args.out}")
 
 
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     keypoints.add_argument("shard", metavar="SHARD", help="keypoints shard (HDF5)")
     keypoints.add_argument("--format", required=True, choices=EXPORT_FORMATS, help="output format")
     keypoints.add_argument("out", metavar="OUT", help="output folder (pose, npz) or pickle file (pyskl)")
+    keypoints.add_argument("--force", action="store_true",
+                           help="overwrite output files that exist (never the input shard)")
     keypoints.set_defaults(func=_export_keypoints)
 
     from signpipe.handmodel.cli import register as register_handmodel

@@ -36,6 +36,8 @@ def check_config(config: Mapping[str, Any], schema_path: str | os.PathLike) -> N
     if error is not None:
         raise ConfigError(_describe(error))
     check_references(config)
+    check_blanks(config)
+    check_backend_paths(config)
 
 
 def _describe(error: Any) -> str:
@@ -72,6 +74,56 @@ def check_references(config: Mapping[str, Any]) -> None:
         if name not in datasets:
             raise ConfigError(f"config fusion.subsets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
     check_pixels(config.get("datasets") or {}, models)
+
+
+BLANK = "FILL_ME"
+"""Prefix of the values a paper preset leaves for the user (configs/paper/, docs/presets.md)."""
+BACKEND_PATHS = {
+    "mediapipe": [("mediapipe", "model_dir", "dir")],
+    "mmpose": [("mmpose", key, "file") for key in ("config", "checkpoint", "det_config", "det_checkpoint")],
+    "mmpose-json": [("mmpose_json", "dir", "dir")],
+    "openpose": [("openpose", "dir", "dir")],
+    "sidecar": [],
+}
+"""Per pose backend, its (block, key, kind) paths: checked before any job runs, since the pose
+jobs would read them only after decode ran."""
+
+
+def check_blanks(config: Any, where: str = "") -> None:
+    """Refuse any value still starting with ``FILL_ME`` (a preset's blank), naming its key."""
+    items = (config.items() if isinstance(config, Mapping)
+             else enumerate(config) if isinstance(config, list) else ())
+    for key, value in items:
+        path = f"{where}.{key}" if where else str(key)
+        if isinstance(value, str) and value.startswith(BLANK):
+            raise ConfigError(f"config {path}: {value!r} is a blank of the preset; fill in the path to your copy "
+                              "(docs/presets.md, 'What you fill in')")
+        check_blanks(value, path)
+
+
+def check_backend_paths(config: Mapping[str, Any]) -> None:
+    """The files and folders the pose backend of each video dataset reads (the global ``pose:`` block
+    overridden by the dataset's own) must exist; keypoint datasets run no backend."""
+    from signpipe.datasets import KEYPOINT_ADAPTERS
+
+    glob = config.get("pose") or {}
+    for name, block in (config.get("datasets") or {}).items():
+        if (block or {}).get("adapter") in KEYPOINT_ADAPTERS:
+            continue
+        own = (block or {}).get("pose") or {}
+        pose = {**glob, **own}
+        for sub, key, kind in BACKEND_PATHS.get(pose.get("backend", "mediapipe"), []):
+            value = (pose.get(sub) or {}).get(key)
+            if value is None:
+                continue
+            where = f"datasets.{name}.pose.{sub}.{key}" if key in (own.get(sub) or {}) else f"pose.{sub}.{key}"
+            path = os.path.expanduser(str(value))
+            if not (os.path.isdir(path) if kind == "dir" else os.path.isfile(path)):
+                state = "is not a folder" if kind == "dir" and os.path.exists(path) else (
+                    "is not a file" if os.path.exists(path) else "does not exist")
+                raise ConfigError(f"config {where}: {value} {state} (relative paths are from the working "
+                                  f"directory, {os.getcwd()}); the {pose.get('backend')} pose backend of dataset "
+                                  f"{name!r} reads it")
 
 
 def pixels_needed(model: str) -> str | None:

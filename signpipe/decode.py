@@ -1,8 +1,9 @@
 """Decode stage: videos of one shard -> JPEG frames in an HDF5 shard (DESIGN §2-3).
 
 Each video is decoded with PyAV, cut to its clip (manifest ``frame_start``/``frame_end``),
-resized so that its short side is at most ``short_side`` (never enlarged), and stored as
-JPEG bytes. Scaling and JPEG encoding run in a thread pool while PyAV decodes the next
+turned upright by its stream's display matrix (phone recordings store portrait clips as landscape
+pictures plus a 90° rotation), resized so that its short side is at most ``short_side`` (never
+enlarged), and stored as JPEG bytes. Scaling and JPEG encoding run in a thread pool while PyAV decodes the next
 frames, so the stage keeps close to a bare decode loop. A video that cannot be decoded never fails the shard:
 it is listed with its reason in the shard's failures CSV and the rest is written; only errors of
 the job itself (:func:`signpipe.jobs.fails_the_job`: disk full, out of memory, interrupted) stop it.
@@ -32,7 +33,9 @@ SCHEMA_VERSION = 1
 TRUNCATION_TOLERANCE = 0.05
 """Share of its header's frame count a video may fall short by before it counts as truncated.
 Headers overcount by a few frames where the muxer used an edit list (FOOTBALL.mp4 declares 64
-frames and holds 62), so only a clear shortfall (at least 3 frames) is treated as truncation."""
+frames and holds 62), so only a clear shortfall (at least 3 frames) is treated as truncation.
+Containers without a frame count (Matroska/WebM) are checked the same way against the frame
+count their duration implies at the stream's average rate."""
 FAILURE_COLUMNS = ["video_id", "path", "stage", "reason"]
 """Columns of ``failures.csv``: ``reason`` is a :class:`DecodeError`'s message, or ``"Type: message"``
 of any other exception raised for the video."""
@@ -46,7 +49,7 @@ class DecodeError(Exception):
 
 @dataclass
 class DecodedVideo:
-    """One clip: JPEG bytes per frame and the sizes before and after resizing."""
+    """One clip: JPEG bytes per frame and the displayed (upright) sizes before and after resizing."""
 
     jpeg: list[bytes]
     height: int
@@ -65,17 +68,47 @@ def target_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(2, 2 * round(width * scale / 2)), max(2, 2 * round(height * scale / 2))
 
 
-def frame_to_jpeg(frame: av.VideoFrame, width: int, height: int, quality: int) -> bytes:
-    """JPEG bytes of a decoded frame resized to ``width`` x ``height``.
+def frame_to_jpeg(frame: av.VideoFrame, width: int, height: int, quality: int, rotation: int = 0) -> bytes:
+    """JPEG bytes of a decoded frame, turned ``rotation`` degrees counter-clockwise (a multiple of
+    90, PyAV's ``VideoFrame.rotation``) and resized to ``width`` x ``height`` (the upright size).
 
     The frame is scaled straight into full-range YUV 4:2:0 and its planes are handed to
-    libjpeg-turbo as they are, skipping the round trip through RGB that costs half the time.
+    libjpeg-turbo as they are, skipping the round trip through RGB that costs half the time;
+    a rotation turns the three planes with ``np.rot90``.
     """
+    turns = (rotation // 90) % 4
+    if turns % 2:
+        width, height = height, width  # scale the stored picture, then turn it upright
     yuv = frame.reformat(width=width, height=height, format="yuvj420p")
     sizes = [(height, width), (height // 2, width // 2), (height // 2, width // 2)]
-    y, u, v = (np.ascontiguousarray(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w])
+    y, u, v = (np.ascontiguousarray(np.rot90(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:h, :w],
+                                             turns))
                for plane, (h, w) in zip(yuv.planes, sizes))
     return simplejpeg.encode_jpeg_yuv_planes(y, u, v, quality=quality)
+
+
+def display_rotation(frame: av.VideoFrame) -> int:
+    """Counter-clockwise degrees (0, 90, 180, 270) that turn ``frame`` upright, from its display matrix."""
+    return round(frame.rotation / 90) * 90 % 360
+
+
+def expected_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
+    """Frames the file's header promises: the stream's frame count, else (Matroska, WebM) its
+    duration (the stream's ``DURATION`` tag, else the container's) times the average rate; 0 when unknown."""
+    if stream.frames:
+        return stream.frames
+    rate = stream.average_rate or stream.guessed_rate
+    seconds = _hms_seconds(stream.metadata.get("DURATION", "")) or (container.duration or 0) / av.time_base
+    return round(seconds * float(rate)) if rate else 0
+
+
+def _hms_seconds(text: str) -> float:
+    """Seconds of a Matroska ``DURATION`` tag (``00:00:01.640000000``); 0 when absent or malformed."""
+    try:
+        h, m, s = text.split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    except ValueError:
+        return 0.0
 
 
 def decode_video(path: str | os.PathLike, frame_start: int = 0, frame_end: int = -1,
@@ -104,7 +137,7 @@ def decode_video(path: str | os.PathLike, frame_start: int = 0, frame_end: int =
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
-        declared = stream.frames
+        declared, stream_frames = expected_frames(container, stream), stream.frames
         try:
             for index, frame in enumerate(container.decode(stream)):
                 seen = index + 1
@@ -113,17 +146,19 @@ def decode_video(path: str | os.PathLike, frame_start: int = 0, frame_end: int =
                 if 0 <= frame_end <= index:
                     break
                 if not encoded:
-                    src_h, src_w = frame.height, frame.width
+                    rotation = display_rotation(frame)
+                    src_h, src_w = (frame.width, frame.height) if rotation % 180 else (frame.height, frame.width)
                     width, height = target_size(src_w, src_h, short_side)
-                encoded.append(pool.submit(frame_to_jpeg, frame, width, height, jpeg_quality) if pool
-                               else frame_to_jpeg(frame, width, height, jpeg_quality))
+                encoded.append(pool.submit(frame_to_jpeg, frame, width, height, jpeg_quality, rotation) if pool
+                               else frame_to_jpeg(frame, width, height, jpeg_quality, rotation))
         except av.FFmpegError as err:
             _cancel(encoded)
             raise DecodeError(f"corrupt or truncated after {seen} frames ({_reason(err)})") from err
     wanted = declared if frame_end < 0 else min(frame_end, declared or frame_end)
     if declared and seen < wanted - max(3, TRUNCATION_TOLERANCE * wanted):
         _cancel(encoded)
-        raise DecodeError(f"truncated: decoded {seen} of the {declared} frames its header declares")
+        promise = "header declares" if stream_frames else "container's duration implies"
+        raise DecodeError(f"truncated: decoded {seen} of the {declared} frames its {promise}")
     if not encoded:
         if seen == 0:
             raise DecodeError("no frames decoded (empty or unreadable video stream)")

@@ -36,6 +36,8 @@ from signpipe.shards import decode_jpeg
 log = logging.getLogger(__name__)
 
 STAGES = ("frames", "keypoints", "hands")
+ARRAYS = {"frames": ("jpeg",), "keypoints": ("xy", "score"), "hands": ("pose", "box", "box_source")}
+"""The arrays ``show`` reads from each stage's shard."""
 CELL = 240
 """Width in pixels of one frame's column; crops are drawn CELL x CELL."""
 HEADER = 76
@@ -98,6 +100,10 @@ def _load(files: dict[str, Path], video_id: str, count: int, named: Path) -> dic
             if entry is None:
                 data["absent"].append(stage)
                 continue
+            absent = [name for name in ARRAYS[stage] if name not in f]
+            if absent:
+                raise ValueError(f"{path}: a {stage} shard without {', '.join(absent)} (it holds "
+                                 f"{', '.join(f) or 'nothing'}); damaged, or written by another tool?")
             if "times" not in data:
                 length = int(entry["length"])
                 data["entry"], data["length"] = entry, length

@@ -186,3 +186,98 @@ def test_an_unexpected_error_fails_one_video_but_memory_errors_stop_the_job(tmp_
     with pytest.raises(MemoryError):
         decode_shard(manifest, 0, tmp_path / "1.h5", tmp_path / "1.failures.csv", progress=False)
     assert not (tmp_path / "1.h5").exists()
+
+
+def _write_pictures(path, pictures, rotation=0, codec="libx264"):
+    """A video of ``pictures`` (RGB uint8 arrays) with a display matrix turning them ``rotation``
+    degrees counter-clockwise, as phones store portrait recordings."""
+    height, width = pictures[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for picture in pictures:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _upright_pictures(frames=3, height=48, width=80):
+    """A signer stand-in: a bright 'head' block near the top, left of centre, on a vertical gradient."""
+    rows = np.linspace(20, 120, height, dtype=np.uint8)[:, None, None]
+    pictures = []
+    for i in range(frames):
+        image = np.broadcast_to(rows, (height, width, 3)).copy()
+        image[4:16, 10 + 2 * i:26 + 2 * i] = 240
+        pictures.append(image)
+    return pictures
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_phone_rotation_is_applied_and_the_displayed_size_recorded(tmp_path, rotation):
+    """A clip stored sideways with a display matrix decodes like an upright copy of the same clip."""
+    upright = _upright_pictures()
+    stored = [np.rot90(p, -rotation // 90) for p in upright]  # what the phone writes
+    assert stored[0].shape[:2] == ((80, 48) if rotation % 180 else (48, 80))
+    reference = decode_video(_write_pictures(tmp_path / "upright.mp4", upright), short_side=256)
+    phone = decode_video(_write_pictures(tmp_path / "phone.mp4", stored, rotation), short_side=256)
+    assert (phone.src_width, phone.src_height, phone.width, phone.height) == (80, 48, 80, 48)
+    for ours, theirs in zip(phone.jpeg, reference.jpeg):
+        a = simplejpeg.decode_jpeg(ours).astype(float)
+        b = simplejpeg.decode_jpeg(theirs).astype(float)
+        assert a.shape == b.shape == (48, 80, 3)
+        assert np.abs(a - b).mean() < 4  # JPEG/H.264 noise only; sideways differs by tens
+        assert np.abs(a - b[::-1, ::-1]).mean() > 20
+    small = decode_video(tmp_path / "phone.mp4", short_side=24)
+    assert (small.width, small.height) == (40, 24)  # the displayed short side is the one resized
+
+
+def _remux(source, target):
+    """``source``'s video packets copied unchanged into another container (``target``'s suffix)."""
+    with av.open(str(source)) as src, av.open(str(target), "w") as dst:
+        stream = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                dst.mux(packet)
+    return target
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".webm"])
+def test_truncated_matroska_and_webm_are_failures(shared_data, tmp_path, suffix):
+    """Matroska/WebM carry no frame count: an interrupted download is caught by its duration."""
+    if suffix == ".mkv":  # the real 41-frame clip, its H.264 packets as they are
+        whole = _remux(shared_data / "clips" / "SOUP.mp4", tmp_path / "soup.mkv")
+    else:
+        noise = np.random.default_rng(0).integers(0, 255, (41, 48, 64, 3), dtype=np.uint8)
+        whole = _write_pictures(tmp_path / "soup.webm", list(noise), codec="libvpx")
+    with av.open(str(whole)) as container:
+        assert container.streams.video[0].frames == 0  # the gap the header check fell through
+    assert len(decode_video(whole).jpeg) == 41
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    with pytest.raises(DecodeError, match=r"truncated: decoded \d+ of the 41 frames its container's duration implies"):
+        decode_video(cut)
+    manifest = _manifest(tmp_path, [{"video_id": "cut", "path": str(cut)}, {"video_id": "whole", "path": str(whole)}])
+    stats = decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.failures.csv", progress=False)
+    assert stats == {"videos": 1, "failed": 1, "frames": 41}
+    assert pd.read_csv(tmp_path / "0.failures.csv")["video_id"].tolist() == ["cut"]
+
+
+def test_a_window_counts_the_files_own_frames_whatever_the_fps_column(tmp_path):
+    """Issue #25 item 5: WLASL's index says fps 25, but its preprocess.py cuts frames of the raw file as
+    OpenCV decodes them; so a 30 fps file with the window 10..40 gives its own frames 10..39, not a
+    window rescaled to 12..48, and the frames shard records the file's rate."""
+    video = write_video(tmp_path / "v.mp4", frames=60, width=256, height=64, fps=30)
+    manifest = _manifest(tmp_path, [{"video_id": "w", "path": str(video), "frame_start": 10, "frame_end": 40,
+                                     "fps": 25}])
+    decode_shard(manifest, 0, tmp_path / "0.h5", tmp_path / "0.csv", progress=False)
+    full = decode_video(video, short_side=256)
+    with h5py.File(tmp_path / "0.h5") as f:
+        entry = read_index(f).iloc[0]
+        assert entry["length"] == 30 and entry["fps"] == pytest.approx(30)
+        clip = read_video(f, "jpeg", entry)
+        assert [_bar_column(j) for j in clip] == [_bar_column(j) for j in full.jpeg[10:40]]

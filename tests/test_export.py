@@ -108,3 +108,33 @@ def test_not_a_keypoints_shard_and_unknown_format(tmp_path, capsys):
     assert "not a keypoints shard" in capsys.readouterr().err
     with pytest.raises(ValueError, match="export format"):
         export_keypoints(frames, "csv", tmp_path / "out")
+
+
+@pytest.mark.parametrize("fmt", ["pyskl", "npz", "pose"])
+def test_export_never_writes_onto_its_input_or_existing_files_without_force(tmp_path, capsys, fmt):
+    """Issue #25 item 7: one rule for every format, checked before anything is written."""
+    shard = tmp_path / "k2.h5"
+    write_shard(shard, frame_info=True)
+    before = shard.read_bytes()
+    for extra in ([], ["--force"]):
+        assert main(["export", "keypoints", str(shard), "--format", fmt, str(shard), *extra]) == 1
+        err = capsys.readouterr().err
+        assert "error: export: " in err and str(shard) in err and "Traceback" not in err
+        assert shard.read_bytes() == before  # the shard is never replaced, even with --force
+    out = tmp_path / ("skeleton.pkl" if fmt == "pyskl" else "out")
+    first = export_keypoints(shard, fmt, out)
+    stamp = [p.stat().st_mtime_ns for p in first]
+    assert main(["export", "keypoints", str(shard), "--format", fmt, str(out)]) == 1
+    assert "exist(s) already; pass --force to overwrite" in capsys.readouterr().err
+    assert [p.stat().st_mtime_ns for p in first] == stamp
+    assert main(["export", "keypoints", str(shard), "--format", fmt, str(out), "--force"]) == 0
+    assert (out.read_bytes() if fmt == "pyskl" else None) == (first[0].read_bytes() if fmt == "pyskl" else None)
+
+
+def test_export_of_a_corrupt_shard_is_one_line(tmp_path, capsys):
+    shard = tmp_path / "0.h5"
+    write_shard(shard, frame_info=True)
+    shard.write_bytes(shard.read_bytes()[:2000])
+    assert main(["export", "keypoints", str(shard), "--format", "npz", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"signpipe export: error: {shard}: not a readable HDF5 file") and err.count("\n") == 1

@@ -295,3 +295,54 @@ def test_pretraining_loss_with_a_hand_no_frame_detected():
     loss, metrics = pretraining_loss(SignBERT(TINY), pose, objective, torch.Generator().manual_seed(1))
     loss.backward()
     assert torch.isfinite(loss) and metrics["rec_loss"] > 0
+
+
+def test_labels_never_shift_silently(gislr, shared_data, tmp_path):
+    """Issue #25 item 4: an empty gislr sign, a fractional or zero-size pyskl annotation and a CSV width the
+    readers would ignore are refused with the file, the row and the value, instead of renumbering labels."""
+    table = kaggle_corpus(tmp_path, gislr, ["4718"])
+    table.loc[3, "sign"] = ""
+    table.to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(ValueError, match=r"datasets.asl.index: .*train.csv: line\(s\) 5 have an empty sign "
+                                         rf"\(sequence_id '{table.loc[3, 'sequence_id']}'\)"):
+        build_manifest(gislr_block(tmp_path / "train.csv", split_by="sequence", default_split="train"), name="asl")
+
+    data = pyskl_pickle(tmp_path / "sk.pkl")
+    block = {"adapter": "pyskl", "pickle": str(tmp_path / "sk.pkl"), "trust_pickle": True}
+    assert build_manifest(block, name="sk")[0]["label"].tolist() == [0, 1, 1]
+    for key, value, message in [("label", 1.7, "label must be an integer class index, got 1.7"),
+                                ("img_shape", (0, 0), r"img_shape must be \(height, width\) in positive pixels, "
+                                                      r"got \(0, 0\)")]:
+        changed = [dict(a) for a in data["annotations"]]
+        changed[1][key] = value
+        (tmp_path / "bad.pkl").write_bytes(pickle.dumps({**data, "annotations": changed}))
+        with pytest.raises(ValueError, match=rf"bad.pkl: annotation 1 \(frame_dir 'cat/01'\): {message}"):
+            build_manifest({**block, "pickle": str(tmp_path / "bad.pkl")}, name="sk")
+
+    pose = shared_data / "pose" / "mediapipe.pose"
+    (tmp_path / "poses.csv").write_text(f"video_id,path,label,split,width\na,{pose},0,train,512\nb,{pose},0,test,1920\n")
+    with pytest.raises(ValueError, match=r"poses.csv: video_id 'b' has width 1920 .*dataset's width key \(512\)"):
+        build_manifest({"adapter": "pose", "manifest": str(tmp_path / "poses.csv")}, name="p")
+    (tmp_path / "poses.csv").write_text(f"video_id,path,label,split,width\na,{pose},0,train,1920\nb,{pose},0,test,1920\n")
+    manifest, _ = build_manifest({"adapter": "pose", "manifest": str(tmp_path / "poses.csv"), "width": 1920}, name="p")
+    assert manifest["width"].tolist() == [1920, 1920]  # a column that agrees with the key is fine
+
+
+def test_label_files_that_are_not_utf8_and_repeated_frame_dirs_are_one_line(gislr, tmp_path):
+    """Issue #25 item 11: the file, the line and the fix instead of "'utf-8' codec can't decode"; a
+    pyskl frame_dir used twice is said as such, not as a file-name clash."""
+    table = kaggle_corpus(tmp_path, gislr, ["4718"])
+    table.loc[2, "sign"] = "caf\u00e9"
+    (tmp_path / "train.csv").write_bytes(table.to_csv(index=False).encode("latin-1"))
+    with pytest.raises(ValueError, match=r"train.csv: line 4 is not UTF-8 \(byte 0xe9\); a latin-1 .*iconv"):
+        build_manifest(gislr_block(tmp_path / "train.csv", split_by="sequence", default_split="train"), name="asl")
+    (tmp_path / "list.csv").write_bytes("video_id,path,label,split,gloss\na,x.pose,0,train,ni\u00f1o\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"list.csv: line 2 is not UTF-8 \(byte 0xf1\)"):
+        build_manifest({"adapter": "pose", "manifest": str(tmp_path / "list.csv")}, name="p")
+
+    data = pyskl_pickle(tmp_path / "sk.pkl")
+    data["annotations"][2]["frame_dir"] = "00335"
+    (tmp_path / "sk.pkl").write_bytes(pickle.dumps(data))
+    with pytest.raises(ValueError, match=r"sk.pkl: frame_dir '00335' is in several annotations"):
+        build_manifest({"adapter": "pyskl", "pickle": str(tmp_path / "sk.pkl"), "trust_pickle": True,
+                        "splits": {"train": "extra"}}, name="sk")

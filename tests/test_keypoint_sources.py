@@ -330,3 +330,206 @@ def test_formats_and_unknown_format():
     with pytest.raises(ValueError, match="unknown keypoint format"):
         read_sequences("csv", [], {})
 
+
+
+# --- one damaged file never costs the shard (issue #25, item 6) --------------------------------
+
+def _gislr_damaged(good: pa.Table, folder: Path) -> dict[str, str]:
+    """Damaged copies of a real parquet, as found in the wild -> the reason each must give."""
+    frame = good.column("frame").to_numpy().astype(np.float64)
+    field = good.schema.get_field_index("frame")
+    nan_frame = frame.copy()
+    nan_frame[5] = np.nan
+    pq.write_table(good.set_column(field, "frame", pa.array(nan_frame)), folder / "nanframe.parquet")
+    huge = good.column("frame").to_numpy().astype(np.int64)
+    huge[-1] = 2 ** 31  # one frame number written as garbage: 13 TiB to allocate
+    pq.write_table(good.set_column(field, "frame", pa.array(huge)), folder / "hugeframe.parquet")
+    gap = good.column("frame").to_numpy().astype(np.int64)
+    gap[gap == gap.max()] += 10 ** 6
+    pq.write_table(good.set_column(field, "frame", pa.array(gap)), folder / "gap.parquet")
+    codes = {"face": 0, "left_hand": 1, "pose": 2, "right_hand": 3}
+    kind = pa.array([codes[k] for k in good.column("type").to_pylist()], pa.int8())
+    pq.write_table(good.set_column(good.schema.get_field_index("type"), "type", kind), folder / "inttype.parquet")
+    x = pa.array([str(v) for v in good.column("x").to_pylist()])
+    pq.write_table(good.set_column(good.schema.get_field_index("x"), "x", x), folder / "textx.parquet")
+    return {"nanframe": "missing or fractional frame number", "hugeframe": "frame numbers jump from",
+            "gap": "frame numbers jump from", "inttype": "column type must hold the strings",
+            "textx": "column x must hold numbers, got string"}
+
+
+def test_damaged_keypoint_files_each_give_one_reason_and_the_rest_is_read(gislr_files, tmp_path):
+    good = pq.read_table(gislr_files[0])
+    reasons = _gislr_damaged(good, tmp_path)
+    rows = [{"video_id": n, "path": str(tmp_path / f"{n}.parquet")} for n in reasons]
+    rows.append({"video_id": "last", "path": str(gislr_files[1])})
+    out = read_all("gislr", rows, {"width": WIDTH, "height": HEIGHT})
+    assert isinstance(out.pop("last"), KeypointSequence)
+    for name, error in out.items():
+        assert isinstance(error, ValueError), name
+        text = str(error)
+        assert f"{name}.parquet" in text and reasons[name] in text and len(text) <= 300 and "\n" not in text, text
+
+    points = np.full((4, 543, 3), 0.5, np.float32)
+    (tmp_path / "zero.npy").write_bytes(b"")
+    np.savez(tmp_path / "whole.npz", keypoints=points)
+    (tmp_path / "cut.npz").write_bytes((tmp_path / "whole.npz").read_bytes()[:300])
+    np.savez(tmp_path / "twofps.npz", keypoints=points, fps=np.array([25, 30]))
+    names = {"zero": ("npy", "EOFError"), "cut": ("npz", "BadZipFile"), "twofps": ("npz", "fps must be one"),
+             "whole": ("npz", None)}
+    rows = [{"video_id": n, "path": str(tmp_path / f"{n}.{ext}")} for n, (ext, _) in names.items()]
+    out = read_all("arrays", rows, {"layout": "mediapipe-holistic-543", "width": 10, "height": 10})
+    assert isinstance(out.pop("whole"), KeypointSequence)
+    for name, error in out.items():
+        assert isinstance(error, ValueError) and f"{name}.np" in str(error) and names[name][1] in str(error), error
+
+    annotation = _annotation("a", 3)
+    for name, data, reason in [("nosplit", {"annotations": [annotation]}, "expected a 'split' dict"),
+                               ("texts", {"split": {"train": ["a"]}, "annotations": ["a"]}, "annotation 0 is not a dict"),
+                               ("nolabel", {"split": {}, "annotations": [{**annotation, "keypoint": "oops"}]}, "")]:
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(data))
+        out = read_all("pyskl", [{"video_id": "a", "path": str(tmp_path / f"{name}.pkl")}], {"trust_pickle": True})
+        assert isinstance(out["a"], ValueError) and f"{name}.pkl" in str(out["a"]) and reason in str(out["a"])
+        if name != "nolabel":
+            with pytest.raises(ValueError, match=reason):  # listing the corpus: one line naming the pickle
+                load_pyskl(tmp_path / f"{name}.pkl", True)
+
+
+def test_a_damaged_parquet_is_a_failures_row_and_the_shard_is_written(gislr_files, tmp_path):
+    from signpipe.pose.importer import import_shard
+
+    reasons = _gislr_damaged(pq.read_table(gislr_files[0]), tmp_path)
+    rows = [{"video_id": "first", "path": str(gislr_files[0])}]
+    rows += [{"video_id": n, "path": str(tmp_path / f"{n}.parquet")} for n in reasons]
+    manifest = pd.DataFrame(rows).assign(label=0, gloss="x", split="train", signer="", frame_start=0, frame_end=-1,
+                                         shard=0)
+    manifest.to_csv(tmp_path / "0.csv", index=False)
+    quality = import_shard(tmp_path / "0.csv", tmp_path / "kp.h5", tmp_path / "q.csv", tmp_path / "f.csv",
+                           {"adapter": "gislr", "width": WIDTH, "height": HEIGHT}, progress=False)
+    assert quality["video_id"].tolist() == ["first"]
+    failures = pd.read_csv(tmp_path / "f.csv")
+    assert failures["video_id"].tolist() == list(reasons)
+    assert all(reasons[v] in r for v, r in zip(failures["video_id"], failures["reason"]))
+
+
+def test_a_reason_is_one_line_of_at_most_300_characters():
+    from signpipe.keypoints.sources.sequence import file_error
+
+    error = file_error(Path("a.parquet"), TypeError("could not convert\n" + "0.5" * 5000))
+    assert str(error).startswith("a.parquet: TypeError: could not convert 0.5") and len(str(error)) == 300
+    assert "\n" not in str(error) and str(error).endswith("...")
+
+
+# --- hand slots in detection order (issue #25, item 12) -----------------------------------------
+
+def _hands_126(sequence: KeypointSequence, detection_order: bool) -> np.ndarray:
+    """(T, 126) MediaPipe-Hands array (normalised x, y, z; zeros where missing) of a real sequence's hands;
+    ``detection_order`` packs the detected hands into the first slots, as MediaPipe Hands returns them."""
+    hands = np.zeros((len(sequence.xy), 2, 21, 3), np.float32)
+    for slot, part in enumerate(("left_hand", "right_hand")):
+        found = sequence.score[:, PARTS[part]] > 0
+        hands[:, slot, :, :2] = np.where(found[..., None], sequence.xy[:, PARTS[part]] / [WIDTH, HEIGHT], 0)
+    if detection_order:
+        present = (hands != 0).any(axis=(2, 3))
+        hands = np.stack([np.concatenate([frame[p], frame[~p]]) for frame, p in zip(hands, present)])
+    return hands.reshape(len(hands), 126)
+
+
+def test_hands_in_detection_order_are_put_on_their_sides(gislr_files, tmp_path):
+    """Real GISLR hands (this signer signs with the right hand) written as a detection-order MediaPipe-Hands
+    corpus: read as left_right, the right hand lands in the left slot; hands_order: detection puts it back."""
+    truth = read_all("gislr", [{"video_id": f.stem, "path": str(f)} for f in gislr_files],
+                     {"width": WIDTH, "height": HEIGHT})
+    truth.pop("468121184")  # the one whose Holistic 'left' hand sits on the signer's right (next test)
+    rows = []
+    for video_id, sequence in truth.items():
+        np.save(tmp_path / f"{video_id}.npy", _hands_126(sequence, detection_order=True))
+        rows.append({"video_id": video_id, "path": str(tmp_path / f"{video_id}.npy")})
+    cfg = {"layout": "mediapipe-hands-126", "width": WIDTH, "height": HEIGHT}
+    as_given = read_all("arrays", rows, cfg)
+    ordered = read_all("arrays", rows, {**cfg, "hands_order": "detection"})
+    hands = slice(PARTS["left_hand"].start, PARTS["right_hand"].stop)
+    right_frames = wrong_before = right_after = 0
+    for video_id, sequence in truth.items():
+        has_right = sequence.score[:, PARTS["right_hand"]].max(axis=1) > 0
+        right_frames += has_right.sum()
+        wrong_before += (as_given[video_id].score[has_right][:, PARTS["left_hand"]].max(axis=1) > 0).sum()
+        same = (ordered[video_id].score[:, hands] == sequence.score[:, hands]).all(axis=1)
+        same &= np.abs(ordered[video_id].xy[:, hands] - sequence.xy[:, hands]).max(axis=(1, 2)) < 1e-3
+        right_after += (same & has_right).sum()
+    assert right_frames > 200 and wrong_before == right_frames  # every right hand was called left
+    assert right_after == right_frames  # each one is back on the signer's right
+    with pytest.raises(ValueError, match="hands_order: detection applies to layout mediapipe-hands-126 only"):
+        read_sequences("arrays", rows, {**cfg, "layout": "coco-wholebody-133", "hands_order": "detection"})
+
+
+def test_order_hands_by_side_continuity_and_midline():
+    from signpipe.keypoints.sources.arrays import order_hands
+
+    def frame(*wrists):
+        hands = np.full((2, 21, 3), np.nan, np.float32)
+        for slot, x in enumerate(wrists):
+            hands[slot] = [x, 50, 1]
+        return hands.reshape(42, 3)
+
+    # two hands: the one further right is the left; then a lone hand near the previous right stays right
+    # although it is right of the midline; a lone hand after a gap goes by the midline
+    points = np.stack([frame(52, 80), frame(56), frame(np.nan), frame(56), frame(30)])
+    ordered = order_hands(points, width=100).reshape(5, 2, 21, 3)
+    assert ordered[0, :, 0, 0].tolist() == [80, 52]
+    assert np.isnan(ordered[1, 0, 0, 0]) and ordered[1, 1, 0, 0] == 56
+    assert ordered[3, 0, 0, 0] == 56 and np.isnan(ordered[3, 1, 0, 0])
+    assert np.isnan(ordered[4, 0, 0, 0]) and ordered[4, 1, 0, 0] == 30  # far from the previous left: midline
+
+
+def test_quality_warns_when_the_left_hand_sits_on_the_signers_right(gislr_files, caplog):
+    """Real Holistic sequences: hands on their sides score 0; the same with the hand slots swapped, and the
+    one real file whose 'left' hand is on the signer's right, are reported."""
+    from signpipe.keypoints.quality import swapped_hands, swapped_hands_problem
+
+    sequences = read_all("gislr", [{"video_id": f.stem, "path": str(f)} for f in gislr_files],
+                         {"width": WIDTH, "height": HEIGHT})
+    odd = sequences.pop("468121184")
+    left, right = PARTS["left_hand"], PARTS["right_hand"]
+    judged_total = 0
+    for sequence in sequences.values():
+        share, judged = swapped_hands(sequence.xy, sequence.score)
+        assert share == 0
+        judged_total += judged
+        swap = np.r_[0:left.start, right.start:right.stop, left.start:left.stop]
+        share, judged = swapped_hands(sequence.xy[:, swap], sequence.score[:, swap])
+        assert judged == 0 or share == 1
+    assert judged_total > 200
+    share, judged = swapped_hands(odd.xy, odd.score)
+    assert share == 1 and judged == 13
+    assert "left hand sits on the signer's right side" in swapped_hands_problem(share, judged)
+    assert swapped_hands_problem(0.2, 50) == "" and swapped_hands_problem(1.0, 2) == ""
+
+
+def test_quality_csv_reports_swapped_hands(gislr_files, tmp_path, caplog):
+    from signpipe.pose.importer import import_shard
+
+    files = {f.stem: f for f in gislr_files}
+    rows = [{"video_id": v, "path": str(files[v])} for v in ("468121184", "903150607")]
+    pd.DataFrame(rows).assign(label=0, gloss="x", split="train", signer="", frame_start=0, frame_end=-1,
+                              shard=0).to_csv(tmp_path / "0.csv", index=False)
+    with caplog.at_level("WARNING"):
+        quality = import_shard(tmp_path / "0.csv", tmp_path / "kp.h5", tmp_path / "q.csv", tmp_path / "f.csv",
+                               {"adapter": "gislr", "width": WIDTH, "height": HEIGHT}, progress=False)
+    assert quality.set_index("video_id")["swapped_hands"].to_dict() == {"468121184": 1.0, "903150607": 0.0}
+    assert pd.read_csv(tmp_path / "q.csv")["swapped_hands"].tolist() == [1.0, 0.0]
+    warned = [r.getMessage() for r in caplog.records if "signer's right side" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("video 468121184:")
+
+
+@pytest.mark.parametrize("name, frames", [("mediapipe", 170), ("hand_estimation_6fb01565", 5)])
+def test_truncated_pose_file_is_refused_with_a_reason(pose_dir, tmp_path, name, frames):
+    """pose-format 0.1 reads a cut body as fewer frames whose confidences are coordinate bytes; 0.2 too
+    when the cut falls on a frame boundary. Both are refused (issue #25 item 3)."""
+    data = (pose_dir / f"{name}.pose").read_bytes()
+    whole = read_all("pose", [{"video_id": "a", "path": str(pose_dir / f"{name}.pose")}], {})["a"]
+    assert isinstance(whole, KeypointSequence) and len(whole.xy) == frames
+    cut = tmp_path / "cut.pose"
+    cut.write_bytes(data[: len(data) // 2 + len(data) // 4])
+    error = read_all("pose", [{"video_id": "a", "path": str(cut)}], {})["a"]
+    assert isinstance(error, ValueError) and "cut.pose: truncated or damaged: the header declares" in str(error)
+    assert f"{frames} frames" in str(error)

@@ -303,3 +303,44 @@ def test_blank_frames_have_zero_scores():
         backend.close()
     assert kp.xy.shape == (3, 133, 2) and not kp.xy.any() and not kp.score.any() and not kp.people.any()
     assert empty.xy.shape == (0, 133, 2)
+
+
+NATIVE_JOB = """
+import logging, subprocess, sys
+import numpy as np
+from signpipe.logs import log_to
+from signpipe.pose.mediapipe import open_holistic, options, pose_model
+from signpipe.pose.native_log import native_log
+
+with log_to(sys.argv[1]), native_log():
+    logging.getLogger("job").info("progress: 1 of 2 videos")
+    graph = open_holistic(options({}), pose_model(1, None))
+    for _ in range(3):
+        graph.process(np.zeros((64, 64, 3), np.uint8))
+    graph.reset()
+    graph.process(np.zeros((64, 64, 3), np.uint8))
+    graph.close()
+    subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write("
+                    "'E0000 00:00:1.5 7 calculator_graph.cc:9] worker boom\\\\nworker traceback line\\\\n')"])
+    logging.getLogger("job").warning("video x: something the user must see")
+"""
+
+
+def test_mediapipe_native_log_goes_to_the_job_log_once_per_kind(tmp_path):
+    """Issue #25 item 13: MediaPipe's C++ warnings (several per graph) reach the job's log file once per
+    kind, not the console; the console keeps Python's progress and warnings, a child process's plain
+    output and native errors."""
+    import subprocess
+    import sys
+
+    log_file = tmp_path / "pose.log"
+    proc = subprocess.run([sys.executable, "-c", NATIVE_JOB, str(log_file)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    console, logged = proc.stderr, log_file.read_text()
+    assert "inference_feedback_manager" not in console and "XNNPACK" not in console
+    assert logged.count("inference_feedback_manager.cc:114]") == 1 and logged.count("XNNPACK delegate") == 1
+    assert "repeats of this kind are not shown" in logged
+    assert "progress: 1 of 2 videos" in console and "something the user must see" in console
+    assert "worker traceback line" in console and "calculator_graph.cc:9] worker boom" in console
+    assert logged.count("calculator_graph.cc:9] worker boom") == 1 and "progress: 1 of 2 videos" in logged

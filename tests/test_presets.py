@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from conftest import write_video
-from signpipe.config import check_config
+from signpipe.config import ConfigError, check_config
 from signpipe.datasets import build_manifest
 from test_workflow import jobs_planned
 
@@ -47,12 +47,17 @@ def test_there_is_a_preset_per_paper_row():
 
 
 @pytest.mark.parametrize("path", PRESETS, ids=lambda p: p.stem)
-def test_preset_is_valid_and_its_only_blanks_are_paths(path):
+def test_preset_is_valid_and_its_only_blanks_are_paths(path, tmp_path):
+    """The schema accepts the preset (its errors come first), the first blank is named by its key, and
+    with the blanks filled it passes."""
     cfg = preset(path)
-    check_config(cfg, SCHEMA)
     found = blanks(cfg)
     assert found, "a preset points at the user's data"
     assert {keys[-1] for keys, _ in found} <= PATH_KEYS
+    first = ".".join(map(str, found[0][0]))
+    with pytest.raises(ConfigError, match=rf"^config {re.escape(first)}: '{re.escape(found[0][1])}' is a blank"):
+        check_config(cfg, SCHEMA)
+    check_config(fill(cfg, tmp_path), SCHEMA)
     assert cfg["results"] == f"results/{path.stem}", "presets never share (and overwrite) a results folder"
     assert f"--configfile configs/paper/{path.name} --replace-workflow-config" in path.read_text()
 
@@ -164,3 +169,29 @@ def test_every_pixel_model_of_a_preset_lists_its_checkpoint_as_a_fill_and_random
         warn_if_random(name, "random")
         assert f"{name}: no finetune.{name}.checkpoint, so it trains from random weights" in caplog.text
         assert weights in caplog.text
+
+
+def test_an_unfilled_preset_stops_before_any_job_naming_the_key(tmp_path):
+    """Issue #25 item 9: the WLASL preset as shipped gives the one line docs/presets.md promises, not
+    an InputFunctionException traceback; a blank of the pose backend is caught as early."""
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--nolock", "--configfile",
+                           str(REPO / "configs" / "paper" / "signbert_wlasl2000.yaml"), "--replace-workflow-config"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "config datasets.wlasl2000.index: 'FILL_ME/WLASL/WLASL_v0.3.json' is a blank of the preset" in out, out
+    assert "Traceback" not in out and "InputFunctionException" not in out and "MissingInput" not in out
+
+    cfg = fill(preset(REPO / "configs" / "paper" / "signbert_wlasl2000.yaml"), tmp_path)
+    cfg["pose"]["mmpose"]["config"] = "FILL_ME/models/wholebody.py"
+    with pytest.raises(ConfigError, match=r"^config pose.mmpose.config: 'FILL_ME/models/wholebody.py' is a blank"):
+        check_config(cfg, SCHEMA)
+    cfg["pose"]["mmpose"]["config"] = str(tmp_path / "gone.py")
+    with pytest.raises(ConfigError, match=r"^config pose.mmpose.config: .*gone.py does not exist .*the mmpose pose "
+                                          r"backend of dataset 'wlasl2000' reads it"):
+        check_config(cfg, SCHEMA)
+    cfg["datasets"]["wlasl2000"]["pose"] = {"backend": "openpose", "openpose": {"dir": str(tmp_path / "none")}}
+    with pytest.raises(ConfigError, match=r"^config datasets.wlasl2000.pose.openpose.dir: .*none does not exist"):
+        check_config(cfg, SCHEMA)
+    cfg["datasets"]["wlasl2000"]["pose"]["openpose"]["dir"] = str(tmp_path)
+    check_config(cfg, SCHEMA)  # the dataset's backend is openpose: the global mmpose paths are not read

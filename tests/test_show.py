@@ -145,3 +145,16 @@ def test_sheets_refuse_ids_that_leave_the_folder(tmp_path):
     with pytest.raises(ValueError, match=r"video_id '../escaped' contains '/': refusing to build a path in .*sheets"):
         sample_sheets([shard], tmp_path / "sheets" / "demo")
     assert not list(tmp_path.rglob("escaped*"))
+
+
+def test_a_keypoints_shard_without_xy_is_one_line(tmp_path, capsys):
+    """Issue #25 item 11: not a KeyError traceback, but the file and what it lacks."""
+    from signpipe.cli import main
+
+    path = tmp_path / "keypoints" / "0.h5"
+    with ShardWriter(path, "keypoints", 1, {"score": (np.float32, (133,))}) as w:
+        w.add("v", 0, "test", score=np.ones((3, 133), np.float32))
+    assert main(["show", str(path), "v", "--out", str(tmp_path / "v.png")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"signpipe show: error: {path}: a keypoints shard without xy") and err.count("\n") == 1
+    assert not (tmp_path / "v.png").exists()

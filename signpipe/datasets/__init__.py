@@ -289,7 +289,20 @@ def config_path(cfg: Mapping[str, Any], key: str, where: str, kind: str = "file"
 
 def text_lines(path: Path) -> list[str]:
     """The non-empty lines of a text file, stripped: a ``classes`` file's names in label order."""
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [line.strip() for line in utf8_text(path).splitlines() if line.strip()]
+
+
+def utf8_text(path: Path, data: bytes | None = None) -> str:
+    """The text of a label file (``data``: its bytes, when already read); a file that is not UTF-8 is a
+    one-line ValueError naming it, the line and the byte, and how to convert it."""
+    data = path.read_bytes() if data is None else data
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ValueError(f"{path}: line {line} is not UTF-8 (byte 0x{data[err.start]:02x}); a latin-1 or "
+                         f"Windows file? save it as UTF-8, e.g. iconv -f latin1 -t utf-8 {path.name} > "
+                         f"{path.stem}.utf8{path.suffix}") from None
 
 
 def existing(path: Path, what: str, kind: str = "file") -> Path:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from signpipe.datasets import required
 from signpipe.datasets.files import load_files
-from signpipe.keypoints.sources.arrays import LAYOUTS
+from signpipe.keypoints.sources.arrays import LAYOUTS, hands_order
 
 EXTENSIONS = (".npy", ".npz")
 
@@ -26,4 +26,5 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
     layout = required(cfg, "layout", where)
     if layout not in LAYOUTS:
         raise ValueError(f"{where}.layout: {layout!r} is not one of {', '.join(LAYOUTS)}")
+    hands_order(cfg, where)
     return load_files(cfg, where, EXTENSIONS)

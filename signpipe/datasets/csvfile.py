@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from signpipe.datasets import check_video_ids, config_path, read_manifest, resolve, split_missing
+from signpipe.datasets import check_video_ids, config_path, read_manifest, resolve, split_missing, utf8_text
 
 REQUIRED = ["video_id", "path", "label", "split"]
 DEFAULTS = {"gloss": "", "signer": "", "frame_start": 0, "frame_end": -1}
@@ -32,6 +32,7 @@ def read_table(csv_path: Path, what: str, path_columns: Sequence[str] = ("path",
     if b"\0" in data:  # pandas would silently cut the cell at it
         line = data[:data.index(b"\0")].count(b"\n") + 1
         raise ValueError(f"{what}: {csv_path}: line {line} holds a NUL byte; is it a text CSV?")
+    utf8_text(csv_path, data)
     table = read_manifest(csv_path)
     absent = [c for c in [*REQUIRED, *path_columns] if c not in table.columns]
     if absent:

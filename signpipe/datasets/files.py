@@ -5,7 +5,9 @@ The ``pose`` (pose-format ``.pose``) and ``arrays`` (``.npy``/``.npz``) adapters
 (``video_id, path, label, split`` plus optional ``gloss, signer``); with ``root`` they are found
 in a folder per class as the ``folder`` adapter finds videos (``pattern`` names the signer,
 ``splits`` lists signers per split). Either way each row gets the nominal frame
-(``width``, ``height``) its normalised coordinates are scaled to.
+(``width``, ``height``) its normalised coordinates are scaled to: the dataset's keys, one frame
+for every sequence. A CSV ``width``/``height`` column that disagrees with them is refused, not
+silently replaced.
 """
 
 from __future__ import annotations
@@ -32,5 +34,11 @@ def load_files(cfg: Mapping[str, Any], where: str, extensions: Sequence[str]) ->
     else:
         rows, missing = folder.load({**cfg, "extensions": cfg.get("extensions") or list(extensions)}, where)
     width, height = nominal_frame(cfg, where)
+    for key, value in zip(FRAME_COLUMNS, (width, height)):
+        bad = rows[pd.to_numeric(rows[key], errors="coerce") != value] if key in rows.columns else rows.iloc[:0]
+        if len(bad):  # the readers scale by the dataset's frame: a per-row size would be dropped unsaid
+            raise ValueError(f"{where}.manifest: {cfg['manifest']}: video_id {bad['video_id'].iloc[0]!r} has "
+                             f"{key} {bad[key].iloc[0]!r} ({len(bad)} row(s) differ), but the nominal frame is the "
+                             f"dataset's {key} key ({value}); set {where}.{key} and drop the column")
     missing = missing.assign(reason=missing["reason"].replace("video file not found", "keypoint file not found"))
     return rows.assign(**{FRAME_COLUMNS[0]: width, FRAME_COLUMNS[1]: height}), missing

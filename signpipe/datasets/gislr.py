@@ -27,6 +27,7 @@ from signpipe.datasets import (
     nominal_frame,
     split_missing,
     text_lines,
+    utf8_text,
 )
 from signpipe.datasets.folder import signer_splits
 
@@ -37,10 +38,16 @@ SPLIT_BY = ("participant", "sequence")
 def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of every sequence of ``index`` whose parquet exists, and the missing."""
     index = config_path(cfg, "index", where)
+    utf8_text(index)
     table = pd.read_csv(index, dtype=str, keep_default_na=False)
     absent = [c for c in COLUMNS if c not in table.columns]
     if absent:
         raise ValueError(f"{where}.index: {index} lacks the columns {absent} of the Kaggle train.csv")
+    empty = table.index[table["sign"].str.strip() == ""]
+    if len(empty):  # it would become class '' and renumber every other class
+        raise ValueError(f"{where}.index: {index}: line(s) {examples(list(empty + 2))} have an empty sign "
+                         f"(sequence_id {examples(table.loc[empty, 'sequence_id'])}); give each row its sign "
+                         "or remove it")
     label_of = class_labels(cfg, sorted(table["sign"].unique()), where)
     unknown = sorted(set(table["sign"]) - set(label_of))
     if unknown:
@@ -73,7 +80,7 @@ def class_labels(cfg: Mapping[str, Any], signs: list[str], where: str) -> dict[s
         return {sign: label for label, sign in enumerate(signs)}
     path = config_path(cfg, "classes", where)
     if path.suffix.lower() == ".json":
-        mapping = json.loads(path.read_text(encoding="utf-8"))
+        mapping = json.loads(utf8_text(path))
         if (not isinstance(mapping, dict) or len(set(mapping.values())) != len(mapping)
                 or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in mapping.values())):
             raise ValueError(f"{where}.classes: {path} must map each sign to its own integer index >= 0 "

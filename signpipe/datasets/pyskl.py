@@ -13,6 +13,7 @@ with characters a file name cannot hold replaced by '_'.
 from __future__ import annotations
 
 import logging
+import numbers
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -45,20 +46,32 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
     glosses = class_names(cfg, where)
     width, height = nominal_frame(cfg, where)
     records = []
-    for annotation in data["annotations"]:
+    for number, annotation in enumerate(data["annotations"]):
         frame_dir = str(annotation["frame_dir"])
         if frame_dir not in split_of:
             continue
-        label = int(annotation["label"])
-        shape = annotation.get("img_shape") or (height, width)
+        what = f"{where}: {path}: annotation {number} (frame_dir {frame_dir!r})"
+        label = annotation.get("label")
+        if isinstance(label, bool) or not isinstance(label, numbers.Integral):
+            raise ValueError(f"{what}: label must be an integer class index, got {label!r}")
+        shape = annotation.get("img_shape")
+        if shape is None:
+            shape = (height, width)
+        elif not (isinstance(shape, (tuple, list)) and len(shape) >= 2
+                  and all(isinstance(v, numbers.Integral) and v > 0 for v in shape[:2])):
+            raise ValueError(f"{what}: img_shape must be (height, width) in positive pixels, got {shape!r}")
         records.append({
-            "video_id": safe_id(frame_dir), "path": str(path), "label": label,
+            "video_id": safe_id(frame_dir), "path": str(path), "label": int(label),
             "gloss": glosses[label] if label < len(glosses) else str(label), "split": split_of[frame_dir],
             "signer": "", "frame_start": 0, "frame_end": -1,
             FRAME_COLUMNS[0]: int(shape[1]), FRAME_COLUMNS[1]: int(shape[0]), "frame_dir": frame_dir,
         })
     rows = pd.DataFrame.from_records(records, columns=["video_id", "path", "label", "gloss", "split", "signer",
                                                        "frame_start", "frame_end", *FRAME_COLUMNS, "frame_dir"])
+    repeated = rows.loc[rows["frame_dir"].duplicated(), "frame_dir"].unique()
+    if len(repeated):
+        raise ValueError(f"{where}: {path}: frame_dir {examples(sorted(repeated))} is in several annotations; "
+                         "each sequence needs its own frame_dir")
     clashes = rows.loc[rows["video_id"].duplicated(keep=False), "frame_dir"]
     if len(clashes):
         raise ValueError(f"{where}: frame_dirs {examples(sorted(clashes))} of {path} give the same video id once "

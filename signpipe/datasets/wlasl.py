@@ -10,7 +10,8 @@ Which frames belong to an instance depends on which video files the user has:
   YouTube videos named by their YouTube id (several instances can share one), the others by
   ``video_id``; the index's frame range applies to every instance.
 
-The index counts frames from 1, both ends inclusive, at 25 fps (its ``fps`` field), with
+The index counts frames of the raw video at its own rate (preprocess.py cuts the frames OpenCV
+reads; the ``fps`` field, 25, is the rate of the clips it writes) from 1, both ends inclusive, with
 ``frame_end`` -1 meaning "to the end"; the manifest's ``frame_start = frame_start - 1`` and
 ``frame_end`` is unchanged (an inclusive 1-based end equals an exclusive 0-based one).
 """

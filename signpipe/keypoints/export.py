@@ -27,6 +27,7 @@ import math
 import os
 import pickle
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def _frame_info(shard: Path, index: pd.DataFrame) -> pd.DataFrame:
 def read_shard(shard: str | os.PathLike) -> Iterator[ShardVideo]:
     """The videos of a keypoints shard in index order, one at a time."""
     shard = Path(shard)
-    with h5py.File(shard, "r") as f:
+    with open_shard(shard) as f:
         if "xy" not in f or "score" not in f or f["xy"].shape[1:] != (NUM_KEYPOINTS, 2):
             raise ValueError(f"{shard}: not a keypoints shard (needs xy (T, {NUM_KEYPOINTS}, 2) and score; "
                              f"has {', '.join(f)}; schema {f.attrs.get('schema', '?')})")
@@ -130,12 +131,17 @@ def pyskl_annotation(video: ShardVideo) -> dict:
             "keypoint": video.xy[None].astype(np.float32), "keypoint_score": video.score[None].astype(np.float32)}
 
 
-def export_keypoints(shard: str | os.PathLike, fmt: str, out: str | os.PathLike) -> list[Path]:
+def export_keypoints(shard: str | os.PathLike, fmt: str, out: str | os.PathLike, force: bool = False) -> list[Path]:
     """Write the videos of keypoints shard ``shard`` as ``fmt`` files under ``out`` (a folder; for pyskl
-    the pickle file). Returns the files written."""
+    the pickle file). Returns the files written.
+
+    One rule for every format (:func:`check_targets`): nothing is written onto the shard, and a file
+    that exists already is refused unless ``force``; all is checked before the first file is written.
+    """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     out = Path(out)
+    targets = check_targets(Path(shard), fmt, out, force)
     videos = read_shard(shard)
     if fmt == "pyskl":
         split: dict[str, list[str]] = {}
@@ -150,9 +156,43 @@ def export_keypoints(shard: str | os.PathLike, fmt: str, out: str | os.PathLike)
     out.mkdir(parents=True, exist_ok=True)
     write = write_pose if fmt == "pose" else write_npz
     written = []
-    for video in videos:
-        path = out / f"{video.video_id}.{fmt}"
+    for video, path in zip(videos, targets):
         write(video, path)
         written.append(path)
     log.info("%s: %d videos -> %s/*.%s", shard, len(written), out, fmt)
     return written
+
+
+def check_targets(shard: Path, fmt: str, out: Path, force: bool) -> list[Path]:
+    """The files an export of ``shard`` writes, in index order, after refusing what would destroy data:
+    an output that is the shard itself (even with ``force``), an ``out`` of the wrong kind (a file where
+    a folder is needed, or the reverse), and existing files unless ``force``."""
+    with open_shard(shard) as f:
+        ids = read_index(f)["video_id"].astype(str).tolist()
+    targets = [out] if fmt == "pyskl" else [out / f"{video_id}.{fmt}" for video_id in ids]
+    if any(t.exists() and t.resolve() == shard.resolve() for t in [out, *targets]):
+        raise ValueError(f"export: {out} is the input shard {shard}; write to another path")
+    if fmt == "pyskl" and out.is_dir():
+        raise ValueError(f"export: {out} is a folder; pyskl writes one pickle file (e.g. {out / 'keypoints.pkl'})")
+    if fmt != "pyskl" and out.exists() and not out.is_dir():
+        raise ValueError(f"export: {out} is a file; {fmt} writes one file per video into a folder")
+    existing = [t for t in targets if t.exists()]
+    if existing and not force:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise ValueError(f"export: {existing[0]}{more} exist(s) already; pass --force to overwrite, or choose "
+                         "another output")
+    return targets
+
+
+@contextmanager
+def open_shard(shard: Path) -> Iterator[h5py.File]:
+    """``shard`` opened read-only; a file HDF5 cannot open is a one-line ValueError naming it."""
+    try:
+        f = h5py.File(shard, "r")
+    except FileNotFoundError:
+        raise
+    except OSError as err:
+        raise ValueError(f"{shard}: not a readable HDF5 file ({str(err).splitlines()[0]}); is it a keypoints "
+                         "shard, completely written?") from err
+    with f:
+        yield f

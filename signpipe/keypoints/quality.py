@@ -34,3 +34,45 @@ def detection_rates(score: np.ndarray, threshold: float = DETECTION_THRESHOLD) -
     """Per part, the share of frames where it was detected (0 for a clip without frames)."""
     return {part: float(found.mean()) if len(found) else 0.0
             for part, found in part_detected(score, threshold).items()}
+
+
+SWAPPED_HANDS_WARNING = 0.5
+"""Share of frames with a verdict above which a video's hands are reported as swapped."""
+SWAPPED_HANDS_MIN_FRAMES = 3
+"""Frames with a verdict a video needs before it is reported."""
+
+
+def swapped_hands(xy: np.ndarray, score: np.ndarray, threshold: float = DETECTION_THRESHOLD) -> tuple[float, int]:
+    """(share, frames): of the frames where chirality can be judged, the share where the "left" hand
+    (91-111) sits on the signer's right side, or the "right" hand on their left.
+
+    The signer faces the camera, so their left side is the image's right (larger x). A frame is
+    judged by the hands' wrists (91, 112) against the shoulders' midpoint (5, 6) when both
+    shoulders are detected, else, with both hands detected, by which wrist is further right.
+    Detection-order hand slots or a mirrored video give a share near 1; a few frames of crossed
+    hands do not reach :data:`SWAPPED_HANDS_WARNING`. xy: (T, 133, 2); score: (T, 133).
+    """
+    wrists = {"left": PARTS["left_hand"].start, "right": PARTS["right_hand"].start}
+    found = {side: score[:, i] > threshold for side, i in wrists.items()}
+    x = {side: xy[:, i, 0] for side, i in wrists.items()}
+    body = (score[:, 5] > threshold) & (score[:, 6] > threshold)
+    midline = (xy[:, 5, 0] + xy[:, 6, 0]) / 2
+    wrong = {side: found[side] & body & ((x[side] < midline) if side == "left" else (x[side] > midline))
+             for side in wrists}
+    judged_body = body & (found["left"] | found["right"])
+    swapped_body = wrong["left"] | wrong["right"]
+    both = ~body & found["left"] & found["right"]
+    swapped_pair = both & (x["left"] < x["right"])
+    frames = int(judged_body.sum() + both.sum())
+    share = float((swapped_body.sum() + swapped_pair.sum()) / frames) if frames else 0.0
+    return share, frames
+
+
+def swapped_hands_problem(share: float, frames: int) -> str:
+    """A one-line warning when most of the ``frames`` judged by :func:`swapped_hands` have the hands on
+    the wrong sides (``share``), else ''."""
+    if frames < SWAPPED_HANDS_MIN_FRAMES or share <= SWAPPED_HANDS_WARNING:
+        return ""
+    return (f"the left hand sits on the signer's right side (or the right on the left) in {share:.0%} of "
+            f"{frames} frames: hand slots in detection order (arrays: set hands_order: detection) or a "
+            "mirrored video?")

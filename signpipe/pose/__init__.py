@@ -28,7 +28,7 @@ import pandas as pd
 from signpipe.datasets import read_manifest
 from signpipe.jobs import describe, fails_the_job, process_pool
 from signpipe.keypoints import NUM_KEYPOINTS
-from signpipe.keypoints.quality import PART_NAMES, detection_rates
+from signpipe.keypoints.quality import PART_NAMES, detection_rates, swapped_hands, swapped_hands_problem
 from signpipe.logs import track as track_progress
 from signpipe.shards import ShardWriter, decode_jpeg, concat_csvs, read_index, write_csv
 
@@ -37,8 +37,11 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 KEYPOINT_ARRAYS = {"xy": (np.float32, (NUM_KEYPOINTS, 2)), "score": (np.float32, (NUM_KEYPOINTS,))}
 INDEX_EXTRA = [(f"rate_{part}", np.float32) for part in PART_NAMES] + [("multi_person_frames", np.int64)]
-QUALITY_COLUMNS = ["video_id", "frames", *[f"rate_{part}" for part in PART_NAMES], "multi_person_frames", "error"]
-"""Columns of ``quality.csv``; ``error`` is empty, or ``"Type: message"`` of a video whose keypoints failed."""
+QUALITY_COLUMNS = ["video_id", "frames", *[f"rate_{part}" for part in PART_NAMES], "multi_person_frames",
+                   "swapped_hands", "error"]
+"""Columns of ``quality.csv``; ``swapped_hands`` is the share of judged frames whose hands sit on the
+wrong sides (:func:`signpipe.keypoints.quality.swapped_hands`); ``error`` is empty, or ``"Type: message"``
+of a video whose keypoints failed."""
 
 BACKENDS = {
     "mediapipe": "signpipe.pose.mediapipe",
@@ -274,11 +277,16 @@ def add_video(writer: ShardWriter, video_id: str, label: int, split: str, xy: np
     """Add one video's keypoints to a keypoints shard with its per-part detection rates (and any
     other ``/index`` ``extra``); returns its ``quality.csv`` row."""
     rates = detection_rates(score)
+    swapped, judged = swapped_hands(xy, score)
+    problem = swapped_hands_problem(swapped, judged)
+    if problem:
+        log.warning("video %s: %s", video_id, problem)
     writer.add(video_id, label, split, xy=xy.astype(np.float32, copy=False), score=score.astype(np.float32, copy=False),
                extra={**{f"rate_{p}": r for p, r in rates.items()}, "multi_person_frames": multi_person_frames,
                       **(extra or {})})
     return {"video_id": video_id, "frames": len(xy), **{f"rate_{p}": round(r, 4) for p, r in rates.items()},
-            "multi_person_frames": multi_person_frames, "error": error}
+            "multi_person_frames": multi_person_frames, "swapped_hands": round(swapped, 4) if judged else 0.0,
+            "error": error}
 
 
 def collect_quality(quality_csvs: list[str | os.PathLike], out_csv: str | os.PathLike) -> pd.DataFrame:

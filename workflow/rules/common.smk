@@ -212,3 +212,26 @@ def all_outputs():
         outputs.append(result("pretrain", "signbert.pt"))
     outputs.append(result("tables", "summary.md"))
     return outputs
+
+
+# One run per results folder (signpipe/runlock.py): Snakemake's own lock covers its working
+# directory only, so two runs from two folders with the same absolute `results:` would both run.
+onstart:
+    from signpipe.runlock import RunLocked, acquire
+
+    try:
+        acquire(RESULTS)
+    except RunLocked as error:
+        raise WorkflowError(str(error)) from None
+
+
+onsuccess:
+    from signpipe.runlock import release
+
+    release(RESULTS)
+
+
+onerror:
+    from signpipe.runlock import release
+
+    release(RESULTS)

@@ -13,6 +13,7 @@ placed **by name**, through the one table of their source:
   ``LEFT_HAND`` / ``RIGHT_HAND`` (``hand_0`` ...), with or without a ``_133`` suffix (pose-format's
   MMPose and AlphaPose headers, and ``signpipe export keypoints --format pose``).
 
+A body shorter than its header declares (a cut download) is refused, not read (:func:`body_problem`).
 The first of these families present is read; other components are ignored. A file with none
 of them is refused. Only the first person is read (people index 0). A point is missing where
 the body masks it or its confidence is 0. pose-format stores MediaPipe landmarks in pixels of
@@ -31,6 +32,8 @@ from typing import Any
 
 import numpy as np
 from pose_format import Pose
+from pose_format.pose_header import PoseHeader
+from pose_format.utils.reader import BufferReader, ConstStructs
 
 from signpipe.keypoints import NUM_KEYPOINTS, PARTS, keypoint_names
 from signpipe.keypoints.index_map import split_points
@@ -91,13 +94,48 @@ FAMILIES = (
 )
 
 
+def body_problem(data: bytes) -> str:
+    """Why the body of a ``.pose`` file (its bytes ``data``) is not what its header implies, else ''.
+
+    pose-format 0.1 files carry a 16-bit frame count that the reader ignores: it takes as many frames
+    as the bytes hold, so a cut file reads its confidences from coordinate bytes (points "found" at
+    garbage positions). The header's frames x people x points x (dims + 1) floats must be there;
+    for 0.1 a count that overflowed 16 bits is accepted when the bytes hold whole frames of it.
+    """
+    reader = BufferReader(data)
+    header = PoseHeader.read(reader)
+    version = round(header.version, 3)
+    if version not in (0.1, 0.2):  # 0.0 stores frames one by one: pose-format checks each
+        return ""
+    if version == 0.1:
+        _, frames = reader.unpack(ConstStructs.double_ushort)
+    else:
+        reader.unpack(ConstStructs.float)
+        frames = reader.unpack(ConstStructs.uint)
+    people = reader.unpack(ConstStructs.ushort)
+    points = sum(len(c.points) for c in header.components)
+    per_frame = people * points * (header.num_dims() + 1) * 4
+    present, expected = len(data) - reader.read_offset, frames * per_frame
+    if present == expected or (version == 0.1 and per_frame and present % per_frame == 0
+                               and present // per_frame % 65536 == frames):
+        return ""
+    if version == 0.2 and present > expected:  # trailing bytes: the reader stops where the header says
+        return ""
+    return (f"truncated or damaged: the header declares {frames} frames of {people} person(s) x {points} points "
+            f"({expected} body bytes) but {present} bytes follow it")
+
+
 def read_pose(path: Path, nominal: tuple[int, int] | None) -> KeypointSequence:
     """The first person of a ``.pose`` file as 133 keypoints in pixels (see the module doc for units)."""
     with open(path, "rb") as f:
-        try:
-            pose = Pose.read(f.read())
-        except Exception as err:  # pose-format raises struct/Value/Index errors on a damaged file
-            raise ValueError(f"{path}: not a readable .pose file ({type(err).__name__}: {err})") from err
+        data = f.read()
+    try:
+        problem = body_problem(data)
+        pose = None if problem else Pose.read(data)
+    except Exception as err:  # pose-format raises struct/Value/Index errors on a damaged file
+        raise ValueError(f"{path}: not a readable .pose file ({type(err).__name__}: {err})") from err
+    if pose is None:
+        raise ValueError(f"{path}: {problem}; refused (re-export or re-download it)")
     header = pose.header
     names = [c.name for c in header.components]
     offsets = np.cumsum([0] + [len(c.points) for c in header.components])

@@ -21,7 +21,8 @@ import numpy as np
 
 from signpipe.keypoints import NUM_KEYPOINTS
 from signpipe.keypoints.index_map import split_points
-from signpipe.keypoints.sources.sequence import KeypointSequence, Result
+from signpipe.jobs import fails_the_job
+from signpipe.keypoints.sources.sequence import KeypointSequence, Result, file_error, shorten
 
 
 def refuse_untrusted(path: Path | str, trust_pickle: bool) -> None:
@@ -38,10 +39,20 @@ def load(path: Path | str, trust_pickle: bool) -> dict:
     with open(path, "rb") as f:
         try:
             data = pickle.load(f)
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError) as err:
+        except Exception as err:  # unpickling a damaged file can raise nearly anything
+            if fails_the_job(err):
+                raise
             raise ValueError(f"{path}: not a readable pickle ({type(err).__name__}: {err})") from err
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise ValueError(f"{path}: not a pyskl skeleton pickle: expected a dict with an 'annotations' list")
+    split = data.get("split")
+    if not isinstance(split, dict) or not all(isinstance(v, (list, tuple)) for v in split.values()):
+        raise ValueError(f"{path}: not a pyskl skeleton pickle: expected a 'split' dict of frame_dir lists, "
+                         f"got {type(split).__name__}")
+    odd = next((a for a in data["annotations"] if not isinstance(a, dict) or "frame_dir" not in a), None)
+    if odd is not None:
+        raise ValueError(f"{path}: annotation {data['annotations'].index(odd)} is not a dict with a frame_dir "
+                         f"(got {shorten(repr(odd), 60)})")
     return data
 
 
@@ -89,18 +100,21 @@ def _read(rows: Sequence[Mapping[str, Any]], trust: bool) -> Iterator[Result]:
         if path != current:
             current = path
             try:
-                annotations = {str(a.get("frame_dir")): a for a in load(path, trust)["annotations"]}
-            except OSError as err:
-                annotations = ValueError(f"{path}: cannot read ({err.strerror or err})")
-            except ValueError as err:
-                annotations = err
+                annotations = {str(a["frame_dir"]): a for a in load(path, trust)["annotations"]}
+            except Exception as err:
+                if fails_the_job(err):
+                    raise
+                annotations = file_error(path, err)
         if isinstance(annotations, ValueError):
             yield video_id, annotations
         elif frame_dir not in annotations:
             yield video_id, ValueError(f"{path}: no annotation with frame_dir {frame_dir!r}")
         else:
             try:
-                yield video_id, to_sequence(annotations[frame_dir])
-            except (ValueError, KeyError, TypeError) as err:
-                reason = f"missing {err}" if isinstance(err, KeyError) else str(err)
-                yield video_id, ValueError(f"{path}, frame_dir {frame_dir}: {reason}")
+                sequence: KeypointSequence | ValueError = to_sequence(annotations[frame_dir])
+            except Exception as err:
+                if fails_the_job(err):
+                    raise
+                sequence = file_error(f"{path}, frame_dir {frame_dir}",
+                                      ValueError(f"missing {err}") if isinstance(err, KeyError) else err)
+            yield video_id, sequence

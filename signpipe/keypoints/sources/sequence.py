@@ -9,6 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from signpipe.jobs import describe, fails_the_job
+
+REASON_LIMIT = 300
+"""Longest reason a failures row gets for one file."""
+
 
 @dataclass
 class KeypointSequence:
@@ -44,13 +49,37 @@ def nominal_size(cfg: Mapping[str, Any], fmt: str) -> tuple[int, int]:
 
 
 def read_each(rows: Sequence[Mapping[str, Any]], read: Callable[[Path], KeypointSequence]) -> Iterator[Result]:
-    """``read`` each row's ``path`` in order; a file that cannot be read yields its ValueError, naming the file."""
+    """``read`` each row's ``path`` in order; a file that cannot be read, for whatever reason, yields
+    :func:`file_error` instead of raising, so one damaged file never costs the shard. Only errors of
+    the job itself (:func:`signpipe.jobs.fails_the_job`: memory, disk full, interrupt) propagate."""
     for row in rows:
         path = Path(row["path"])
         try:
             sequence: KeypointSequence | ValueError = read(path)
-        except OSError as err:
-            sequence = ValueError(f"{path}: cannot read ({err.strerror or err})")
-        except ValueError as err:
-            sequence = err if str(path) in str(err) else ValueError(f"{path}: {err}")
+        except Exception as err:
+            if fails_the_job(err):
+                raise
+            sequence = file_error(path, err)
         yield str(row["video_id"]), sequence
+
+
+def file_error(path: Path | str, err: Exception) -> ValueError:
+    """The one-line reason a file failed, naming it: an OSError's ``cannot read (...)``, a ValueError's
+    message, else ``Type: message``; cut to :data:`REASON_LIMIT` characters (numpy and pyarrow can
+    quote a whole column in a message)."""
+    if isinstance(err, OSError):
+        reason = f"cannot read ({err.strerror or err})"
+    elif isinstance(err, ValueError):
+        reason = str(err)
+    else:
+        reason = describe(err)
+    if str(path) not in reason:
+        reason = f"{path}: {reason}"
+    return ValueError(shorten(reason))
+
+
+def shorten(text: str, limit: int | None = None) -> str:
+    """``text`` on one line, at most ``limit`` (default :data:`REASON_LIMIT`) characters ('...' marks a cut)."""
+    limit = limit or REASON_LIMIT
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
