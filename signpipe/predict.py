@@ -60,6 +60,8 @@ def input_suffixes(adapter: str | None) -> tuple[str, ...]:
 TOP_K = 5
 SHARD = "0.h5"
 """The one shard of each stage in the work folder."""
+SPLIT, UNKNOWN_LABEL = "new", -1
+"""Split and label of a new video in its shards (the model's test-time clip does not depend on either)."""
 
 
 @dataclass
@@ -261,7 +263,7 @@ class Stages:
 
     def _manifest(self, path: Path, video_id: str) -> tuple[Path, dict[str, Any]]:
         """The one-row manifest of a video (its stages read it) and the row."""
-        row = {"video_id": video_id, "path": str(path), "label": 0, "gloss": "", "split": "test", "signer": "",
+        row = {"video_id": video_id, "path": str(path), "label": UNKNOWN_LABEL, "gloss": "", "split": SPLIT, "signer": "",
                "frame_start": 0, "frame_end": -1, "shard": 0}
         pose = self.run.settings["keypoints"]
         if self.run.adapter is not None:
@@ -409,7 +411,7 @@ class Recogniser:
         shards = self.stages.paths()
         logits = {}
         for m in self.models:
-            data = m.spec.dataset({stage: [shards[stage]] for stage in m.spec.stages}, "test", False, m.settings)
+            data = m.spec.dataset({stage: [shards[stage]] for stage in m.spec.stages}, SPLIT, False, m.settings)
             if not len(data):
                 return Prediction(video_id, str(path), reason="no frames")
             logits[m.name] = predict(m.model, data, m.spec.forward, m.batch_size, m.device)[0][0]
@@ -471,6 +473,7 @@ def records(predictions: Sequence[Prediction], classes: Sequence[str], k: int, m
 
 def text_table(predictions: Sequence[Prediction], classes: Sequence[str], k: int) -> str:
     """The terminal table: video, then ``class p`` per rank, or the reason of a failed input."""
+    k = min(k, len(classes))
     header = ["video", *[f"top-{i + 1}" for i in range(k)]]
     lines = []
     for p in predictions:
@@ -493,11 +496,11 @@ def draw_sheet(recogniser: Recogniser, prediction: Prediction, out: str | os.Pat
     shard = recogniser.stages.paths().get("hands") or recogniser.stages.paths()["keypoints"]
     contact_sheet(shard, prediction.video_id, out)
     sheet = cv2.cvtColor(cv2.imread(str(out)), cv2.COLOR_BGR2RGB)
-    panel = np.full((sheet.shape[0], 320, 3), 40, np.uint8)
-    lines = [f"{recogniser.method}", ""] + [f"{i + 1}. {name}  {prob:.2f}" for i, (_, name, prob)
-                                             in enumerate(prediction.top(recogniser.run.classes, k))]
+    panel = np.full((sheet.shape[0], 440, 3), 40, np.uint8)
+    lines = [f"predicted ({recogniser.method})", ""] + [f"{i + 1}. {prob:.2f}  {name}" for i, (_, name, prob)
+                                                        in enumerate(prediction.top(recogniser.run.classes, k))]
     for i, line in enumerate(lines):
-        cv2.putText(panel, line[:34], (10, 24 + 24 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (230, 230, 230), 1, cv2.LINE_AA)
+        cv2.putText(panel, line[:42], (10, 24 + 24 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (230, 230, 230), 1, cv2.LINE_AA)
     return save_image(np.concatenate([sheet, panel], axis=1), out)
 
 
