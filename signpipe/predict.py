@@ -520,7 +520,7 @@ def predict_videos(run: str | os.PathLike, videos: Sequence[str | os.PathLike], 
     if top < 1:
         raise ValueError(f"--top: at least 1, got {top}")
     with Recogniser(run, method, device) as recogniser:
-        many = sum(Path(v).is_dir() for v in videos) > 0 or len(videos) > 1
+        many = len(videos) > 1 or any(Path(v).is_dir() or Path(v).suffix.lower() == ".csv" for v in videos)
         predictions = []
         for prediction in recogniser(videos, progress):
             predictions.append(prediction)
