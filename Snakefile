@@ -31,6 +31,7 @@ wildcard_constraints:
     ds="|".join(DATASETS),
     shard=r"\d+",
     model="|".join(config["finetune"]["models"]),
+    name="|".join(config["predict"]) or "(?!)",
 
 
 include: "workflow/rules/data.smk"
@@ -40,6 +41,7 @@ include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/fusion.smk"
 include: "workflow/rules/sheets.smk"
+include: "workflow/rules/predict.smk"
 
 
 rule all:

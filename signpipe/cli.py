@@ -114,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_show(sub)
 
+    from signpipe.predict import register as register_predict
+
+    register_predict(sub)
+
     from signpipe.cost import register as register_cost
 
     register_cost(sub)

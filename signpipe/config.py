@@ -55,8 +55,9 @@ def _describe(error: Any) -> str:
 
 
 def check_references(config: Mapping[str, Any]) -> None:
-    """Names that must exist elsewhere in the config: datasets of ``pretrain.datasets`` and
-    ``fusion.subsets``, models of ``fusion.combos`` (they must be in ``finetune.models``)."""
+    """Names that must exist elsewhere in the config: datasets of ``pretrain.datasets``,
+    ``fusion.subsets`` and ``predict``, models of ``fusion.combos`` and ``predict`` (they must be in
+    ``finetune.models``)."""
     datasets = set(config.get("datasets") or {})
     pretrain = (config.get("pretrain") or {}).get("datasets", "all")
     if pretrain != "all":
@@ -74,6 +75,15 @@ def check_references(config: Mapping[str, Any]) -> None:
         if name not in datasets:
             raise ConfigError(f"config fusion.subsets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
     check_pixels(config.get("datasets") or {}, models)
+    for name, block in (config.get("predict") or {}).items():
+        block = block or {}
+        if block.get("dataset") not in datasets:
+            raise ConfigError(f"config predict.{name}.dataset: no dataset {block.get('dataset')!r}; "
+                              f"datasets: {', '.join(sorted(datasets))}")
+        for model in (block["model"].split("+") if block.get("model") else []):
+            if model not in models:
+                raise ConfigError(f"config predict.{name}.model: {model!r} is not in finetune.models "
+                                  f"({', '.join(models)}); name a trained model or a fusion A+B of them")
 
 
 BLANK = "FILL_ME"

@@ -66,6 +66,10 @@ def config(**extra):
     ({"pretrain": {"datasets": ["bda"]}}, "config pretrain.datasets: no dataset 'bda'; datasets: d"),
     ({"fusion": {"combos": [["signbert", "rgb3d"]]}}, "'rgb3d' in ['signbert', 'rgb3d'] is not in finetune.models"),
     ({"fusion": {"subsets": {"e": {}}}}, "config fusion.subsets: no dataset 'e'"),
+    ({"predict": {"new": {"dataset": "e", "videos": "v"}}}, "config predict.new.dataset: no dataset 'e'; datasets: d"),
+    ({"predict": {"new": {"dataset": "d", "videos": "v", "model": "signbert+rgb3d"}}},
+     "config predict.new.model: 'rgb3d' is not in finetune.models"),
+    ({"predict": {"new": {"dataset": "d"}}}, "config predict.new: 'videos' is a required property"),
 ])
 def test_mistakes_name_the_key(bad, message):
     with pytest.raises(ConfigError) as error:

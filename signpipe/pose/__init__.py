@@ -179,8 +179,10 @@ def _clip(frames_file: h5py.File, entry: Mapping[str, Any], row: Mapping[str, An
 class _Extractor:
     """Runs one backend over the videos of one frames shard; one per worker process."""
 
-    def __init__(self, cfg: Mapping[str, Any], frames_h5: str | os.PathLike, manifest_csv: str | os.PathLike):
-        self.backend = make_backend(cfg)
+    def __init__(self, cfg: Mapping[str, Any], frames_h5: str | os.PathLike, manifest_csv: str | os.PathLike,
+                 backend: Backend | None = None):
+        self.owned = backend is None
+        self.backend = make_backend(cfg) if backend is None else backend
         self.frames_file = h5py.File(frames_h5, "r")
         self.index = read_index(self.frames_file).set_index("video_id", drop=False)
         self.rows = read_manifest(manifest_csv).set_index("video_id", drop=False)
@@ -190,7 +192,8 @@ class _Extractor:
         return fit_length(self.backend.extract(clip), clip.num_frames, video_id)
 
     def close(self) -> None:
-        self.backend.close()
+        if self.owned:
+            self.backend.close()
         self.frames_file.close()
 
 
@@ -213,7 +216,8 @@ def _provenance_in_worker() -> dict[str, Any]:
 
 def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
                   keypoints_h5: str | os.PathLike, quality_csv: str | os.PathLike,
-                  cfg: Mapping[str, Any], threads: int = 1, progress: bool = True) -> pd.DataFrame:
+                  cfg: Mapping[str, Any], threads: int = 1, progress: bool = True,
+                  backend: Backend | None = None) -> pd.DataFrame:
     """Keypoints for every video of a frames shard into ``keypoints_h5``; per-video quality into ``quality_csv``.
 
     With ``threads > 1`` videos are spread over that many processes, each with its own backend
@@ -221,15 +225,17 @@ def extract_shard(manifest_csv: str | os.PathLike, frames_h5: str | os.PathLike,
     A video whose backend raises keeps its frames with undetected keypoints (score 0) and its
     ``error`` in the quality table; errors of the job (:func:`signpipe.jobs.fails_the_job`) stop it.
     Returns the quality table: per video, frames, the detection rate of each part, the frames
-    where several people were seen and the error, if any.
+    where several people were seen and the error, if any. A ``backend`` already made from ``cfg``
+    is used (in this process) instead of a new one and left open: ``signpipe predict`` loads its
+    detector once for many videos.
     """
     with h5py.File(frames_h5, "r") as f:
         index = read_index(f)
     quality = []
     pool = (process_pool(threads, _init_worker, (dict(cfg), str(frames_h5), str(manifest_csv)))
-            if threads > 1 and len(index) > 1 else None)
+            if threads > 1 and len(index) > 1 and backend is None else None)
     # With a pool the backends (and their models) live in the workers only; one reports provenance.
-    extractor = None if pool else _Extractor(cfg, frames_h5, manifest_csv)
+    extractor = None if pool else _Extractor(cfg, frames_h5, manifest_csv, backend)
     try:
         if pool:
             try:

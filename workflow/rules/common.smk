@@ -197,6 +197,26 @@ def subset_inputs(ds):
     return inputs
 
 
+def predict_inputs(wildcards):
+    """What a predict job reads: its videos (folder or CSV), and the trained models of its method
+    (all of the dataset's and its fusion table when `model` is null: the best row is chosen there)."""
+    block = config["predict"][wildcards.name]
+    if block["dataset"] != wildcards.ds:
+        raise WorkflowError(f"predict.{wildcards.name} recognises dataset {block['dataset']!r}, not {wildcards.ds!r}: "
+                            f"its output is {predict_targets()[wildcards.name]}")
+    models = block["model"].split("+") if block["model"] else config["finetune"]["models"]
+    inputs = {"videos": block["videos"],
+              "predictions": [result(wildcards.ds, "models", model, "predictions.h5") for model in models]}
+    if block["model"] is None or len(models) > 1:
+        inputs["fusion"] = result(wildcards.ds, "fusion", "table.csv")  # the best row, the fusion weights
+    return inputs
+
+
+def predict_targets():
+    """`predict.<name>` -> results/<dataset>/predict/<name>.csv."""
+    return {name: result(block["dataset"], "predict", f"{name}.csv") for name, block in config["predict"].items()}
+
+
 def all_outputs():
     """Targets of the default run: the final artifacts of each stage built so far."""
     outputs = []
@@ -211,6 +231,7 @@ def all_outputs():
     if "signbert" in config["finetune"]["models"]:  # a run of other models pre-trains nothing
         outputs.append(result("pretrain", "signbert.pt"))
     outputs.append(result("tables", "summary.md"))
+    outputs += list(predict_targets().values())
     return outputs
 
 
