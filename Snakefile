@@ -46,3 +46,29 @@ rule all:
     input:
         all_outputs(),
     default_target: True
+
+
+# `snakemake --cores all <stage>`: every dataset up to that stage (README: "Running up to a stage").
+rule decode:
+    input:
+        stage_targets("decode"),
+
+
+rule pose:
+    input:
+        stage_targets("pose"),
+
+
+rule hands:
+    input:
+        stage_targets("hands"),
+
+
+rule pretrain:
+    input:
+        stage_targets("pretrain"),
+
+
+rule finetune:
+    input:
+        stage_targets("finetune"),

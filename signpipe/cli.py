@@ -11,9 +11,10 @@ import signpipe
 
 EPILOG = """\
 The pipeline itself runs with Snakemake from the repository root:
-  snakemake --cores all            run every stage for the datasets in config.yaml
-  snakemake -n                     show what would run
-  snakemake --forcerun decode      redo one stage and what depends on it
+  snakemake --cores all              run every stage for the datasets in config.yaml
+  snakemake -n                       show what would run
+  snakemake --cores all hands        every dataset up to one stage (decode, pose, hands, pretrain, finetune)
+  snakemake --forcerun decode_shard  redo one stage and what depends on it
 See README.md and docs/ for datasets, the HDF5 schema and backends."""
 
 

@@ -322,7 +322,7 @@ def crop_shard(frames_h5: str | os.PathLike | None, keypoints_h5: str | os.PathL
         index = read_index(frames) if crops else kp_index
         if crops and not index[["video_id", "length"]].equals(kp_index[["video_id", "length"]]):
             raise ValueError(f"{keypoints_h5} does not hold the videos and frame counts of {frames_h5}; "
-                             "rerun the pose stage for this shard (snakemake --forcerun pose)")
+                             "rerun the pose stage for this shard (snakemake --forcerun pose_shard)")
 
         def crop_entry(entry: Any) -> HandClip:  # runs in the pool: every error of the video lands in its future
             rows = slice(int(entry.start), int(entry.start + entry.length))

@@ -136,8 +136,8 @@ def test_preset_plans_its_dag_on_a_stand_in_corpus(path, tmp_path):
     assert proc.returncode == 0, out
     counts = jobs_planned(out)
     models = cfg["finetune"]["models"]
-    assert counts["finetune"] == len(models) * len(cfg["datasets"])
-    assert counts.get("pretrain", 0) == ("signbert" in models)  # only SignBERT's presets pre-train
+    assert counts["finetune_model"] == len(models) * len(cfg["datasets"])
+    assert counts.get("pretrain_signbert", 0) == ("signbert" in models)  # only SignBERT's presets pre-train
     assert counts["fuse"] == len(cfg["datasets"]) and counts["tables"] == 1
     assert "/demo/" not in out, "the demo's config.yaml stays out of a preset's run"
 

@@ -65,9 +65,9 @@ def test_the_tiny_demo_through_slurm_equals_a_local_run(tmp_path):
         assert ids and ids == {job_id for job_id, _, _ in jobs}, (ids, jobs)
         assert all(state == "COMPLETED" for _, state, _ in jobs), jobs
         comments = {comment.split("_wildcards")[0] for _, _, comment in jobs}
-        assert {"rule_pretrain", "rule_finetune", "rule_fuse", "rule_tables"} <= comments, comments
+        assert {"rule_pretrain_signbert", "rule_finetune_model", "rule_fuse", "rule_tables"} <= comments, comments
         grouped = sum(count for rule, count in jobs_planned(proc.stdout + proc.stderr).items()
-                      if rule in ("shard_manifest", "decode", "pose", "hands"))
+                      if rule in ("shard_manifest", "decode_shard", "pose_shard", "hands_shard"))
         # the per-shard steps of both shards are one group job (the profile's groups); the rest one job each
         assert grouped == 8 and len(ids) == planned - grouped + 1, (len(ids), planned)
 
@@ -89,12 +89,12 @@ def test_the_tiny_demo_through_slurm_equals_a_local_run(tmp_path):
         watcher = threading.Thread(target=cancel_finetune)
         watcher.start()
         failed = snakemake(remote, "--profile", str(PROFILE), "--configfile", "config.yaml", *FAST_CHECKS,
-                           "--forcerun", "finetune", env=env, check=False)
+                           "--forcerun", "finetune_model", env=env, check=False)
         watcher.join()
         assert cancelled, "the finetune job was never seen running"
         assert failed.returncode != 0 and "Error in rule finetune" in failed.stdout + failed.stderr
         assert (cancelled[0], "CANCELLED") in {(job_id, state) for job_id, state, _ in squeue(env)}
         again = snakemake(remote, "--profile", str(PROFILE), "--configfile", "config.yaml", *FAST_CHECKS, env=env)
-        assert jobs_planned(again.stdout + again.stderr).get("finetune") == 1
+        assert jobs_planned(again.stdout + again.stderr).get("finetune_model") == 1
         assert "Nothing to be done" in snakemake(remote, "-n", "--configfile", "config.yaml", env=env).stdout
     print(f"slurm run: {len(ids)} jobs in {wall:.0f} s")

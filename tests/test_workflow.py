@@ -80,7 +80,30 @@ def test_profiles_dry_run(profile, tmp_path):
     proc = snakemake("-n", "--profile", str(REPO / "workflow" / "profiles" / profile), cwd=tmp_path)
     counts = jobs_planned(proc.stdout + proc.stderr)
     assert counts["synth"] == 1 and counts["manifest"] == 1
-    assert counts["decode"] == counts["pose"] == counts["hands"] == 4
+    assert counts["decode_shard"] == counts["pose_shard"] == counts["hands_shard"] == 4
+
+
+STAGE_RULES = {
+    "decode": {"synth", "manifest", "shard_manifest", "decode_shard", "failures"},
+    "pose": {"pose_shard", "pose_quality"},
+    "hands": {"hands_shard"},
+    "pretrain": {"pretrain_signbert"},
+    "finetune": {"finetune_model"},
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGE_RULES))
+def test_stage_target_runs_every_dataset_up_to_it(stage, tmp_path):
+    """`snakemake <stage>` plans that stage and the ones before it, with the dataset-level lists
+    (manifest and missing, failures, pose quality), and nothing after it."""
+    (tmp_path / "config.yaml").write_text(TINY)
+    planned = jobs_planned(snakemake("-n", stage, cwd=tmp_path).stdout)
+    stages = list(STAGE_RULES)
+    expected = set().union(*(STAGE_RULES[s] for s in stages[:stages.index(stage) + 1]))
+    assert set(planned) == expected | {stage}, planned
+    assert planned["manifest"] == planned["failures"] == 1 and planned["decode_shard"] == 2
+    if "pose_quality" in expected:
+        assert planned["pose_quality"] == 1 and planned["pose_shard"] == 2
 
 
 @pytest.mark.parametrize(
@@ -153,12 +176,12 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     again = snakemake("-n", "--configfile", "threads.yaml", cwd=tmp_path)
     assert "Nothing to be done" in again.stdout + again.stderr
 
-    forced = snakemake("-n", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
+    forced = snakemake("-n", "--configfile", "config.yaml", "--forcerun", "decode_shard", cwd=tmp_path)
     counts = jobs_planned(forced.stdout + forced.stderr)
-    assert counts.get("decode") == 2 and counts.get("pose") == 2
+    assert counts.get("decode_shard") == 2 and counts.get("pose_shard") == 2
     assert "manifest" not in counts and "synth" not in counts
     before = (results / "manifest.csv").stat().st_mtime_ns
-    snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "decode", cwd=tmp_path)
+    snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "decode_shard", cwd=tmp_path)
     assert (results / "manifest.csv").stat().st_mtime_ns == before
 
     # The run's own benchmark records forecast a WLASL2000-sized corpus (signpipe cost).
@@ -169,10 +192,10 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
     assert {"decode", "pose", "hands", "pretrain", "finetune", "total"} <= set(forecast.index)
     assert forecast.loc["finetune", "gpu_hours"] > 0 and forecast.loc["decode", "cpu_hours"] > 0
 
-    # --forcerun finetune trains again: a finished checkpoint is never taken as it is.
+    # --forcerun finetune_model trains again: a finished checkpoint is never taken as it is.
     checkpoint = results / "models" / "signbert" / "checkpoint.pt"
     trained = checkpoint.stat().st_mtime_ns
-    snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "finetune", cwd=tmp_path)
+    snakemake("--cores", "2", "--configfile", "config.yaml", "--forcerun", "finetune_model", cwd=tmp_path)
     log = (tmp_path / "results" / "logs" / "finetune" / "tiny" / "signbert.log").read_text()
     assert checkpoint.stat().st_mtime_ns != trained and "resuming" not in log and "training it again" in log
     assert (results / "models" / "signbert" / "figures").is_dir()
@@ -182,13 +205,13 @@ def test_end_to_end_rerun_and_forcerun(tmp_path):
         TINY.replace("pose: {backend: sidecar}", "pose: {backend: sidecar, sidecar_column: keypoints2}"))
     changed = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     counts = jobs_planned(changed.stdout + changed.stderr)
-    assert counts.get("pose") == 2 and "decode" not in counts and "manifest" not in counts
+    assert counts.get("pose_shard") == 2 and "decode_shard" not in counts and "manifest" not in counts
 
     # A changed decode param reruns decode (Snakemake's params trigger), not the manifest.
     (tmp_path / "config.yaml").write_text(TINY.replace("short_side: 64", "short_side: 48"))
     changed = snakemake("-n", "--configfile", "config.yaml", cwd=tmp_path)
     counts = jobs_planned(changed.stdout + changed.stderr)
-    assert counts.get("decode") == 2 and "manifest" not in counts
+    assert counts.get("decode_shard") == 2 and "manifest" not in counts
 
 
 LISTED = """\
@@ -228,7 +251,7 @@ def test_new_and_repaired_videos_rerun_their_shards_only(tmp_path):
     write_video(tmp_path / "clips" / "c.mp4", frames=4, width=48, height=32)  # repaired
     changed = {("signs", shard_of("hello__P02_new", 4)), ("listed", shard_of("b", 4)), ("listed", shard_of("c", 4))}
     planned = jobs_planned(snakemake("-n", *targets, cwd=tmp_path).stdout)
-    assert planned["manifest"] == 2 and planned["shard_manifest"] == planned["decode"] == len(changed)
+    assert planned["manifest"] == 2 and planned["shard_manifest"] == planned["decode_shard"] == len(changed)
     before = {key: path.stat().st_mtime_ns for key, path in frames.items()}
     snakemake("--cores", "1", *targets, cwd=tmp_path)
     assert {key for key, path in frames.items() if path.stat().st_mtime_ns != before[key]} == changed
@@ -243,7 +266,7 @@ def test_new_and_repaired_videos_rerun_their_shards_only(tmp_path):
     write_video(tmp_path / "signs" / "again" / "P01_a.mp4", frames=4, width=48, height=32)
     planned = jobs_planned(snakemake("-n", *targets, cwd=tmp_path).stdout)
     manifest = pd.read_csv(tmp_path / "results" / "signs" / "manifest.csv")
-    assert planned["decode"] == len(set(manifest["shard"]) | {shard_of("again__P01_a", 4)})
+    assert planned["decode_shard"] == len(set(manifest["shard"]) | {shard_of("again__P01_a", 4)})
 
 
 KEYPOINTS = """\
@@ -285,7 +308,7 @@ def gislr_config(shared_data, tmp_path) -> Path:
 def test_keypoint_dataset_plans_an_import_and_no_decode(gislr_config):
     """A keypoint dataset's DAG: the pose stage imports each shard; nothing decodes; a pixel model is refused."""
     planned = jobs_planned(snakemake("-n", cwd=gislr_config).stdout)
-    assert planned["pose_import"] == planned["hands"] == 2 and "decode" not in planned and "pose" not in planned
+    assert planned["pose_import"] == planned["hands_shard"] == 2 and "decode_shard" not in planned and "pose_shard" not in planned
     text = (gislr_config / "config.yaml").read_text().replace("models: [signbert, stgcn]", "models: [signbert, stgcn, hma]")
     (gislr_config / "config.yaml").write_text(text)
     proc = snakemake("-n", cwd=gislr_config, check=False)

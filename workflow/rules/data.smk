@@ -68,7 +68,7 @@ rule shard_manifest:
         "../scripts/shard_manifest.py"
 
 
-rule decode:
+rule decode_shard:
     wildcard_constraints:
         ds=one_of(video_datasets()),
     input:

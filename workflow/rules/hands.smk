@@ -2,7 +2,7 @@
 # dataset has no frames: poses and boxes only).
 
 
-rule hands:
+rule hands_shard:
     input:
         unpack(hands_inputs),
     output:

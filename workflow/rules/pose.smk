@@ -2,7 +2,7 @@
 # dataset has no frames: pose_import reads its files into the same keypoints shards.
 
 
-rule pose:
+rule pose_shard:
     wildcard_constraints:
         ds=one_of(video_datasets()),
     input:

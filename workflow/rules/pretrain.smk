@@ -2,7 +2,7 @@
 # train splits of pretrain.datasets -> the encoder weights (docs/signbert.md).
 
 
-rule pretrain:
+rule pretrain_signbert:
     input:
         hands=pretrain_hands(),
     output:

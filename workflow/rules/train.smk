@@ -3,7 +3,7 @@
 # encoder; a model with phases trains each in its own folder (docs/training.md).
 
 
-rule finetune:
+rule finetune_model:
     input:
         unpack(finetune_inputs),
     # checkpoint.pt is written beside these but not declared: Snakemake deletes declared outputs
