@@ -48,3 +48,30 @@ rule all:
     input:
         all_outputs(),
     default_target: True
+
+
+# `snakemake --cores all upto_<stage>`: every dataset up to that stage (README: "Running up to a stage").
+# The job rules keep the stage names, so `--forcerun pose` redoes a stage.
+rule upto_decode:
+    input:
+        stage_targets("decode"),
+
+
+rule upto_pose:
+    input:
+        stage_targets("pose"),
+
+
+rule upto_hands:
+    input:
+        stage_targets("hands"),
+
+
+rule upto_pretrain:
+    input:
+        stage_targets("pretrain"),
+
+
+rule upto_finetune:
+    input:
+        stage_targets("finetune"),

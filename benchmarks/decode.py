@@ -6,7 +6,7 @@ Prints one JSON line last: {"decode_fps", "raw_pyav_fps", "ratio", ...}.
   thread_type AUTO) and converts it to an RGB array -- the least any pipeline must do to
   get pixels out of a video.
 Files: the real clips in ../shared/data/clips (when present) plus a synthetic corpus.
-Run: python benchmarks/decode.py [--repeats 5] [--copies 20]
+Run: python benchmarks/decode.py [--repeats 5] [--copies 20] [--smoke]
 """
 
 from __future__ import annotations
@@ -45,11 +45,15 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--short-side", type=int, default=256)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.copies = 1, 1
+    size = {"num_classes": 2, "signers": 3, "frames": 12} if args.smoke else {"num_classes": 10, "signers": 4}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths, manifest = benchmark_videos(tmp, args.data, args.copies, num_classes=10, signers=4)
+        paths, manifest = benchmark_videos(tmp, args.data, args.copies, **size)
         clips = sorted((args.data / "clips").glob("*.mp4"))
 
         raw_loop(paths)  # warm the page cache and libraries

@@ -242,7 +242,13 @@ def main() -> None:
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
     parser.add_argument("--keep", help="folder to keep the runs in (logs, checkpoints, saliency.png); default: "
                         "a temporary one, deleted")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.seeds, args.epochs, args.attention_shape = 1, 1, "32,4,14,14"
+        if not glob.glob(os.path.join(args.frames, "*.h5")):
+            print(f"no frames shards in {args.frames}: run `make demo` first", file=sys.stderr)
+            sys.exit(77)  # skipped: its input is absent
 
     import torch
 

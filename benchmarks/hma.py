@@ -162,7 +162,11 @@ def main() -> None:
     parser.add_argument("--variants", default="full,cls_only,no_tem", help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.classes, args.signers, args.repeats, args.frames, args.epochs, args.seeds = 3, 3, 1, 8, 1, 1
+        args.crop, args.size, args.width, args.num_frames, args.variants = 32, 32, 8, 4, "full"
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     model = {"arch": args.arch, "width": args.width, "size": args.size, "gcn_layers": [[32, 1], [64, 2]],

@@ -13,7 +13,7 @@ of signpipe.data). The corpus is generated: pose arrays (T, 2, 21, 3) float32 wi
 [40, 200], no videos rendered. "Warm" numbers are medians of --repeats passes with the files in
 the OS page cache; "cold" numbers first evict every file of that format from the page cache
 with posix_fadvise(DONTNEED) (no root needed) and re-open the files.
-Run: python benchmarks/loader.py [--videos 2000] [--repeats 5] [--chunk-frames 256]
+Run: python benchmarks/loader.py [--videos 2000] [--repeats 5] [--chunk-frames 256] [--smoke]
 """
 
 from __future__ import annotations
@@ -97,7 +97,10 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=2, help="random passes over all videos per timed run")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs; medians are reported")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.videos, args.shards, args.passes, args.repeats = 64, 2, 1, 1
 
     poses = make_poses(args.videos, args.seed)
     lengths = np.array([len(p) for p in poses])

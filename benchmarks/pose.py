@@ -21,7 +21,7 @@ Runs are interleaved (raw, stage, stage with 2 threads) and medians reported, si
 machine may be shared; cpu_count says how many cores the machine has. Frames: the real clips
 in ../shared/data/clips (listed --copies times) plus a small synthetic corpus, decoded once by
 signpipe.decode.decode_shard (short side 256).
-Run: python benchmarks/pose.py [--repeats 3] [--copies 2]
+Run: python benchmarks/pose.py [--repeats 3] [--copies 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -80,11 +80,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of each; medians are reported")
     parser.add_argument("--copies", type=int, default=2, help="times each real clip is listed")
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.repeats, args.copies = 1, 0
+    size = {"num_classes": 2, "signers": 3, "frames": 8} if args.smoke else {"num_classes": 4, "signers": 3}
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        paths, manifest = benchmark_videos(tmp, args.data, args.copies, num_classes=4, signers=3)
+        paths, manifest = benchmark_videos(tmp, args.data, args.copies, **size)
         real = sorted((args.data / "clips").glob("*.mp4"))
         decode_shard(manifest, 0, tmp / "frames.h5", tmp / "failures.csv", progress=False)
         clips = decoded_clips(tmp / "frames.h5")

@@ -2,7 +2,7 @@
 the feasibility PCK of §4.3, and test accuracy with and without pre-training (the question of
 the paper's Table 4).
 
-    python benchmarks/signbert.py [--classes 10 --signers 6 --repeats 3 ...]
+    python benchmarks/signbert.py [--classes 10 --signers 6 --repeats 3 ...] [--smoke]
 
 Builds the corpus and its hands shards in a temporary folder (synth -> manifest -> decode ->
 sidecar pose -> hands), pre-trains on its train split, fine-tunes from the pre-trained encoder
@@ -182,7 +182,11 @@ def main() -> None:
     parser.add_argument("--ablation-burst", type=float, default=8.0, help="mean frames of a run of misses")
     parser.add_argument("--ablation-left-handed", type=float, default=1 / 3,
                         help="share of left-handed signers, the corpus of the mirror ablation")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.classes, args.signers, args.repeats, args.frames, args.crop = 3, 3, 1, 16, 32
+        args.hidden, args.layers, args.pretrain_epochs, args.finetune_epochs, args.finetune_seeds = 16, 1, 1, 1, 1
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     if args.ablation:

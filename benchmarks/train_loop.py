@@ -11,7 +11,7 @@ Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s",
   over the epochs after the first; run it on an idle machine (another job on the cores moves
   either number by several times).
 The models take the demo's CPU sizes (their blocks of config.yaml). Run: python benchmarks/train_loop.py
-[--epochs 4] [--batch-size 8] [--models signbert stgcn rgb3d]
+[--epochs 4] [--batch-size 8] [--models signbert stgcn rgb3d] [--smoke]
 """
 
 from __future__ import annotations
@@ -44,14 +44,16 @@ def demo_blocks() -> dict[str, dict]:
     SignBERT's sizes are those of the demo's pre-trained encoder (``pretrain.model``)."""
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     blocks = {name: {k: v for k, v in (config["finetune"].get(name) or {}).items() if k != "epochs"} for name in MODELS}
-    blocks["signbert"] = {**config["pretrain"].get("model", {}), **blocks["signbert"]}
+    blocks["signbert"]["model"] = dict(config["pretrain"].get("model") or {})  # as signpipe.config.finetune_params
     return blocks
 
 
-def make_shards(root: Path, shards: int = 2) -> dict[str, list[Path]]:
-    """Frames, keypoints and hands shards of a small synthetic corpus (8 classes, 6 signers, 3 repeats:
-    96 training videos, 12 batches of 8)."""
-    make_corpus(root / "corpus", num_classes=8, signers=6, repeats=3, frames=32, width=160, height=120, progress=False)
+def make_shards(root: Path, shards: int = 2, signers: int = 6, repeats: int = 3,
+                frames: int = 32) -> dict[str, list[Path]]:
+    """Frames, keypoints and hands shards of a small synthetic corpus (8 classes, by default 6 signers
+    and 3 repeats: 96 training videos, 12 batches of 8)."""
+    make_corpus(root / "corpus", num_classes=8, signers=signers, repeats=repeats, frames=frames, width=160, height=120,
+                progress=False)
     write_manifest({"adapter": "synthetic", "num_shards": shards}, root / "manifest.csv", root / "missing.csv",
                    corpus_dir=root / "corpus")
     out: dict[str, list[Path]] = {"frames": [], "keypoints": [], "hands": []}
@@ -98,11 +100,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
+    if args.smoke:
+        args.epochs = 2
     result: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shards = make_shards(root)
+        shards = make_shards(root, signers=3, repeats=1, frames=16) if args.smoke else make_shards(root)
         blocks = demo_blocks()
         for name in args.models:
             cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,

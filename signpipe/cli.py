@@ -13,6 +13,7 @@ EPILOG = """\
 The pipeline itself runs with Snakemake from the repository root:
   snakemake --cores all                     run every stage for the datasets in config.yaml
   snakemake -n                              show what would run
+  snakemake --cores all upto_hands         every dataset up to one stage (upto_decode, upto_pose, ...)
   snakemake --cores all --forcerun decode   redo one stage and what depends on it
 See README.md and docs/ for datasets, the HDF5 schema and backends."""
 

@@ -83,6 +83,29 @@ def test_profiles_dry_run(profile, tmp_path):
     assert counts["decode"] == counts["pose"] == counts["hands"] == 4
 
 
+STAGE_RULES = {
+    "decode": {"synth", "manifest", "shard_manifest", "decode", "failures"},
+    "pose": {"pose", "pose_quality"},
+    "hands": {"hands"},
+    "pretrain": {"pretrain"},
+    "finetune": {"finetune"},
+}
+
+
+@pytest.mark.parametrize("stage", list(STAGE_RULES))
+def test_stage_target_runs_every_dataset_up_to_it(stage, tmp_path):
+    """`snakemake upto_<stage>` plans that stage and the ones before it, with the dataset-level lists
+    (manifest and missing, failures, pose quality), and nothing after it."""
+    (tmp_path / "config.yaml").write_text(TINY)
+    planned = jobs_planned(snakemake("-n", f"upto_{stage}", cwd=tmp_path).stdout)
+    stages = list(STAGE_RULES)
+    expected = set().union(*(STAGE_RULES[s] for s in stages[:stages.index(stage) + 1]))
+    assert set(planned) == expected | {f"upto_{stage}"}, planned
+    assert planned["manifest"] == planned["failures"] == 1 and planned["decode"] == 2
+    if "pose_quality" in expected:
+        assert planned["pose_quality"] == 1 and planned["pose"] == 2
+
+
 @pytest.mark.parametrize(
     "config, names",
     [

@@ -1,36 +1,64 @@
 #!/usr/bin/env bash
-# Build (or reuse) the pinned virtual environment and install this checkout into it.
-# Prints the venv path on stdout; everything else goes to stderr.
+# Build (or reuse) the pinned environment and this checkout's own layer on it.
+# Prints the checkout's venv path (<checkout>/.venv) on stdout; everything else goes to stderr.
 #
-# The venv lives outside the clone, named by a hash of requirements.lock and the Python
-# version, so clones with the same pins share it and a pin change builds a new one.
-# A fresh machine builds it from scratch (about 3.5 minutes; torch comes from local disk).
-# SIGNPIPE_VENV=/path overrides the location; PYTHON picks the interpreter (default python3).
+# Two layers, so clones share the heavy dependencies but each runs its own code:
+# - shared: every pin of requirements.lock, outside the clone, named by a hash of the lock and
+#   the Python version, so clones with the same pins share it and a pin change builds a new
+#   one. Nothing of any checkout is installed in it. A fresh machine builds it from scratch
+#   (about 3.5 minutes; torch comes from local disk). SIGNPIPE_VENV=/path overrides its location.
+# - <checkout>/.venv (git-ignored, seconds to make): a venv whose site-packages reads the shared
+#   one's (a .pth file), with this checkout installed editable and its own bin/: python, signpipe,
+#   snakemake, pytest, ... all run this checkout's code, whichever clone ran this script last.
+# PYTHON picks the interpreter (default python3).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-python3}
 pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 key=$(cat "$root/requirements.lock" <(echo "$pyver") | sha256sum | cut -c1-12)
-venv=${SIGNPIPE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/signpipe/venv-py$pyver-$key}
+shared=${SIGNPIPE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/signpipe/venv-py$pyver-$key}
+venv=$root/.venv
 
 # pip, without the machine-level index's "Location ... is ignored" warnings.
-pip_quiet() { "$venv/bin/python" -m pip "$@" 2> >(grep -v '^WARNING: Location' >&2); }
+pip_quiet() { "$1/bin/python" -m pip "${@:2}" 2> >(grep -v '^WARNING: Location' >&2); }
+site_packages() { "$1/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'; }
 
-if [ ! -f "$venv/.complete" ]; then
-    echo "signpipe: building the pinned environment in $venv (a few minutes, once)" >&2
-    rm -rf "$venv"
-    mkdir -p "$(dirname "$venv")"
+if [ ! -f "$shared/.complete" ]; then
+    echo "signpipe: building the pinned environment in $shared (a few minutes, once)" >&2
+    rm -rf "$shared"
+    mkdir -p "$(dirname "$shared")"
     start=$(date +%s)
-    "$python" -m venv "$venv"
-    pip_quiet install -q --upgrade pip setuptools
-    pip_quiet install -q -r "$root/requirements.lock"
-    "$venv/bin/python" -m pip check >&2
-    touch "$venv/.complete"
+    "$python" -m venv "$shared"
+    pip_quiet "$shared" install -q --upgrade pip setuptools
+    pip_quiet "$shared" install -q -r "$root/requirements.lock"
+    "$shared/bin/python" -m pip check >&2
+    touch "$shared/.complete"
     echo "signpipe: environment built in $(( $(date +%s) - start )) s" >&2
 fi
-# Point the venv at this checkout (seconds; no dependency is touched). Quiet unless it fails.
-if ! out=$("$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root" 2>&1); then
-    echo "$out" >&2
-    exit 1
+
+# This checkout's layer: made again when the shared venv it reads changed (new pins) or the
+# package's metadata did (pyproject.toml: its console scripts).
+if [ ! -f "$venv/.complete" ] || [ "$(cat "$venv/.shared" 2>/dev/null)" != "$shared" ] \
+        || [ "$root/pyproject.toml" -nt "$venv/.complete" ]; then
+    rm -rf "$venv"
+    "$shared/bin/python" -m venv --without-pip "$venv"
+    # site.addsitedir also runs the shared site-packages' own .pth files (e.g. setuptools').
+    echo "import site; site.addsitedir('$(site_packages "$shared")')" > "$(site_packages "$venv")/signpipe_shared.pth"
+    # The shared console scripts (snakemake, pytest, ...), run by this venv's python.
+    for script in "$shared"/bin/*; do
+        name=$(basename "$script")
+        if [ ! -e "$venv/bin/$name" ] && [ -f "$script" ] && head -n 2 "$script" | grep -qF "$shared/bin/python"; then
+            sed "s|$shared/bin/python|$venv/bin/python|g" "$script" > "$venv/bin/$name"
+            chmod +x "$venv/bin/$name"
+        fi
+    done
+    # compat: a plain path .pth to this checkout (no import hook that another install could shadow).
+    if ! out=$(pip_quiet "$venv" install -q --no-deps --no-build-isolation \
+            --config-settings editable_mode=compat -e "$root" 2>&1); then
+        echo "$out" >&2
+        exit 1
+    fi
+    echo "$shared" > "$venv/.shared"
+    touch "$venv/.complete"
 fi
 echo "$venv"

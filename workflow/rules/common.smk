@@ -217,22 +217,38 @@ def predict_targets():
     return {name: result(block["dataset"], "predict", f"{name}.csv") for name, block in config["predict"].items()}
 
 
-def all_outputs():
-    """Targets of the default run: the final artifacts of each stage built so far."""
+STAGES = ("decode", "pose", "hands", "pretrain", "finetune")
+"""The stages a run can stop after: `snakemake upto_<stage>` (the target rules of the Snakefile)."""
+
+
+def stage_targets(stage):
+    """What `snakemake upto_<stage>` makes for every dataset: that stage's outputs and those of the stages
+    before it, with the dataset-level lists (manifest.csv and missing.csv, failures.csv, the pose
+    quality.csv) that naming the shard files alone would skip. A keypoint dataset has no decode:
+    its failures list comes from the pose import."""
+    upto = STAGES[: STAGES.index(stage) + 1]
     outputs = []
     for ds in DATASETS:
-        outputs.append(result(ds, "manifest.csv"))
-        outputs.append(result(ds, "failures.csv"))
-        outputs.append(result(ds, "keypoints", "quality.csv"))
-        outputs += per_shard(ds, "keypoints", "{shard}.h5")
-        outputs += per_shard(ds, "hands", "{shard}.h5")
-        outputs += predictions(ds)
-        outputs.append(result(ds, "sheets"))
-    if "signbert" in config["finetune"]["models"]:  # a run of other models pre-trains nothing
-        outputs.append(result("pretrain", "signbert.pt"))
-    outputs.append(result("tables", "summary.md"))
-    outputs += list(predict_targets().values())
+        outputs += [result(ds, "manifest.csv"), result(ds, "missing.csv")]
+        if "pose" in upto or ds in video_datasets():
+            outputs.append(result(ds, "failures.csv"))
+        if "pose" in upto:
+            outputs += [result(ds, "keypoints", "quality.csv"), *per_shard(ds, "keypoints", "{shard}.h5")]
+        elif ds in video_datasets():
+            outputs += per_shard(ds, "frames", "{shard}.h5")
+        if "hands" in upto:
+            outputs += per_shard(ds, "hands", "{shard}.h5")
+        if "finetune" in upto:
+            outputs += predictions(ds)
+    if stage == "pretrain" or (stage == "finetune" and "signbert" in config["finetune"]["models"]):
+        outputs.append(result("pretrain", "signbert.pt"))  # a run of other models pre-trains nothing
     return outputs
+
+
+def all_outputs():
+    """Targets of the default run: every stage up to finetune, the contact sheets and the tables."""
+    return [*stage_targets("finetune"), *(result(ds, "sheets") for ds in DATASETS), result("tables", "summary.md"),
+            *predict_targets().values()]
 
 
 # One run per results folder (signpipe/runlock.py): Snakemake's own lock covers its working

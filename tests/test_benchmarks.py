@@ -1,0 +1,57 @@
+"""Every benchmark runs: `python benchmarks/<name>.py --smoke` exits 0 with its JSON line last.
+
+A benchmark is any benchmarks/*.py with a ``__main__`` block (helpers such as videos.py have
+none), so one added later is picked up. One that needs what this machine lacks (SLURM, the
+shared data, a finished demo) exits 77 with the reason on stderr, and its test skips with it.
+The keys its docstring promises ("Prints one JSON line last: {"a", "b", ...}") must be in the line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import repo_env
+
+REPO = Path(__file__).resolve().parents[1]
+SKIPPED = 77  # a benchmark's exit status when what it measures is absent here
+BENCHMARKS = sorted(path for path in (REPO / "benchmarks").glob("*.py") if "__main__" in path.read_text())
+
+
+def promised_keys(source: str) -> list[str]:
+    """The keys named in the docstring's 'Prints one JSON line last: {...}' (empty when it names none)."""
+    match = re.search(r"Prints one JSON line last: \{([^}]*)\}", source)
+    return re.findall(r'"(\w+)"', match.group(1)) if match else []
+
+
+def all_keys(result: dict) -> set[str]:
+    """Keys at any depth (train_loop's promised keys are per model)."""
+    return set(result) | {key for value in result.values() if isinstance(value, dict) for key in all_keys(value)}
+
+
+@pytest.mark.parametrize("path", BENCHMARKS, ids=[path.stem for path in BENCHMARKS])
+def test_benchmark_smoke(path, tmp_path):
+    env = {**repo_env(), "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run([sys.executable, str(path), "--smoke"], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+    if proc.returncode == SKIPPED:
+        pytest.skip(f"{path.name}: {proc.stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, f"{path.name} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    last = proc.stdout.strip().splitlines()[-1]
+    result = json.loads(last)
+    assert isinstance(result, dict) and result, last
+    missing = [key for key in promised_keys(path.read_text()) if key not in all_keys(result)]
+    assert not missing, f"{path.name}: keys its docstring promises are not in {last}: {missing}"
+
+
+def test_benchmarks_found():
+    """The glob finds the benchmarks and leaves their helper modules out."""
+    names = {path.stem for path in BENCHMARKS}
+    assert {"train_loop", "dag", "decode", "loader"} <= names and "videos" not in names
+    assert os.path.isfile(REPO / "benchmarks" / "videos.py")
