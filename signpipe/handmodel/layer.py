@@ -60,7 +60,8 @@ class HandModel(nn.Module):
     shape coefficients, camera the (..., 9) weak-perspective camera of ``camera.py``. The leading
     shapes broadcast. The global orientation of MANO stays zero: the camera rotation c_r turns the
     hand, about the wrist, since joints and vertices are made wrist-relative. Constant tensors are
-    buffers, so the layer follows ``.to(device)``; everything is differentiable.
+    buffers, so the layer follows ``.to(device)``; the layer has nothing to train and every
+    output is differentiable in theta, beta and camera.
     """
 
     def __init__(self, side: str = "right", mano_dir: str | os.PathLike | None = None,
@@ -78,6 +79,10 @@ class HandModel(nn.Module):
                 flat_hand_mean=False, num_betas=NUM_BETAS, create_global_orient=False,
                 create_hand_pose=False, create_betas=False, create_transl=False,
             )
+        # smplx still creates a ``body_pose`` parameter, which nothing here uses: frozen, it is no
+        # parameter DistributedDataParallel waits a gradient for (it stopped at step 2), and its
+        # checkpoint key stays.
+        self.mano.requires_grad_(False)
         self.register_buffer("pose_components", torch.tensor(components[:num_pca], dtype=torch.float32))
         self.register_buffer("tip_vertices", torch.as_tensor(model["tip_vertices"], dtype=torch.long))
         self.register_buffer("joint_order", torch.tensor(to_hand_order(), dtype=torch.long))
