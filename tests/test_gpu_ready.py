@@ -4,7 +4,9 @@ with gloo reproduces DDP's failures), resume across devices and AMP settings, on
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,6 +19,9 @@ from signpipe.train import (
     set_determinism, sync_batchnorm, train_config,
 )
 from test_train import TinyData, TinyNet, classification_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from gpu_ready import syncs_per_pretrain_step  # noqa: E402  (the benchmark's counter of GPU waits)
 from test_hma import TINY as HMA_TINY
 from test_signbert import make_hands_shards
 
@@ -123,3 +128,10 @@ def test_loader_workers_default_to_the_jobs_threads_but_one_on_cuda():
         assert loader_workers(2, "cpu") == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_a_pretraining_step_waits_for_the_gpu_at_most_twice(shards, tmp_path):
+    """``float(loss)`` per step, boolean-mask gathers, ``chosen.any()`` and the hand model's walk
+    down a device tensor made ~24 waits per step; now the epoch's metrics are read once."""
+    per_step, calls = syncs_per_pretrain_step(shards, tmp_path, steps=4)
+    assert per_step <= 2, calls

@@ -103,6 +103,9 @@ class HandModel(nn.Module):
         posedirs = mano.posedirs.reshape(len(mano.posedirs), -1, 3)[:, tips]
         self.register_buffer("tip_posedirs", posedirs.reshape(len(posedirs), -1))
         self.register_buffer("tip_weights", mano.lbs_weights[tips])
+        # The kinematic tree as a host array: smplx walks it joint by joint with Python indexing,
+        # which on the GPU buffer waits for the GPU at every joint (15 times per call).
+        self.parents = mano.parents.cpu().numpy().copy()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], side: str) -> HandModel:
@@ -127,7 +130,7 @@ class HandModel(nn.Module):
         rotations = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(batch, -1, 3, 3)
         pose_feature = (rotations[:, 1:] - torch.eye(3, dtype=beta.dtype, device=beta.device)).reshape(batch, -1)
         tips = tips + (pose_feature @ self.tip_posedirs).reshape(batch, -1, 3)
-        posed, transforms = batch_rigid_transform(rotations, joints, self.mano.parents, dtype=beta.dtype)
+        posed, transforms = batch_rigid_transform(rotations, joints, self.parents, dtype=beta.dtype)
         skinning = torch.einsum("vj,bjrc->bvrc", self.tip_weights, transforms)
         tips = (skinning[..., :3, :3] @ tips[..., None]).squeeze(-1) + skinning[..., :3, 3]
         return torch.cat([posed, tips], dim=1)
