@@ -5,7 +5,8 @@ Prints one JSON line last: {"ddp_steps_ok": {pretrain, hma, glenet, signbert, st
 "resume_cpu_to_amp_ok", "glenet_attention_peak_mb_224", "syncs_per_pretrain_step",
 "loader_s_per_batch": {rgb3d, glenet, hma}, ...}.
 - ddp_steps_ok: each stage on 2 torchrun ranks (gloo on CPU, NCCL on GPUs), batch 1, 2 epochs of
-  a tiny synthetic corpus (>= 3 steps per rank): True when it finished.
+  a tiny synthetic corpus (>= 3 steps per rank): True when it finished (--smoke: pretrain and
+  stgcn only, the others null; about 9 minutes for all six on 2 busy CPU cores).
 - resume_cpu_to_amp_ok: a checkpoint written with AMP off (an empty GradScaler state) restored
   with an enabled fp16 scaler (``signpipe.train.restore_run``).
 - glenet_attention_peak_mb_224: ``benchmarks/glenet.py``'s peak of one forward + backward of the
@@ -16,7 +17,8 @@ Prints one JSON line last: {"ddp_steps_ok": {pretrain, hma, glenet, signbert, st
   pre-training (the loader's own work excluded), per step. Calls from ``torch.optim`` are not
   counted: the optimisers keep their step counts on the host even on a GPU.
 - loader_s_per_batch: seconds per training batch of each model's dataset through a DataLoader
-  with the training loop's worker default (``signpipe.train.loader_workers``) at its paper batch size.
+  with the training loop's worker default (``signpipe.train.loader_workers``) at its paper batch
+  size, on 320 x 240 synthetic videos of 40 frames (hands crops 224 px; --smoke: the tiny corpus, batch 2).
 Run: python benchmarks/gpu_ready.py [--smoke] [--steps 20]
 """
 
@@ -44,6 +46,8 @@ from signpipe.pose import extract_shard  # noqa: E402
 from signpipe.synth import make_corpus  # noqa: E402
 
 DDP_MODELS = ("pretrain", "hma", "glenet", "signbert", "stgcn", "rgb3d")
+SMOKE_DDP_MODELS = ("pretrain", "stgcn")
+"""--smoke: the pretrain stage and the fastest finetune model (the same finetune code path); the others null."""
 LOADER_MODELS = ("rgb3d", "glenet", "hma")
 SIGNBERT = {"hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}
 TINY = {
@@ -255,7 +259,8 @@ def main() -> None:
         root = Path(tmp)
         tiny = make_shards(root / "tiny", crop_size=32)
         result = {
-            "ddp_steps_ok": {} if args.skip_ddp else ddp_steps_ok(tiny, root / "ddp", DDP_MODELS),
+            "ddp_steps_ok": {} if args.skip_ddp else {name: None for name in DDP_MODELS} | ddp_steps_ok(
+                tiny, root / "ddp", SMOKE_DDP_MODELS if args.smoke else DDP_MODELS),
             "resume_cpu_to_amp_ok": resume_cpu_to_amp_ok(root / "resume"),
         }
         shape = (32, 4, 14, 14) if args.smoke else (256, 8, 56, 56)
