@@ -178,7 +178,7 @@ def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model
     """What the finetune job of ``model`` depends on: the stage's training keys the user set,
     the model's block as written (for a model that decodes through the hand model, with
     ``hand_model.mano_dir`` when the block names none; for SignBERT with ``pretrain.model``, the one
-    source of its sizes), the global device and seed
+    source of its sizes), the global device, seed, amp and deterministic
     (``signpipe.finetune.phase_settings`` puts the defaults under them)."""
     from signpipe.models import MODELS
 
@@ -189,4 +189,8 @@ def finetune_params(config: Mapping[str, Any], written: Mapping[str, Any], model
         block["mano_dir"] = mano_dir  # the licensed MANO of hand_model, unless the model's block names its own
     if model == "signbert":
         block["model"] = dict((config.get("pretrain") or {}).get("model") or {})  # one source of its sizes
-    return {**stage, model: block, "device": config["device"], "seed": config["seed"]}
+    return {**stage, model: block, **{key: config[key] for key in TRAINING_GLOBALS if key in config}}
+
+
+TRAINING_GLOBALS = ("device", "seed", "amp", "deterministic")
+"""Top-level keys every training job reads (``signpipe.train.TrainConfig``)."""

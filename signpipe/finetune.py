@@ -146,7 +146,8 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
         step = _weighted_step(losses, values["loss_weights"])
 
         def evaluate(model: nn.Module, training: TrainConfig = training) -> dict[str, float]:
-            logits, labels, _ = predict(model, sets["val"], spec.forward, training.batch_size, training.device)
+            logits, labels, _ = predict(model, sets["val"], spec.forward, training.batch_size, training.device,
+                                        num_workers=training.num_workers, amp=training.amp)
             return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
                     "val_acc": accuracy(logits, labels)}
 
@@ -159,7 +160,8 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     if spec.phases:
         write_log(pd.concat(history, ignore_index=True), out_dir, f"{model_name} fine-tuning")
     last = trainings[list(settings)[-1]]
-    splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, last.batch_size, last.device))
+    splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, last.batch_size, last.device,
+                                               num_workers=last.num_workers, amp=last.amp))
               for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},

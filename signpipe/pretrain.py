@@ -186,28 +186,26 @@ def binary_scores(hands_shards: Sequence[str | os.PathLike]) -> bool:
 
 def pretraining_loss(model: nn.Module, pose: Tensor, objective: PretrainObjective,
                      generator: torch.Generator | None = None, valid: Tensor | None = None
-                     ) -> tuple[Tensor, dict[str, float]]:
+                     ) -> tuple[Tensor, dict[str, Tensor]]:
     """Mask pose (B, T, 2, 21, 3), reconstruct, and return eq. 6 per chosen token with its two terms.
 
-    The hand model runs on the chosen tokens only: the others carry no loss. ``valid`` (B, T):
-    False on padding frames (never chosen, attended to by no token).
+    The hand model decodes every token and the tokens not chosen weigh 0 (their scores are zeroed):
+    selecting the chosen ones would make the step wait for the GPU to count them. ``valid`` (B, T):
+    False on padding frames (never chosen, attended to by no token). The two terms come back as
+    0-d tensors on the device (``signpipe.train.fit`` reads them once per epoch).
     """
     masking = mask_tokens(pose, objective, generator, valid)
     latent = model(masking.pose, masking.present, valid)
     decoder = getattr(model, "module", model).decoder  # DistributedDataParallel wraps the model
     rec = pose.new_zeros(())
     for hand in range(pose.shape[2]):
-        chosen = masking.chosen[:, :, hand]
-        if not chosen.any():  # e.g. a hand no frame of the batch detected (Kaggle's left hands): no loss
-            continue
-        mine = HandLatent(latent.theta[:, :, hand][chosen], latent.beta[:, :, hand][chosen],
-                          latent.camera[:, :, hand][chosen])
-        detected = pose[:, :, hand][chosen].float()
+        mine = HandLatent(latent.theta[:, :, hand], latent.beta[:, :, hand], latent.camera[:, :, hand])
+        detected = pose[:, :, hand].float() * masking.chosen[:, :, hand, None, None]  # not chosen: score 0
         rec = rec + reconstruction_loss(decoder.project(mine, hand), detected, objective.epsilon)
     count = masking.chosen.sum().clamp(min=1)
     rec = objective.rec_scale * rec / count
     reg = regularisation_loss(latent, masking.chosen, objective.w_beta, objective.w_delta) / count
-    return rec + objective.lam * reg, {"rec_loss": float(rec.detach()), "reg_loss": float(reg.detach())}
+    return rec + objective.lam * reg, {"rec_loss": rec.detach(), "reg_loss": reg.detach()}
 
 
 def pck(predicted: Tensor, detected: Tensor, epsilon: float, thresholds: Sequence[float]) -> list[float]:
@@ -378,7 +376,7 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
                     "reconstruction needs %d or more: raise lr_step and epochs (docs/signbert.md, 'Schedule on "
                     "small corpora')", steps, training.lr_step, len(train_set), STEPS_BEFORE_DECAY)
 
-    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         return pretraining_loss(model, batch["pose"], objective, valid=batch["valid"])
 
     def evaluate(model: nn.Module) -> dict[str, float]:

@@ -1,9 +1,11 @@
 """The training loop every signpipe model shares (SignBERT pre-training and fine-tuning, baselines).
 
 One function, :func:`fit`, runs a model for some epochs and owns what every run needs:
-device choice (CUDA when present, else CPU), mixed precision on CUDA, DistributedDataParallel
-when started by ``torchrun`` (no code change: the ``RANK``/``WORLD_SIZE`` variables decide),
-seeding, progress (``signpipe.logs.track``), a CSV log with a PNG of its curves, and a checkpoint
+device choice (CUDA when present, else CPU), mixed precision on CUDA (``amp``: fp16 or bf16),
+deterministic algorithms (``deterministic``), DistributedDataParallel when started by ``torchrun``
+(no code change: the ``RANK``/``WORLD_SIZE`` variables decide; ``batch_size`` is per rank, each
+rank draws its own masks and dropout, BatchNorm becomes SyncBatchNorm on GPUs and the logged
+training metrics are the mean over every rank's samples), seeding, progress (``signpipe.logs.track``), a CSV log with a PNG of its curves, and a checkpoint
 written at the end of every epoch under a temporary name, so a killed job leaves the previous checkpoint or
 the new one, never a broken file. Started again, it resumes from the checkpoint and ends where
 an uninterrupted run would have ended (the data order and dropout are seeded per epoch).
@@ -14,6 +16,7 @@ The paper defaults (SignBERT §4: Adam, lr 1e-3 decayed x0.1 every 20 epochs, we
 from __future__ import annotations
 
 import ast
+import datetime
 import hashlib
 import importlib.util
 import json
@@ -46,14 +49,17 @@ LOG = "log.csv"
 CURVES = "curves.png"
 
 Batch = Mapping[str, Any]
-Step = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, float]]]
-"""``step(model, batch) -> (loss, metrics)``: one training step's forward pass and loss."""
+Step = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, Tensor | float]]]
+"""``step(model, batch) -> (loss, metrics)``: one training step's forward pass and loss; metrics
+as 0-d tensors on the device are read once per epoch (a float is a wait for the GPU per step)."""
 Evaluate = Callable[[nn.Module], dict[str, float]]
 """``evaluate(model) -> metrics`` after each epoch (e.g. validation accuracy), on rank 0."""
 
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("step", "plateau", "cosine")
+AMP = {"off": None, "fp16": torch.float16, "bf16": torch.bfloat16}
+"""``amp`` setting -> autocast dtype (None: float32 throughout)."""
 
 
 @dataclass
@@ -78,9 +84,15 @@ class TrainConfig:
     """Epochs without improvement before a plateau decay."""
     seed: int = 0
     device: str = "auto"
-    amp: bool = True
-    """Mixed precision (float16 autocast + gradient scaling); only ever used on CUDA."""
-    num_workers: int = 0
+    amp: str = "fp16"
+    """Mixed precision on CUDA: fp16 (autocast + gradient scaling), bf16 (autocast, no scaling;
+    Ampere or newer) or off. CPU runs are float32 whatever it says."""
+    deterministic: bool = True
+    """Deterministic algorithms (warn where an op has none) and no cuDNN autotuning: the same
+    settings give the same numbers on one machine. False lets cuDNN pick the fastest kernels."""
+    num_workers: int | None = None
+    """DataLoader worker processes; None: the job's threads - 1 on CUDA (the loader must keep up
+    with the GPU), 0 on CPU (the loader and the model share the job's cores)."""
     grad_clip: float | None = None
 
 
@@ -88,7 +100,9 @@ def train_config(cfg: Mapping[str, Any] | None) -> TrainConfig:
     """The ``TrainConfig`` keys of a settings block (others ignored; missing or null ones default);
     an unknown optimizer or schedule names its key."""
     training = from_config(TrainConfig, cfg)
-    for key, known in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+    if isinstance(training.amp, bool):  # YAML reads `amp: off` as false
+        training.amp = "fp16" if training.amp else "off"
+    for key, known in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("amp", tuple(AMP))):
         if getattr(training, key) not in known:
             raise ValueError(f"{key}: {getattr(training, key)!r} unknown; known: {', '.join(known)}")
     return training
@@ -128,14 +142,57 @@ def use_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
+def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``cfg.amp`` on ``device``; None (float32) on CPU or with ``amp: off``."""
+    return AMP[cfg.amp] if device.type == "cuda" else None
+
+
+def set_determinism(deterministic: bool) -> None:
+    """Deterministic algorithms (warn_only: an op without one warns, it does not stop the run) and
+    cuDNN without autotuning, or the fastest kernels (``cudnn.benchmark``) when False. Ops that stay
+    non-deterministic on CUDA even so are listed in docs/training.md (GPUs)."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it to be repeatable
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic
+
+
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """The seed of an epoch's dropout and masking: the same stream when resumed, another per rank
+    (the same masks on every rank would waste all but one)."""
+    return (seed * 100003 + epoch + rank * 1000003) % 2**32
+
+
+def sync_batchnorm(model: nn.Module, device: torch.device, world: int) -> nn.Module:
+    """BatchNorm layers as SyncBatchNorm under data-parallel GPU training, so their statistics span
+    every rank's samples as on one GPU (GLE-Net's and HMA's per-GPU batches are a few clips). CPU
+    (gloo) keeps BatchNorm: SyncBatchNorm runs on GPUs only. Checkpoint keys stay the same."""
+    if world > 1 and device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return model
+
+
 def distributed() -> tuple[int, int, int]:
     """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) for a plain run."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
+def loader_workers(num_workers: int | None, device: torch.device | str) -> int:
+    """``num_workers``, or when None the job's torch threads - 1 on CUDA and 0 on CPU."""
+    if num_workers is not None:
+        return int(num_workers)
+    return max(torch.get_num_threads() - 1, 0) if torch.device(device).type == "cuda" else 0
+
+
+DIST_TIMEOUT = datetime.timedelta(hours=3)
+"""How long a rank waits in a collective: the other ranks wait while rank 0 alone evaluates
+and writes its checkpoint, which on a large validation set outlasts NCCL's 10-minute default."""
+
+
 def _init_distributed(device: torch.device, world: int) -> None:
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=DIST_TIMEOUT)
         if device.type == "cuda":
             torch.cuda.set_device(device)
 
@@ -315,11 +372,13 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
     _init_distributed(device, world)
     if world > 1:
         log.info("%s: rank %d of %d on %s", title, rank, world, device)
+    set_determinism(cfg.deterministic)
+    model = sync_batchnorm(model, device, world)
     model.to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
     schedule = make_schedule(optimizer, cfg)
-    amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    amp = autocast_dtype(cfg, device)
+    scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     history: list[dict[str, Any]] = []
     start = 0
     state = load_run(out_dir, cfg, fingerprint, device)
@@ -328,26 +387,25 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
             log.info("%s: a finished run of these settings; training it again", out_dir / CHECKPOINT)
         state = None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        scaler.load_state_dict(state["scaler"])
+        restore_run(state, model, optimizer, schedule, scaler)
         history, start = state["history"], state["epoch"]
         if rank == 0 and start < cfg.epochs:
             log.info("%s: resuming after epoch %d of %d", out_dir / CHECKPOINT, start, cfg.epochs)
     trained = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed)
-    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
+    workers = loader_workers(cfg.num_workers, device)
+    loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
                         collate_fn=collate, pin_memory=device.type == "cuda", drop_last=False,
-                        persistent_workers=cfg.num_workers > 0)
+                        persistent_workers=workers > 0)
     for epoch in range(start, cfg.epochs):
-        torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout and masking: same stream when resumed
-        np.random.seed((cfg.seed * 100003 + epoch) % 2**32)
+        torch.manual_seed(epoch_seed(cfg.seed, epoch, rank))  # dropout and masking: same stream when resumed
+        np.random.seed(epoch_seed(cfg.seed, epoch, rank))
         sampler.set_epoch(epoch)
         if hasattr(train_set, "set_epoch"):
             train_set.set_epoch(epoch)
-        row = _train_epoch(trained, step, loader, optimizer, scaler, device, amp, cfg, epoch, rank == 0 and progress)
+        row = _train_epoch(trained, step, loader, optimizer, scaler, device, amp, cfg, epoch, world,
+                           rank == 0 and progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
         if evaluate is not None and rank == 0:
             model.eval()
@@ -377,8 +435,24 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
 
 def run_identity(cfg: TrainConfig, fingerprint: str) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the inputs' fingerprint and every setting but
-    the worker count."""
-    return {"fingerprint": fingerprint, **{k: v for k, v in asdict(cfg).items() if k != "num_workers"}}
+    the worker count and the device (a run begun on CPU goes on on a GPU and back)."""
+    return {"fingerprint": fingerprint, **{k: v for k, v in asdict(cfg).items() if k not in RESUME_FREE}}
+
+
+RESUME_FREE = ("num_workers", "device")
+"""Settings a run may change when it resumes."""
+
+
+def restore_run(state: Mapping[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, schedule: Any,
+                scaler: torch.amp.GradScaler) -> None:
+    """Load a checkpoint's model, optimiser, schedule and gradient scaler, whatever device or
+    precision wrote it: a CPU, bf16 or amp-off run saved an empty scaler state ({}), with which
+    an fp16 scaler (a GPU run) starts at its initial scale; a disabled scaler ignores a saved one."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    schedule.load_state_dict(state["schedule"])
+    if state["scaler"]:
+        scaler.load_state_dict(state["scaler"])
 
 
 def load_run(out_dir: str | os.PathLike, cfg: TrainConfig, fingerprint: str,
@@ -417,21 +491,28 @@ def write_log(history: pd.DataFrame, out_dir: str | os.PathLike, title: str) -> 
     plot_curves(history, Path(out_dir) / CURVES, title)
 
 
+PROGRESS_EVERY = 50
+"""Steps between the progress bar's loss readings: each reading waits for the GPU."""
+
+
 def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, device: torch.device, amp: bool, cfg: TrainConfig,
-                 epoch: int, progress: bool) -> dict[str, float]:
+                 scaler: torch.amp.GradScaler, device: torch.device, amp: torch.dtype | None, cfg: TrainConfig,
+                 epoch: int, world: int, progress: bool) -> dict[str, float]:
+    """One epoch; returns its metrics weighted by samples, over every rank's samples.
+
+    The loss and metrics are summed on the device and read once, at the end of the epoch, so a
+    step does not wait for the GPU (the bar reads the loss every ``PROGRESS_EVERY`` steps); a
+    non-finite loss stops the run there, before its checkpoint is written.
+    """
     model.train()
-    totals: dict[str, float] = {}
+    totals: dict[str, Tensor] = {}
     seen = 0
     started = time.perf_counter()
     bar = track(loader, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
-    for batch in bar:
+    for index, batch in enumerate(bar):
         batch = to_device(batch, device)
-        with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             loss, metrics = step(model, batch)
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise FloatingPointError(f"epoch {epoch + 1}: the loss became {value}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         if cfg.grad_clip:
@@ -441,12 +522,24 @@ def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimize
         scaler.update()
         size = _batch_size(batch)
         seen += size
-        for name, number in {"train_loss": value, **metrics}.items():
-            totals[name] = totals.get(name, 0.0) + float(number) * size
-        bar.set_postfix(loss=f"{value:.4f}")
+        for name, metric in {"train_loss": loss, **metrics}.items():
+            value = metric.detach().float() if isinstance(metric, Tensor) else torch.tensor(float(metric))
+            totals[name] = totals.get(name, 0.0) + value.to(device) * size
+        if progress and index % PROGRESS_EVERY == 0:
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+    names = list(totals)
+    sums = torch.stack([totals[name].reshape(()) for name in names] + [torch.tensor(float(seen), device=device)]) \
+        if names else torch.tensor([float(seen)], device=device)
+    if world > 1:
+        dist.all_reduce(sums)
+    values = sums.double().cpu().tolist()  # the epoch's one read of the device
+    count = max(values[-1], 1.0)
+    row = {name: value / count for name, value in zip(names, values)}
+    if not math.isfinite(row.get("train_loss", 0.0)):
+        raise FloatingPointError(f"epoch {epoch + 1}: the loss became {row['train_loss']}; lower the learning rate")
     seconds = time.perf_counter() - started
-    return {"epoch": epoch + 1, **{k: v / max(seen, 1) for k, v in totals.items()},
-            "samples": seen, "seconds": seconds, "samples_per_s": seen / seconds if seconds > 0 else 0.0}
+    return {"epoch": epoch + 1, **row, "samples": int(values[-1]), "seconds": seconds,
+            "samples_per_s": values[-1] / seconds if seconds > 0 else 0.0}
 
 
 def _batch_size(batch: Batch) -> int:
@@ -459,15 +552,21 @@ def _batch_size(batch: Batch) -> int:
 @torch.no_grad()
 def predict(model: nn.Module, dataset: Dataset, forward: Callable[[nn.Module, Batch], Tensor],
             batch_size: int = 64, device: str = "auto", collate: Callable | None = None,
-            num_workers: int = 0) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Logits (N, C), labels (N,) and video ids of every sample, in dataset order."""
+            num_workers: int | None = None, amp: str = "off") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Logits (N, C), labels (N,) and video ids of every sample, in dataset order; ``num_workers``
+    and ``amp`` as in :class:`TrainConfig` (autocast on CUDA only)."""
     target = resolve_device(device, distributed()[2])
     model.to(target).eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+    workers = loader_workers(num_workers, target)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
+                        pin_memory=target.type == "cuda")
+    dtype = AMP[amp] if target.type == "cuda" else None
     logits, labels, ids = [], [], []
     for batch in loader:
         batch = to_device(batch, target)
-        logits.append(forward(model, batch).float().cpu().numpy())
+        with torch.autocast(target.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+            output = forward(model, batch)
+        logits.append(output.float().cpu().numpy())
         labels.append(batch["label"].cpu().numpy())
         ids += list(batch["video_id"])
     if not logits:

@@ -1,11 +1,15 @@
 """A training job that holds N GPUs runs its stage as N torchrun ranks (signpipe.launch), here on CPU with gloo."""
 
+import contextlib
 import math
+import os
+import signal
+import time
 
 import pandas as pd
 import pytest
 
-from signpipe.launch import on_ranks
+from signpipe.launch import claim_gpus, on_ranks
 from signpipe.logs import log_to
 from signpipe.predictions import read_predictions
 from test_stgcn import _shard
@@ -32,7 +36,8 @@ def test_two_ranks_split_the_training_data_and_rank_zero_writes_the_predictions(
     with log_to(tmp_path / "job.log"):
         assert on_ranks("signpipe.finetune:finetune", 2, "stgcn", shards, tmp_path / "two", 3, CFG, threads=2) is None
     one, two = (pd.read_csv(tmp_path / run / "log.csv") for run in ("one", "two"))
-    assert two["samples"].iloc[0] == math.ceil(one["samples"].iloc[0] / 2)  # each rank trains on its half
+    # each rank trains on its half (DistributedSampler pads to equal halves); the log counts both ranks
+    assert two["samples"].iloc[0] == 2 * math.ceil(one["samples"].iloc[0] / 2)
     splits, attrs = read_predictions(tmp_path / "two" / "predictions.h5")
     assert attrs["model"] == "stgcn" and set(splits) == {"val", "test"}
     text = (tmp_path / "job.log").read_text()
@@ -42,3 +47,49 @@ def test_two_ranks_split_the_training_data_and_rank_zero_writes_the_predictions(
 def test_a_failing_rank_fails_the_job(tmp_path):
     with pytest.raises(RuntimeError, match="2 ranks: torchrun exited with status"):
         on_ranks("signpipe.finetune:finetune", 2, "no-such-model", [], tmp_path, 3, CFG)
+
+
+def test_each_job_claims_its_own_gpu_and_sees_only_it(tmp_path, monkeypatch):
+    """Two GPUs run two jobs: each job's CUDA_VISIBLE_DEVICES is its slot, the next job waits for a free one."""
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    with claim_gpus(1, lock_dir=tmp_path) as first:
+        assert first == ["2"] and os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+        pool = ["2", "3"]  # what a second job's process sees (this one's CUDA_VISIBLE_DEVICES is now 2)
+        with claim_gpus(1, pool, lock_dir=tmp_path) as second:  # a second job, while the first runs
+            assert second == ["3"] and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+            started = time.monotonic()
+            with pytest.raises(TimeoutError):
+                with _deadline(0.3):
+                    with claim_gpus(1, pool, lock_dir=tmp_path, poll_s=0.05):  # a third job waits
+                        pass
+            assert time.monotonic() - started >= 0.3
+        assert os.environ["CUDA_VISIBLE_DEVICES"] == "2"
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"  # restored
+    with claim_gpus(2, lock_dir=tmp_path) as both:  # the first job's GPU is free again
+        assert both == ["2", "3"] and os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+
+
+def test_no_gpu_claim_without_gpus_or_under_slurm(tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with claim_gpus(1, lock_dir=tmp_path) as gpus:
+        assert gpus == []  # a machine without GPUs: the job runs on CPU as it is
+    monkeypatch.setenv("SLURM_JOB_ID", "7")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    with claim_gpus(1, lock_dir=tmp_path):
+        with claim_gpus(1, lock_dir=tmp_path) as again:  # SLURM gave each job its GPU: no lock
+            assert again == ["0"] and os.environ["CUDA_VISIBLE_DEVICES"] == "0"
+    assert not list(tmp_path.iterdir())
+
+
+@contextlib.contextmanager
+def _deadline(seconds):
+    def expire(*_):
+        raise TimeoutError
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

@@ -256,7 +256,7 @@ def test_device_choice():
         resolve_device("tpu")
 
 
-def test_torchrun_two_processes(tmp_path):
+def test_torchrun_two_ranks_share_the_schedule_draw_their_own_masks_and_log_the_mean_over_ranks(tmp_path):
     """DistributedDataParallel through torchrun on CPU (gloo): the same code, two ranks."""
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])}
@@ -268,6 +268,8 @@ def test_torchrun_two_processes(tmp_path):
     assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 3
     # every rank steps the plateau schedule on rank 0's validation loss
     assert "rank 0 lr 1e-02 1e-02 1e-03" in proc.stdout and "rank 1 lr 1e-02 1e-02 1e-03" in proc.stdout
+    assert "same draws on both ranks: False" in proc.stdout  # masks and dropout seeded per rank
+    assert "rank column 0.5 0.5 0.5" in proc.stdout  # training metrics: the mean over both ranks
 
 
 def test_curves_name_terms_use_percent_integer_epochs_and_named_phases():

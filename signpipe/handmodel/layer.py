@@ -60,7 +60,8 @@ class HandModel(nn.Module):
     shape coefficients, camera the (..., 9) weak-perspective camera of ``camera.py``. The leading
     shapes broadcast. The global orientation of MANO stays zero: the camera rotation c_r turns the
     hand, about the wrist, since joints and vertices are made wrist-relative. Constant tensors are
-    buffers, so the layer follows ``.to(device)``; everything is differentiable.
+    buffers, so the layer follows ``.to(device)``; the layer has nothing to train and every
+    output is differentiable in theta, beta and camera.
     """
 
     def __init__(self, side: str = "right", mano_dir: str | os.PathLike | None = None,
@@ -78,6 +79,10 @@ class HandModel(nn.Module):
                 flat_hand_mean=False, num_betas=NUM_BETAS, create_global_orient=False,
                 create_hand_pose=False, create_betas=False, create_transl=False,
             )
+        # smplx still creates a ``body_pose`` parameter, which nothing here uses: frozen, it is no
+        # parameter DistributedDataParallel waits a gradient for (it stopped at step 2), and its
+        # checkpoint key stays.
+        self.mano.requires_grad_(False)
         self.register_buffer("pose_components", torch.tensor(components[:num_pca], dtype=torch.float32))
         self.register_buffer("tip_vertices", torch.as_tensor(model["tip_vertices"], dtype=torch.long))
         self.register_buffer("joint_order", torch.tensor(to_hand_order(), dtype=torch.long))
@@ -98,6 +103,9 @@ class HandModel(nn.Module):
         posedirs = mano.posedirs.reshape(len(mano.posedirs), -1, 3)[:, tips]
         self.register_buffer("tip_posedirs", posedirs.reshape(len(posedirs), -1))
         self.register_buffer("tip_weights", mano.lbs_weights[tips])
+        # The kinematic tree as a host array: smplx walks it joint by joint with Python indexing,
+        # which on the GPU buffer waits for the GPU at every joint (15 times per call).
+        self.parents = mano.parents.cpu().numpy().copy()
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], side: str) -> HandModel:
@@ -122,7 +130,7 @@ class HandModel(nn.Module):
         rotations = batch_rodrigues(full_pose.reshape(-1, 3)).reshape(batch, -1, 3, 3)
         pose_feature = (rotations[:, 1:] - torch.eye(3, dtype=beta.dtype, device=beta.device)).reshape(batch, -1)
         tips = tips + (pose_feature @ self.tip_posedirs).reshape(batch, -1, 3)
-        posed, transforms = batch_rigid_transform(rotations, joints, self.mano.parents, dtype=beta.dtype)
+        posed, transforms = batch_rigid_transform(rotations, joints, self.parents, dtype=beta.dtype)
         skinning = torch.einsum("vj,bjrc->bvrc", self.tip_weights, transforms)
         tips = (skinning[..., :3, :3] @ tips[..., None]).squeeze(-1) + skinning[..., :3, 3]
         return torch.cat([posed, tips], dim=1)

@@ -25,9 +25,9 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import video
 
@@ -47,19 +47,20 @@ def resize_crop(clip: np.ndarray, size: int, offset: tuple[float, float] | None 
     """Frames (N, H, W, 3) uint8 -> (N, size, size, 3) uint8: short side to ``size``, then a square crop.
 
     offset: where the crop lies along the long side's slack, (y, x) in [0, 1); None = centred.
+    Area interpolation on uint8 when shrinking (bilinear when enlarging), OpenCV's: a third of
+    the time of float32 antialiased resizing, which made the loader the bottleneck of a GPU.
     """
-    frames = torch.from_numpy(clip).permute(0, 3, 1, 2).float()                      # (N, 3, H, W)
-    h, w = frames.shape[-2:]
+    h, w = clip.shape[1:3]
     scale = size / min(h, w)
     height, width = max(size, round(h * scale)), max(size, round(w * scale))
-    frames = F.interpolate(frames, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    frames = np.stack([cv2.resize(frame, (width, height), interpolation=interpolation) for frame in clip])
     slack_y, slack_x = height - size, width - size
     if offset is None:
         top, left = slack_y // 2, slack_x // 2
     else:
         top, left = int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
-    frames = frames[..., top:top + size, left:left + size]
-    return frames.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return np.ascontiguousarray(frames[:, top:top + size, left:left + size])
 
 
 class FrameClips(ShardDataset):

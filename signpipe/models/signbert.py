@@ -55,6 +55,8 @@ FINGERS = tuple(tuple(range(1 + 4 * f, 5 + 4 * f)) for f in range(5))
 """Joints of the five fingers (thumb to pinky), base to tip, in the hand joint order."""
 PARTS = ((0,) + tuple(finger[0] for finger in FINGERS),) + FINGERS
 """Graph pooling regions: the palm (wrist and finger bases), then each finger."""
+TEMPORAL_TABLE = 256
+"""Frames the temporal embedding's table holds on the device (longer clips build a longer one)."""
 HEADS = ("joint", "per_hand")
 """Readings of the prediction head's "simple attention over time" (§3.1)."""
 ARCH_KEYS = ("hidden", "layers", "heads", "feedforward", "gcn_channels", "gcn_layers")
@@ -112,6 +114,13 @@ class SignBERTConfig:
     dropout: float = 0.1
 
 
+def part_joints() -> Tensor:
+    """(P, L) joint indexes of each region of ``PARTS``, shorter ones padded with their first joint
+    (which leaves a region's maximum as it is): one gather on the device pools every region."""
+    longest = max(map(len, PARTS))
+    return torch.tensor([list(part) + [part[0]] * (longest - len(part)) for part in PARTS])
+
+
 def present_hands(pose: Tensor) -> Tensor:
     """(B, T, 2) bool: the hands the detector found (any joint scored above 0) in pose (B, T, 2, 21, 3)."""
     return (pose[..., 2] > 0).any(-1)
@@ -131,13 +140,13 @@ class GestureStateEmbedding(nn.Module):
         self.weights = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes, sizes[1:]))
         self.norms = nn.ModuleList(nn.LayerNorm(b) for b in sizes[1:])
         self.pool = nn.Linear(len(PARTS) * channels, hidden)
-        self.parts = [list(part) for part in PARTS]
+        self.register_buffer("part_joints", part_joints(), persistent=False)  # not in checkpoints
 
     def forward(self, joints: Tensor) -> Tensor:
         x = joints
         for weight, norm in zip(self.weights, self.norms):
             x = torch.relu(norm(self.adjacency @ weight(x)))
-        pooled = torch.cat([x[..., part, :].amax(dim=-2) for part in self.parts], dim=-1)
+        pooled = x[..., self.part_joints, :].amax(dim=-2).flatten(-2)  # (..., P * channels), region by region
         return self.pool(pooled)
 
 
@@ -153,6 +162,7 @@ class SignBERTEncoder(nn.Module):
         layer = nn.TransformerEncoderLayer(arch.hidden, arch.heads, arch.feedforward, arch.dropout,
                                            batch_first=True, norm_first=False)  # post-norm: F = L(M(F) + F)
         self.transformer = nn.TransformerEncoder(layer, arch.layers, enable_nested_tensor=False)
+        self.register_buffer("temporal_table", temporal_embedding(TEMPORAL_TABLE, arch.hidden), persistent=False)
 
     def embed(self, pose: Tensor, present: Tensor | None = None) -> Tensor:
         """F_0 = f_p + f_o + f_h, (B, T, 2, hidden); f_p is the absent embedding where ``present``
@@ -161,7 +171,9 @@ class SignBERTEncoder(nn.Module):
         present = present_hands(pose) if present is None else present
         f_p = self.gesture_state_embedding(pose)
         f_p = torch.where(present[..., None], f_p, self.absent_embedding.to(f_p.dtype))
-        f_o = temporal_embedding(length, self.arch.hidden).to(pose.device, f_p.dtype)[:, None, :]
+        table = self.temporal_table if length <= len(self.temporal_table) else \
+            temporal_embedding(length, self.arch.hidden).to(pose.device)
+        f_o = table[:length].to(f_p.dtype)[:, None, :]
         f_h = self.chirality_embedding(torch.arange(hands, device=pose.device))
         return f_p + f_o + f_h
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from signpipe.config import ConfigError, check_config, finetune_params, stage_params, user_blocks
+from signpipe.config import TRAINING_GLOBALS, ConfigError, check_config, finetune_params, stage_params, user_blocks
 from signpipe.datasets import KEYPOINT_ADAPTERS, wlasl
 from signpipe.models import MODELS, model_stages
 from signpipe.synth import corpus_options
@@ -150,8 +150,9 @@ def pretrain_hands():
 
 
 def pretrain_config():
-    """The pretrain block for its script: without the DAG-only keys, plus the global device, seed and hand model."""
-    return {**stage_params(config["pretrain"], skip=("datasets",)), "device": config["device"], "seed": config["seed"],
+    """The pretrain block for its script: without the DAG-only keys, plus the global training keys
+    (device, seed, amp, deterministic) and hand model."""
+    return {**stage_params(config["pretrain"], skip=("datasets",)), **{key: config[key] for key in TRAINING_GLOBALS},
             "hand_model": config["hand_model"]}
 
 
