@@ -178,7 +178,7 @@ def load_model(run: Run, name: str, device: str = "auto") -> LoadedModel:
     checkpoint = folder / spec.phases[-1].name / CHECKPOINT if spec.phases else folder / CHECKPOINT
     if not checkpoint.is_file():
         raise FileNotFoundError(f"{checkpoint}: missing; predict needs the weights the finetune stage wrote "
-                                f"(rerun it: snakemake --forcerun finetune)")
+                                f"(rerun it: snakemake --cores all --forcerun finetune)")
     training = config.pop("train", {})
     # Weights come from the checkpoint: the files a model starts from in training are not needed.
     settings = {**config, "pretrained": None, "checkpoint": None}
