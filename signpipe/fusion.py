@@ -8,7 +8,8 @@ weight, chosen on the VALIDATION split by a small grid search and then applied o
 Everything here reads only ``predictions.h5`` files (``signpipe.predictions``), so it works
 for any set of models. Outputs of one dataset (:func:`fuse`): ``table.csv`` / ``table.md``
 (one row per model alone and per combo; per-instance and per-class top-1/2/5, each class
-subset's top-1/2/5, in %) and ``confusion.png`` (the best row's confusion matrix); across
+subset's top-1/2/5, in %; a model whose predictions hold streams, as GLE-Net's, gets a row per
+stream, ``glenet:global``, ``glenet:local``) and ``confusion.png`` (the best row's confusion matrix); across
 datasets (:func:`summary`): ``summary.csv`` / ``summary.md`` in the papers' layout.
 """
 
@@ -58,6 +59,20 @@ def find_predictions(predictions: str | os.PathLike | Sequence[str | os.PathLike
     if not paths:
         raise FileNotFoundError(f"{predictions}: no <model>/predictions.h5 found")
     return {path.parent.name: path for path in paths}
+
+
+def with_streams(models: Mapping[str, Mapping[str, SplitPredictions]]) -> dict[str, dict[str, SplitPredictions]]:
+    """The models, each followed by its streams as models of their own, ``<model>:<stream>``
+    (GLE-Net's ``glenet:global``, ``glenet:local``), when its predictions hold them: a row per
+    stream shows what each contributes to the model's summed prediction."""
+    out: dict[str, dict[str, SplitPredictions]] = {}
+    for name, splits in models.items():
+        out[name] = dict(splits)
+        streams = dict.fromkeys(stream for split in splits.values() for stream in split.streams)
+        for stream in streams:
+            out[f"{name}:{stream}"] = {split: SplitPredictions(p.streams[stream], p.label, p.video_id)
+                                       for split, p in splits.items() if stream in p.streams}
+    return out
 
 
 def aligned(models: Mapping[str, Mapping[str, SplitPredictions]], split: str
@@ -205,7 +220,7 @@ def fuse(predictions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[
     top-1 (a picture, not a selection: every row stays in the table).
     """
     out_dir = Path(out_dir)
-    models = {name: read_predictions(path)[0] for name, path in find_predictions(predictions).items()}
+    models = with_streams({name: read_predictions(path)[0] for name, path in find_predictions(predictions).items()})
     classes = {name: read_classes(path) for name, path in (subsets or {}).items()}
     table, fused, labels = fusion_table(models, combos, classes, weights)
     write_csv(table, out_dir / TABLE)
