@@ -1,43 +1,50 @@
-"""GLE-Net vs a plain one-stream pseudo-3D ResNet of the same depth, on the demo corpus (issue 14).
+"""GLE-Net against its own backbone where faces matter (issue 24), and its attention memory (issue 26).
 
-The demo generator's confusing class pairs differ only in the face, the non-manual features
-GLE-Net exists for. Both models read the same frames shards with the same input pipeline and
-train for the same number of epochs (GLE-Net: ``--epochs`` per phase, streams then joint; the
-baseline: twice ``--epochs`` in one run), with the same optimiser, over ``--seeds`` seeds. Test
-top-1 on all classes and on the confusing ones (``corpus/classes.csv``: the classes with a
-partner) is reported per seed and as the seed mean. The attention memory is measured apart, in a fresh process per setting:
-forward and backward of the global enhancement module at the pool2 shape of ``--attention-shape``
-(default the paper's: C 256, T 8, 56 x 56 for 32 frames of 224 px), with its keys and values
-pooled by ``--attention-stride``.
+The corpus (drawn once into ``--out``, reused when its settings match): the synthetic
+generator's legible-face mode, ``face_scale`` 2.4 and every class in a pair that differs only in
+the face (``confusing_pairs = classes // 2``), so the face is >= 24 px at the 72-px model input
+and half of every decision rests on it. Split by signer; nothing is tuned on the test split.
 
-    python benchmarks/glenet.py                                   # demo shards under results/demo
-    python benchmarks/glenet.py --side 64 --width 16 --epochs 8 --optimizer adam --lr 1e-3 --schedule cosine
-    python benchmarks/glenet.py --frames R/gle/frames --corpus R/gle/corpus --manifest R/gle/corpus/corpus.csv ...
+Per seed, with the same frames, input pipeline, optimiser and schedule:
 
-(the last on a larger generated corpus, built by Snakemake from a config file; docs/glenet.md).
-It also checks what the local stream enlarges: the mean magnification (``region_magnification``)
-of the test clips' face and hands under the trained GLE-Net's sampling grids, their boxes read
-from the corpus's keypoint sidecars (1 = as many pixels as in the global stream).
+- the **baseline**, the one-stream pseudo-3D ResNet of the same depth (``P3DResNet``), trained
+  for exactly GLE-Net's epochs and schedule: two runs of ``--epochs`` each (GLE-Net's phases;
+  the schedule restarts in the second as it does for GLE-Net), the weights carried over;
+- **GLE-Net** (``full``) through the finetune stage, both phases; its per-stream logits
+  (``predictions.h5`` ``streams/``) give ``glenet_global_top1`` and ``glenet_local_top1``;
+- the **ablations** (``--ablations``, on ``--ablation-seeds`` seeds): ``gem_only`` (the
+  global stream alone: only L_global is trained, its logits scored), ``lem_only`` (two streams,
+  no global enhancement module, ``position: none``), ``no_mu`` (both modules, L_mu weighted 0),
+  and the hypotheses of issue 24: ``kl_0.2`` (L_mu weighted 0.2 instead of 0.8),
+  ``saliency_trained`` (``detach_saliency: false``).
 
-Prints one line per seed and setting, then one JSON line (last): baseline_top1, glenet_top1,
-baseline_confusing_top1, glenet_confusing_top1 (seed means, %), samples_per_s (GLE-Net
-training), the same top-1s on the validation signer (``*_val_*``), the face top-1s
-(``*_face_top1``: of the confusing test videos predicted within their pair, the share with the
-right face; 50 = the face ignored; partners from ``classes.csv``), glenet_face_magnification and
-glenet_hands_magnification, peak_rss_mb (this process), attention_peak_mb (the module at the
-given shape), and the per-seed numbers and settings.
+Top-1 in % on the test signers; ``*_confusing_top1`` on the classes with a face-only partner
+(all of them here). ``face_magnification`` / ``hands_magnification``: how much the trained
+GLE-Net's local stream enlarges the face and the hands of the test clips (share of its samples
+in the part's box over the box's share of the frame, boxes from the keypoint sidecars; 1 = as
+the global stream sees it). ``attention_peak_mb``: forward + backward of the global enhancement
+module alone at the paper's pool2 shape (C 256, T 8, 56 x 56: 32 frames of 224 px, keys pooled
+by 2), one clip, in a fresh process, MiB above its inputs (RSS on CPU, the allocator's peak on
+CUDA). ``saliency.png`` of seed 0's GLE-Net is copied to ``--out``.
+
+    python benchmarks/glenet.py            # the issue's numbers: 3 seeds, ablations on seed 0
+    python benchmarks/glenet.py --smoke    # seconds: tiny corpus and sizes, the same code and keys
+    python benchmarks/glenet.py --seeds 1 --epochs 3 --ablations full   # quicker indicative numbers
+
+Prints one line per run, then one JSON line (last): baseline_top1, glenet_top1,
+glenet_global_top1, glenet_local_top1, baseline_confusing_top1, glenet_confusing_top1,
+face_magnification, hands_magnification (seed means), seeds (per seed), samples_per_s (GLE-Net
+training), attention_peak_mb, then ablations (per variant, seed means) and settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import multiprocessing
-import os
 import resource
+import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +52,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+PAPER_ATTENTION_SHAPE = (256, 8, 56, 56)
+"""GLE-Net's pool2 at the paper's input (C, T, H, W): 32 frames of 224 px, ResNet-50."""
+VARIANTS = {
+    "full": {},
+    "gem_only": {"phases": {"streams": {"loss_weights": {"com": 0.0, "global": 1.0, "local": 0.0, "mu": 0.0}},
+                            "joint": {"loss_weights": {"com": 0.0, "global": 1.0, "local": 0.0, "mu": 0.0}}}},
+    "lem_only": {"position": "none"},
+    "no_mu": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.0}}}},
+    "kl_0.2": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.2}}}},
+    "saliency_trained": {"detach_saliency": False},
+}
+"""GLE-Net's ablations (Table 4's +GEM, +LEM, both without mutual promotion) and issue 24's hypotheses."""
 
 
 def rss_mb() -> float:
@@ -57,22 +77,27 @@ def _attention_worker(shape: tuple[int, int, int, int], stride: int, explicit: b
     from signpipe.models.glenet import GlobalEnhancement
 
     torch.set_num_threads(1)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     channels, t, h, w = shape
     torch.manual_seed(0)
-    module = GlobalEnhancement(channels, stride)
+    module = GlobalEnhancement(channels, stride).to(device)
     with torch.no_grad():
         module.beta.fill_(1.0)
-    x = torch.randn(1, channels, t, h, w, requires_grad=True)
+    x = torch.randn(1, channels, t, h, w, device=device, requires_grad=True)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
     before = rss_mb()
     started = time.perf_counter()
-    if explicit:   # E materialised, as Eq. 2 reads
+    if explicit:   # E materialised, as Eq. 2 reads (what the attention did with transposed q/k/v)
         e = module.enhancement_map(x)
         c = module._keys(x, module.value)                                  # (1, N_k, C)
         out = (e @ c).transpose(1, 2).reshape(x.shape) * module.beta + x
     else:
         out = module(x)
     out.square().mean().backward()
-    queue.put({"extra_mb": rss_mb() - before, "seconds": time.perf_counter() - started})
+    peak = (torch.cuda.max_memory_allocated() - base) / 2**20 if device == "cuda" else rss_mb() - before
+    queue.put({"extra_mb": peak, "seconds": time.perf_counter() - started, "device": device})
 
 
 def attention_peak_mb(shape: tuple[int, int, int, int], stride: int, explicit: bool = False) -> dict[str, float]:
@@ -87,16 +112,11 @@ def attention_peak_mb(shape: tuple[int, int, int, int], stride: int, explicit: b
     return queue.get()
 
 
-def test_top1(logits: np.ndarray, labels: np.ndarray, partner: np.ndarray) -> tuple[float, float, float]:
-    """Top-1 (%) on all videos, on the confusing ones, and the *face* top-1: of the confusing videos
-    predicted as their class or its partner (the hands right), the share with the right face; 50
-    means the face is ignored. ``partner[label]``: the confusing partner of each class, -1 none."""
-    predicted = logits.argmax(1)
-    right = predicted == labels
+def top1(logits: np.ndarray, labels: np.ndarray, partner: np.ndarray) -> tuple[float, float]:
+    """Top-1 (%) on all videos and on those of classes with a confusing partner (``partner[label] >= 0``)."""
+    right = logits.argmax(1) == labels
     keep = partner[labels] >= 0
-    pair = keep & (right | (predicted == partner[labels]))
-    face = 100 * float(right[pair].mean()) if pair.any() else float("nan")
-    return 100 * float(right.mean()), 100 * float(right[keep].mean()), face
+    return 100 * float(right.mean()), 100 * float(right[keep].mean()) if keep.any() else float("nan")
 
 
 FACE, HANDS = slice(23, 91), slice(91, 133)
@@ -127,7 +147,13 @@ def magnification(model, data, corpus: Path, short_side: int, crop: int, batch: 
     import torch
 
     from signpipe.models.glenet import region_magnification
+    from signpipe.shards import read_index
 
+    sources = {}
+    for path in dict.fromkeys(data.index["path"]):
+        with h5py.File(path) as shard:
+            table = read_index(shard)
+        sources |= {v: (int(h), int(w)) for v, h, w in zip(table["video_id"], table["src_height"], table["src_width"])}
     model.eval()
     values = {"face": [], "hands": []}
     for start in range(0, len(data), batch):
@@ -137,9 +163,7 @@ def magnification(model, data, corpus: Path, short_side: int, crop: int, batch: 
         for n, item in enumerate(items):
             keypoints = np.load(corpus / "keypoints" / f"{item['video_id']}.npz")
             groups = np.array_split(np.asarray(item["frames"]), grid.shape[1])             # the frames of each T' step
-            row = data.index.iloc[start + n]
-            with h5py.File(row["path"]) as shard:
-                src_hw = int(shard["height"][row["start"]]), int(shard["width"][row["start"]])
+            src_hw = sources[item["video_id"]]                                             # keypoints: video pixels
             for name, part in (("face", FACE), ("hands", HANDS)):
                 boxes = np.array([np.r_[np.nanmin(b[:, :2], 0), np.nanmax(b[:, 2:], 0)] for b in
                                   (part_boxes(keypoints["xy"], keypoints["score"], g, part, src_hw, short_side, crop)
@@ -147,143 +171,221 @@ def magnification(model, data, corpus: Path, short_side: int, crop: int, batch: 
                 ok = ~np.isnan(boxes).any(1) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
                 if ok.any():
                     values[name] += region_magnification(grid[n][ok], torch.from_numpy(boxes[ok]).float()).tolist()
-    return {name: float(np.mean(part)) for name, part in values.items()}
+    return {name: float(np.mean(part)) if part else float("nan") for name, part in values.items()}
 
 
-def run_seed(seed: int, shards: list[str], classes: int, partner: np.ndarray, corpus_dir: Path,
-             args: argparse.Namespace, work: Path) -> dict[str, float]:
+def make_frames(args: argparse.Namespace, out: Path) -> tuple[list[str], Path, Path]:
+    """The legible-face corpus, its manifest and one frames shard under ``out/corpus``; reused when
+    drawn with the same settings. Returns the shard paths, the corpus folder and the manifest."""
+    from signpipe.datasets import write_manifest
+    from signpipe.decode import decode_shard
+    from signpipe.synth import make_corpus
+
+    corpus_cfg = {"num_classes": args.classes, "signers": args.signers, "repeats": args.repeats,
+                  "frames": args.frames, "val_signers": args.val_signers, "test_signers": args.test_signers,
+                  "face_scale": args.face_scale, "confusing_pairs": args.classes // 2, "seed": 0}
+    root = out / "corpus"
+    stamp = root / "settings.json"
+    wanted = json.dumps({**corpus_cfg, "short_side": short_side(args)}, sort_keys=True)
+    shard = root / "frames" / "0.h5"
+    if not (stamp.exists() and stamp.read_text() == wanted and shard.exists()):
+        shutil.rmtree(root, ignore_errors=True)
+        make_corpus(root / "videos", progress=False, **corpus_cfg)
+        write_manifest({"adapter": "synthetic", "num_shards": 1}, root / "manifest.csv", root / "missing.csv",
+                       root / "videos")
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        decode_shard(root / "manifest.csv", 0, shard, root / "failures.csv", short_side=short_side(args),
+                     threads=1, progress=False)
+        stamp.write_text(wanted)
+    return [str(shard)], root / "videos", root / "manifest.csv"
+
+
+def short_side(args: argparse.Namespace) -> int:
+    return args.side + args.side // 8
+
+
+def block(args: argparse.Namespace, variant: str) -> dict:
+    """The ``finetune.glenet`` block of a run (both models' input and training settings)."""
+    variant_keys = dict(VARIANTS[variant])
+    phases = {name: dict(keys) for name, keys in variant_keys.pop("phases", {}).items()}
+    # the block's lr would also be the joint phase's: it fine-tunes at --joint-lr instead of restarting
+    joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr
+    phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr}
+    return {"depth": args.depth, "width": args.width, "short_side": short_side(args), "crop": args.side,
+            "test_crop": args.side, "num_frames": args.num_frames, "frame_step": 1, "sampling": "segments",
+            "flip": False, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
+            "epochs": args.epochs, "schedule": args.schedule, "num_workers": 0, **variant_keys, "phases": phases}
+
+
+def run_glenet(seed: int, variant: str, shards: list[str], classes: int, partner: np.ndarray, corpus: Path,
+               args: argparse.Namespace, work: Path) -> dict[str, float]:
+    """One GLE-Net run through the finetune stage: its test top-1s (sum and streams), and for
+    ``full`` the magnification of face and hands and the training speed."""
+    import pandas as pd
+    import torch
+
+    from signpipe.finetune import finetune
+    from signpipe.models.glenet import SPEC
+    from signpipe.predictions import read_predictions
+
+    folder = work / f"{variant}{seed}"
+    cfg = {"device": "cpu", "seed": seed, "glenet": block(args, variant)}
+    started = time.perf_counter()
+    finetune("glenet", shards, folder, classes, cfg)
+    seconds = time.perf_counter() - started
+    test = read_predictions(folder / "predictions.h5")[0]["test"]
+    scored = test.streams["global"] if variant == "gem_only" else test.logits
+    row = {"variant": variant, "seed": seed, "seconds": seconds}
+    row["top1"], row["confusing_top1"] = top1(scored, test.label, partner)
+    for stream, logits in test.streams.items():
+        row[f"{stream}_top1"] = top1(logits, test.label, partner)[0]
+    log = pd.read_csv(folder / "log.csv")
+    row["samples_per_s"] = float(log["samples_per_s"].mean())
+    row["val_top1"] = 100 * float(log["val_acc"].iloc[-1])
+    if variant == "full":
+        settings = block(args, variant)
+        model = SPEC.build(classes, settings)
+        model.load_state_dict(torch.load(folder / "joint" / "checkpoint.pt", weights_only=True)["model"])
+        data = SPEC.dataset({"frames": shards}, "test", False, settings)
+        enlarged = magnification(model, data, corpus, settings["short_side"], settings["test_crop"])
+        row["face_magnification"], row["hands_magnification"] = enlarged["face"], enlarged["hands"]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def run_baseline(seed: int, shards: list[str], classes: int, partner: np.ndarray, args: argparse.Namespace,
+                 work: Path) -> dict[str, float]:
+    """The one-stream backbone with GLE-Net's phases' settings, epochs and schedule, one run per
+    phase, the weights carried from the first to the second."""
     import torch
     import torch.nn.functional as F
 
-    from signpipe.finetune import finetune, phase_settings
+    from signpipe.finetune import phase_settings
     from signpipe.models.glenet import SPEC, P3DResNet, settings
-    from signpipe.predictions import read_predictions
     from signpipe.train import fit, predict, train_config
 
-    block = {"depth": args.depth, "width": args.width, "short_side": args.side + args.side // 8, "crop": args.side,
-             "test_crop": args.side, "num_frames": args.num_frames, "optimizer": args.optimizer, "lr": args.lr,
-             "batch_size": args.batch_size, "epochs": args.epochs, "flip": args.flip, "schedule": args.schedule}
-    joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr  # the joint phase fine-tunes, not restarts
-    cfg = {"device": "cpu", "seed": seed, "glenet": {**block, "phases": {"joint": {"lr": joint_lr}}}}
-    started = time.perf_counter()
-    finetune("glenet", shards, work / f"glenet{seed}", classes, cfg)
-    glenet_seconds = time.perf_counter() - started
-    splits, _ = read_predictions(work / f"glenet{seed}" / "predictions.h5")
-    glenet = test_top1(splits["test"].logits, splits["test"].label, partner)
-    glenet_val = test_top1(splits["val"].logits, splits["val"].label, partner)
-    model = SPEC.build(classes, block)
-    model.load_state_dict(torch.load(work / f"glenet{seed}" / "joint" / "checkpoint.pt", weights_only=True)["model"])
-    test_set = SPEC.dataset({"frames": shards}, "test", False, block)
-    enlarged = magnification(model, test_set, corpus_dir, block["short_side"], block["test_crop"])
-    import pandas as pd
-
-    log = pd.read_csv(work / f"glenet{seed}" / "log.csv")
-
-    # the baseline: the same settings (phase 1's optimiser, from --lr), one phase of twice the epochs
-    values = {**phase_settings(SPEC, cfg)["streams"], "epochs": 2 * args.epochs}
-    training = train_config(values)
-    arch = settings(values)
-    sets = {split: SPEC.dataset({"frames": shards}, split, split == "train", {**values, "seed": seed})
-            for split in ("train", "val", "test")}
+    phases = phase_settings(SPEC, {"device": "cpu", "seed": seed, "glenet": block(args, "full")})
+    first = next(iter(phases.values()))
+    arch = settings(first)
+    sets = {split: SPEC.dataset({"frames": shards}, split, split == "train", first) for split in ("train", "val", "test")}
     torch.manual_seed(seed)
     model = P3DResNet(classes, arch.depth, arch.width, arch.dropout)
+    forward = lambda m, b: m(b["jpeg"])  # noqa: E731
 
     def step(m, batch):
         logits = m(batch["jpeg"])
         return F.cross_entropy(logits, batch["label"]), {"train_acc": float((logits.argmax(1) == batch["label"]).float().mean())}
 
     def evaluate(m):
-        logits, labels, _ = predict(m, sets["val"], lambda m, b: m(b["jpeg"]), training.batch_size, "cpu")
-        return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels)))}
+        logits, labels, _ = predict(m, sets["val"], forward, first["batch_size"], "cpu")
+        return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
+                "val_acc": float((logits.argmax(1) == labels).mean())}
 
     started = time.perf_counter()
-    fit(model, step, sets["train"], work / f"baseline{seed}", training, evaluate, progress=False)
-    baseline_seconds = time.perf_counter() - started
-    logits, labels, _ = predict(model, sets["test"], lambda m, b: m(b["jpeg"]), training.batch_size, "cpu")
-    baseline = test_top1(logits, labels, partner)
-    logits, labels, _ = predict(model, sets["val"], lambda m, b: m(b["jpeg"]), training.batch_size, "cpu")
-    baseline_val = test_top1(logits, labels, partner)
-    row = {"seed": seed, "baseline_top1": baseline[0], "glenet_top1": glenet[0],
-           "baseline_confusing_top1": baseline[1], "glenet_confusing_top1": glenet[1],
-           "baseline_val_top1": baseline_val[0], "glenet_val_top1": glenet_val[0],
-           "baseline_val_confusing_top1": baseline_val[1], "glenet_val_confusing_top1": glenet_val[1],
-           "baseline_face_top1": baseline[2], "glenet_face_top1": glenet[2],
-           "glenet_face_magnification": enlarged["face"], "glenet_hands_magnification": enlarged["hands"],
-           "glenet_samples_per_s": float(log["samples_per_s"].mean()), "glenet_seconds": glenet_seconds,
-           "baseline_seconds": baseline_seconds}
+    for name, values in phases.items():
+        fit(model, step, sets["train"], work / f"baseline{seed}" / name, train_config(values), evaluate, progress=False)
+    logits, labels, _ = predict(model, sets["test"], forward, first["batch_size"], "cpu")
+    row = {"variant": "baseline", "seed": seed, "seconds": time.perf_counter() - started}
+    row["top1"], row["confusing_top1"] = top1(logits, labels, partner)
     print(json.dumps(row), flush=True)
     return row
 
 
-def main() -> None:
+def mean(rows: list[dict], key: str) -> float:
+    values = [row[key] for row in rows if key in row]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--frames", default=str(REPO / "results" / "demo" / "frames"), help="folder of frames shards")
-    parser.add_argument("--corpus", default=str(REPO / "results" / "demo" / "corpus"), help="the corpus folder: classes.csv, keypoints/")
-    parser.add_argument("--manifest", default=str(REPO / "results" / "demo" / "manifest.csv"))
+    parser.add_argument("--smoke", action="store_true", help="tiny corpus and sizes: seconds, the same code and keys")
+    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "glenet"),
+                        help="corpus (reused), runs, saliency.png and result.json")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=4, help="per GLE-Net phase; the baseline trains twice as many")
+    parser.add_argument("--ablations", default="gem_only,lem_only,no_mu",
+                        help=f"comma-separated, of {', '.join(VARIANTS)} (full always runs), or ''")
+    parser.add_argument("--ablation-seeds", type=int, default=1, help="the first seeds that run the ablations")
+    parser.add_argument("--epochs", type=int, default=8, help="per GLE-Net phase; the baseline gets the same two runs")
+    parser.add_argument("--classes", type=int, default=8, help="all in face-only pairs (classes // 2 pairs)")
+    parser.add_argument("--signers", type=int, default=14)
+    parser.add_argument("--val-signers", type=int, default=1)
+    parser.add_argument("--test-signers", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--frames", type=int, default=24, help="frames per clip before the signer's speed")
+    parser.add_argument("--face-scale", type=float, default=2.4)
     parser.add_argument("--depth", type=int, default=10)
     parser.add_argument("--width", type=int, default=8)
-    parser.add_argument("--side", type=int, default=32, help="crop side in pixels (short side: side * 9/8)")
+    parser.add_argument("--side", type=int, default=72, help="crop side in pixels (short side: side * 9/8)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--optimizer", default="sgd")
-    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--optimizer", default="adam")
+    parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
-                        help="lr of GLE-Net's joint phase (default: --lr x 0.1, as finetune.glenet's 5e-4 after 5e-3)")
-    parser.add_argument("--flip", action="store_true", help="random horizontal flips (the paper's); off by default: "
-                        "the demo's one-handed classes would then show either hand")
-    parser.add_argument("--schedule", default="plateau", help="plateau (the paper's), step or cosine")
+                        help="lr of the joint phase (default: --lr x 0.1, a fine-tune, not a restart)")
+    parser.add_argument("--schedule", default="cosine", help="plateau (the paper's), step or cosine")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--attention-shape", default="256,8,56,56", help="C,T,H,W at pool2 (paper: 256,8,56,56)")
+    parser.add_argument("--attention-shape", default=",".join(map(str, PAPER_ATTENTION_SHAPE)), help="C,T,H,W at pool2")
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
-    parser.add_argument("--keep", help="folder to keep the runs in (logs, checkpoints, saliency.png); default: "
-                        "a temporary one, deleted")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.smoke:
-        args.seeds, args.epochs, args.attention_shape = 1, 1, "32,4,14,14"
-        if not glob.glob(os.path.join(args.frames, "*.h5")):
-            print(f"no frames shards in {args.frames}: run `make demo` first", file=sys.stderr)
-            sys.exit(77)  # skipped: its input is absent
-
-    import torch
+        args.seeds, args.ablation_seeds, args.epochs, args.classes, args.signers = 1, 1, 1, 4, 4
+        args.repeats, args.frames, args.side, args.width, args.num_frames, args.batch_size = 1, 8, 32, 4, 4, 4
+        args.attention_shape, args.ablations = "16,2,8,8", "no_mu"
 
     import pandas as pd
+    import torch
 
     from signpipe.finetune import num_classes
 
     torch.set_num_threads(args.threads)
     shape = tuple(int(v) for v in args.attention_shape.split(","))
-    attention = {"module": attention_peak_mb(shape, args.attention_stride)}   # as trained (SDPA kernel)
+    attention = {"module": attention_peak_mb(shape, args.attention_stride)}
     if args.attention_explicit:
         attention["explicit_E"] = attention_peak_mb(shape, args.attention_stride, explicit=True)
     print(json.dumps({"attention": attention, "shape": shape}), flush=True)
-    rows = []
+    out = Path(args.out)
+    rows: list[dict] = []
     if not args.skip_training:
-        shards = sorted(glob.glob(os.path.join(args.frames, "*.h5")))
-        classes = num_classes(args.manifest)
-        partner = pd.read_csv(Path(args.corpus) / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
-        with tempfile.TemporaryDirectory(prefix="glenet-bench-") as work:
-            work = Path(args.keep or work)
-            rows = [run_seed(seed, shards, classes, partner, Path(args.corpus), args, work)
-                    for seed in range(args.seeds)]
-    mean = {key: float(np.mean([row[key] for row in rows])) if rows else float("nan")
-            for key in ("baseline_top1", "glenet_top1", "baseline_confusing_top1", "glenet_confusing_top1",
-                        "baseline_val_top1", "glenet_val_top1", "baseline_val_confusing_top1",
-                        "glenet_val_confusing_top1", "baseline_face_top1", "glenet_face_top1",
-                        "glenet_samples_per_s", "glenet_face_magnification", "glenet_hands_magnification")}
-    print(json.dumps({
-        "baseline_top1": mean["baseline_top1"], "glenet_top1": mean["glenet_top1"],
-        "baseline_confusing_top1": mean["baseline_confusing_top1"],
-        "glenet_confusing_top1": mean["glenet_confusing_top1"], "samples_per_s": mean["glenet_samples_per_s"],
-        **{key: mean[key] for key in mean if "_val_" in key or "face" in key or "hands" in key},
-        "peak_rss_mb": rss_mb(), "attention_peak_mb": attention["module"]["extra_mb"], "attention": attention,
-        "attention_shape": shape, "attention_stride": args.attention_stride, "seeds": rows,
-        "settings": {k: v for k, v in vars(args).items() if k not in ("frames", "corpus", "manifest", "keep")}}))
+        shards, corpus, manifest = make_frames(args, out)
+        classes = num_classes(manifest)
+        partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
+        ablations = [v for v in args.ablations.split(",") if v and v != "full"]
+        unknown = [v for v in ablations if v not in VARIANTS]
+        if unknown:
+            parser.error(f"--ablations: {', '.join(unknown)} unknown; known: {', '.join(VARIANTS)}")
+        work = out / "runs"
+        for seed in range(args.seeds):
+            rows.append(run_baseline(seed, shards, classes, partner, args, work))
+            rows.append(run_glenet(seed, "full", shards, classes, partner, corpus, args, work))
+            if seed < args.ablation_seeds:
+                rows += [run_glenet(seed, v, shards, classes, partner, corpus, args, work) for v in ablations]
+        figure = work / "full0" / "figures" / "saliency.png"
+        if figure.exists():
+            shutil.copy(figure, out / "saliency.png")
+    by = {variant: [row for row in rows if row["variant"] == variant] for variant in dict.fromkeys(r["variant"] for r in rows)}
+    full, baseline = by.get("full", []), by.get("baseline", [])
+    result = {
+        "baseline_top1": mean(baseline, "top1"), "glenet_top1": mean(full, "top1"),
+        "glenet_global_top1": mean(full, "global_top1"), "glenet_local_top1": mean(full, "local_top1"),
+        "baseline_confusing_top1": mean(baseline, "confusing_top1"),
+        "glenet_confusing_top1": mean(full, "confusing_top1"),
+        "face_magnification": mean(full, "face_magnification"), "hands_magnification": mean(full, "hands_magnification"),
+        "seeds": [{k: v for k, v in row.items() if k != "variant"} | {"baseline_top1": b["top1"]}
+                  for row, b in zip(full, baseline)],
+        "samples_per_s": mean(full, "samples_per_s"), "attention_peak_mb": attention["module"]["extra_mb"],
+        "ablations": {variant: {key: mean(part, key) for key in ("top1", "confusing_top1", "global_top1", "local_top1",
+                                                                 "val_top1") if any(key in r for r in part)}
+                      | {"seeds": len(part)} for variant, part in by.items()},
+        "attention": attention, "attention_shape": shape,
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result), flush=True)
+    return result
 
 
 if __name__ == "__main__":

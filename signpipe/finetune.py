@@ -35,6 +35,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from signpipe.data import NUM_FRAMES
 from signpipe.handmodel import HandModel
@@ -146,10 +147,10 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
         step = _weighted_step(losses, values["loss_weights"])
 
         def evaluate(model: nn.Module, training: TrainConfig = training) -> dict[str, float]:
-            logits, labels, _ = predict(model, sets["val"], spec.forward, training.batch_size, training.device,
-                                        num_workers=training.num_workers, amp=training.amp)
-            return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
-                    "val_acc": accuracy(logits, labels)}
+            val = predictions(spec, model, sets["val"], training)
+            return {"val_loss": float(F.cross_entropy(torch.from_numpy(val.logits), torch.from_numpy(val.label))),
+                    "val_acc": accuracy(val.logits, val.label),
+                    **{f"val_{stream}_acc": accuracy(logits, val.label) for stream, logits in val.streams.items()}}
 
         title = f"{model_name} fine-tuning" + (f", phase {name}" if spec.phases else "")
         history.append(fit(model, step, sets["train"], folders[name], training,
@@ -160,9 +161,7 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     if spec.phases:
         write_log(pd.concat(history, ignore_index=True), out_dir, f"{model_name} fine-tuning")
     last = trainings[list(settings)[-1]]
-    splits = {split: SplitPredictions(*predict(model, sets[split], spec.forward, last.batch_size, last.device,
-                                               num_workers=last.num_workers, amp=last.amp))
-              for split in ("val", "test")}
+    splits = {split: predictions(spec, model, sets[split], last) for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},
                       hand_model_used(model), init)
@@ -175,6 +174,27 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
     result = {f"{split}_acc": accuracy(p.logits, p.label) for split, p in splits.items()}
     log.info("finetune %s: %s", model_name, result)
     return result
+
+
+def predictions(spec: ModelSpec, model: nn.Module, data: Dataset, training: TrainConfig) -> SplitPredictions:
+    """Logits, labels and ids of every sample of ``data``; for a model with ``spec.streams``,
+    each stream's logits too, from the same forward."""
+    if spec.streams is None:
+        return SplitPredictions(*predict(model, data, spec.forward, training.batch_size, training.device,
+                                         num_workers=training.num_workers, amp=training.amp))
+    names: list[str] = []
+
+    def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
+        logits, streams = spec.streams(model, batch)
+        names[:] = streams
+        return torch.stack([logits, *streams.values()], 1).flatten(1)                  # (B, (1 + S) C)
+
+    logits, labels, ids = predict(model, data, forward, training.batch_size, training.device,
+                                  num_workers=training.num_workers, amp=training.amp)
+    if not len(logits):
+        return SplitPredictions(logits, labels, ids)
+    stacked = logits.reshape(len(logits), 1 + len(names), -1)
+    return SplitPredictions(stacked[:, 0], labels, ids, {name: stacked[:, 1 + k] for k, name in enumerate(names)})
 
 
 def hand_model_used(model: nn.Module) -> str | None:

@@ -11,7 +11,8 @@ for any set of models. Outputs of one dataset (:func:`fuse`): ``table.csv`` / ``
 ``table.html`` (one row per model alone and per combo; per-instance and per-class top-1/2/5,
 each class subset's top-1/2/5, in %; the HTML for ``snakemake --report``, with the papers'
 column names and a note on what the run trained) and ``confusion.png`` (the best row's
-confusion matrix, with gloss names); across datasets (:func:`summary`): ``summary.csv`` /
+confusion matrix, with gloss names); a model whose predictions hold streams, as
+GLE-Net's, gets a row per stream, ``glenet:global``, ``glenet:local``; across datasets (:func:`summary`): ``summary.csv`` /
 ``summary.md`` / ``summary.html`` in the papers' layout.
 """
 
@@ -66,6 +67,20 @@ def find_predictions(predictions: str | os.PathLike | Sequence[str | os.PathLike
     if not paths:
         raise FileNotFoundError(f"{predictions}: no <model>/predictions.h5 found")
     return {path.parent.name: path for path in paths}
+
+
+def with_streams(models: Mapping[str, Mapping[str, SplitPredictions]]) -> dict[str, dict[str, SplitPredictions]]:
+    """The models, each followed by its streams as models of their own, ``<model>:<stream>``
+    (GLE-Net's ``glenet:global``, ``glenet:local``), when its predictions hold them: a row per
+    stream shows what each contributes to the model's summed prediction."""
+    out: dict[str, dict[str, SplitPredictions]] = {}
+    for name, splits in models.items():
+        out[name] = dict(splits)
+        streams = dict.fromkeys(stream for split in splits.values() for stream in split.streams)
+        for stream in streams:
+            out[f"{name}:{stream}"] = {split: SplitPredictions(p.streams[stream], p.label, p.video_id)
+                                       for split, p in splits.items() if stream in p.streams}
+    return out
 
 
 def aligned(models: Mapping[str, Mapping[str, SplitPredictions]], split: str
@@ -305,7 +320,7 @@ def fuse(predictions: str | os.PathLike | Sequence[str | os.PathLike] | Mapping[
     """
     out_dir = Path(out_dir)
     read = {name: read_predictions(path) for name, path in find_predictions(predictions).items()}
-    models = {name: splits for name, (splits, _) in read.items()}
+    models = with_streams({name: splits for name, (splits, _) in read.items()})
     classes = {name: read_classes(path) for name, path in (subsets or {}).items()}
     table, fused, labels = fusion_table(models, combos, classes, weights)
     write_csv(table.round(CSV_DIGITS), out_dir / TABLE)

@@ -6,6 +6,8 @@ re-run)::
     /<split>/logits    (N, C) float32
     /<split>/label     (N,) int64
     /<split>/video_id  (N,) str
+    /<split>/streams/<stream>  (N, C) float32  (only for models whose prediction sums streams:
+                                                GLE-Net's ``global`` and ``local``; logits above = their sum)
     @schema "signpipe/predictions/1", @model, @num_classes, @config (JSON)
     @hand_model "open" | "mano"  (only for models that went through a hand model: HMA's decoder,
                                   SignBERT's pre-training; "open" = signpipe's hand, not MANO)
@@ -18,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import h5py
@@ -32,11 +34,13 @@ SCHEMA = "signpipe/predictions/1"
 
 @dataclass
 class SplitPredictions:
-    """logits (N, C), label (N,), video_id (N,) of one split."""
+    """logits (N, C), label (N,), video_id (N,) of one split; ``streams``: each stream's logits
+    (N, C) by name for a model whose logits sum streams (GLE-Net), else empty."""
 
     logits: np.ndarray
     label: np.ndarray
     video_id: list[str]
+    streams: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def write_predictions(path: str | os.PathLike, splits: Mapping[str, SplitPredictions], model: str,
@@ -60,6 +64,8 @@ def write_predictions(path: str | os.PathLike, splits: Mapping[str, SplitPredict
             group.create_dataset("label", data=np.asarray(split.label, np.int64))
             group.create_dataset("video_id", data=np.array(split.video_id, dtype=object),
                                  dtype=h5py.string_dtype("utf-8"))
+            for stream, logits in split.streams.items():
+                group.create_dataset(f"streams/{stream}", data=np.asarray(logits, np.float32).reshape(-1, num_classes))
 
 
 def read_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPredictions], dict[str, Any]]:
@@ -68,6 +74,7 @@ def read_predictions(path: str | os.PathLike) -> tuple[dict[str, SplitPrediction
         if f.attrs.get("schema") != SCHEMA:
             raise ValueError(f"{path}: not a signpipe predictions file (schema {f.attrs.get('schema')!r})")
         splits = {name: SplitPredictions(group["logits"][()], group["label"][()],
-                                         [v.decode("utf-8") for v in group["video_id"][()]])
+                                         [v.decode("utf-8") for v in group["video_id"][()]],
+                                         {stream: data[()] for stream, data in group.get("streams", {}).items()})
                   for name, group in f.items()}
         return splits, dict(f.attrs)

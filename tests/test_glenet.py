@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from signpipe.finetune import finetune, phase_settings
+from signpipe.fusion import fuse
 from signpipe.models import model_spec
 from signpipe.models.glenet import (
     SPEC, GLENet, GlobalEnhancement, P3DResNet, build, equation1_weights, forward, inverse_cdf,
-    losses, mutual_promotion_loss, region_magnification, resample, sampling_grid, scale_crop, settings,
+    losses, mutual_promotion_loss, normalise, region_magnification, resample, sampling_grid, scale_crop, settings,
     trilinear_saliency,
 )
 from signpipe.models.rgb3d import resize_crop
@@ -48,17 +49,20 @@ def frames_shard(path, videos_per_split=(6, 3, 3), classes=3, frames=10, seed=0)
 
 # ---------------------------------------------------------------- Eqs. 2-3
 
-def test_beta_zero_gives_x_exactly_and_otherwise_beta_times_C_Et_plus_x():
+@pytest.mark.parametrize("stride", [1, 2])
+def test_beta_zero_gives_x_exactly_and_otherwise_beta_times_C_Et_plus_x(stride):
     torch.manual_seed(0)
     x = torch.randn(2, 8, 3, 5, 6)
-    module = GlobalEnhancement(8, stride=1)
+    module = GlobalEnhancement(8, stride=stride)                          # 2: the default attention_stride
     assert module.beta.item() == 0.0
     assert torch.equal(module(x), x)                                     # initialised as the identity
     with torch.no_grad():
         module.beta.fill_(0.7)
-        e = module.enhancement_map(x)                                    # (B, N, N)
-        c = module.value(x).flatten(2)                                   # (B, C, N)
-        expected = 0.7 * (c @ e.transpose(1, 2)).reshape(x.shape) + x    # beta f(C E^T) + X
+        pool = lambda y: F.max_pool3d(y, (1, stride, stride), ceil_mode=True).flatten(2)  # noqa: E731  (B, C, N_k)
+        a, b, c = module.query(x).flatten(2), pool(module.key(x)), pool(module.value(x))
+        e = torch.softmax(a.transpose(1, 2) @ b, -1)                     # Eq. 2: E_ij = softmax_j(A_i . B_j), (B, N, N_k)
+        torch.testing.assert_close(module.enhancement_map(x), e)
+        expected = 0.7 * (c @ e.transpose(1, 2)).reshape(x.shape) + x    # Eq. 3: beta f(C E^T) + X
         torch.testing.assert_close(module(x), expected, rtol=1e-4, atol=1e-5)
 
 
@@ -99,6 +103,20 @@ def test_region_magnification_is_1_for_the_identity_and_the_cap_for_a_salient_bo
                                torch.tensor([2.0, 1.0]), atol=1e-6, rtol=0)
 
 
+def test_the_grid_follows_the_row_and_column_maxima_of_eq_4():
+    # column 1: one salient pixel (max 10, sum 10); column 3: 3 everywhere (max 3, sum 18); rows alike
+    saliency = torch.full((6, 6), 0.1)
+    saliency[2, 1] = 10.0
+    saliency[:, 3] = 3.0
+    saliency[4, :] = torch.maximum(saliency[4, :], torch.tensor(3.0))
+    grid = sampling_grid(saliency)
+    x, y = (grid[0, :, 0] + 1) / 2, (grid[:, 0, 1] + 1) / 2                # where the columns / rows read
+    torch.testing.assert_close(x, inverse_cdf(saliency.amax(0)))
+    torch.testing.assert_close(y, inverse_cdf(saliency.amax(1)))
+    samples = lambda positions, k: int(((positions * 6).floor() == k).sum())  # noqa: E731
+    assert samples(x, 1) > samples(x, 3) and samples(y, 2) > samples(y, 4)  # by max, not by sum or mean
+
+
 def test_salient_columns_get_more_samples_up_to_the_cap():
     mass = torch.ones(1, 20)
     mass[0, 5] = 100.0                                                    # one very salient column
@@ -137,6 +155,23 @@ def test_mutual_promotion_is_the_symmetric_kl():
     assert (torch.stack([mutual_promotion_loss(torch.randn(3, 4), torch.randn(3, 4)) for _ in range(20)]) >= 0).all()
 
 
+def test_mutual_promotion_sends_gradients_to_both_streams():
+    torch.manual_seed(9)
+    z1, z2 = torch.randn(4, 5, requires_grad=True), torch.randn(4, 5, requires_grad=True)
+    mutual_promotion_loss(z1, z2).backward()
+    r1, r2 = z1.detach().clone().requires_grad_(), z2.detach().clone().requires_grad_()
+    p1, p2 = F.log_softmax(r1, -1), F.log_softmax(r2, -1)
+    (F.kl_div(p1, p2, log_target=True, reduction="batchmean")
+     + F.kl_div(p2, p1, log_target=True, reduction="batchmean")).backward()    # neither side detached
+    torch.testing.assert_close(z1.grad, r1.grad)
+    torch.testing.assert_close(z2.grad, r2.grad)
+    model = GLENet(3, settings(TINY))
+    terms, _ = losses(model, {"jpeg": torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8),
+                              "label": torch.tensor([0, 1])})
+    terms["mu"].backward()
+    assert model.global_stream.fc.weight.grad.abs().sum() > 0 and model.local_stream.fc.weight.grad.abs().sum() > 0
+
+
 def test_lambda_0_2_weighs_the_label_losses_0_2_and_mutual_promotion_0_8():
     assert equation1_weights(0.2) == {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.8}
     assert [phase.name for phase in SPEC.phases] == ["streams", "joint"]
@@ -164,6 +199,35 @@ def test_z_com_is_the_sum_used_at_test_and_supervised_by_l_com():
     assert out.saliency.shape == (2, 1, 8, 8) and out.grid.shape == (2, 1, 8, 8, 2)   # T/4, S/4
 
 
+@pytest.mark.parametrize("position", ["pool2", "res3", "res5"])
+def test_the_global_stream_applies_the_enhancement_at_its_position(position):
+    torch.manual_seed(7)
+    model = GLENet(3, settings({**TINY, "position": position})).eval()
+    with torch.no_grad():
+        model.global_enhancement.beta.fill_(0.5)                         # beta 0 would hide a skipped module
+        clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
+        stream = model.global_stream
+        x = model.shared(normalise(clip, model.mean, model.std))
+        for name in ("pool2", "res3", "res4", "res5"):
+            x = x if name == "pool2" else getattr(stream, name)(x)
+            if name == position:
+                x = model.global_enhancement(x)
+        torch.testing.assert_close(model(clip).z_global, stream.fc(x.mean((2, 3, 4))))
+
+
+@pytest.mark.parametrize("stage", ["res4", "res3"])
+def test_the_saliency_comes_from_the_configured_global_stage(stage):
+    torch.manual_seed(8)
+    model = GLENet(3, settings({**TINY, "saliency_stage": stage} if stage != "res4" else TINY)).eval()
+    seen = {}
+    getattr(model.global_stream, stage).register_forward_hook(lambda m, i, o: seen.setdefault("y", o))
+    with torch.no_grad():
+        out = model(torch.randint(0, 256, (1, 8, 32, 32, 3), dtype=torch.uint8))
+    expected = F.interpolate(trilinear_saliency(seen["y"]).unsqueeze(1), size=out.saliency.shape[1:],
+                             mode="trilinear", align_corners=False).squeeze(1)   # Eq. 6, upsampled to X
+    torch.testing.assert_close(out.saliency, expected)
+
+
 def test_saliency_is_detached_by_default_and_can_train_the_global_stream():
     torch.manual_seed(5)
     clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
@@ -174,19 +238,37 @@ def test_saliency_is_detached_by_default_and_can_train_the_global_stream():
         assert (res4 is None or not res4.any()) == detach
 
 
-def test_attention_and_saliency_stay_float32_under_mixed_precision():
+def test_attention_and_saliency_stay_float32_under_mixed_precision(monkeypatch):
     torch.manual_seed(6)
     x = 30 * torch.randn(1, 16, 2, 6, 6)                                  # large products: float16 would overflow
-    module = GlobalEnhancement(16)
+    module = GlobalEnhancement(16, stride=2)
+    attention, seen = F.scaled_dot_product_attention, []
+
+    def spy(q, k, v, **kwargs):                                          # what the fused kernel is handed
+        seen.append([(t.dtype, t.is_contiguous()) for t in (q, k, v)])
+        return attention(q, k, v, **kwargs)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
     with torch.no_grad():
         module.beta.fill_(1.0)
-        exact = module(x)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        exact = module.aggregate(x)
+        with torch.autocast("cpu", dtype=torch.float16):
             mixed = module.aggregate(x)
             saliency = trilinear_saliency(x.relu())
-    assert torch.isfinite(mixed).all() and saliency.dtype == torch.float32
+    # float32 and contiguous: transposed views make SDPA fall back to materialising E (issue 26)
+    assert seen == [[(torch.float32, True)] * 3] * 2
+    assert mixed.dtype == saliency.dtype == torch.float32
+    torch.testing.assert_close(mixed, exact, rtol=0, atol=0.01 * float(exact.abs().max()))   # A, B, C convs in float16
     torch.testing.assert_close(saliency, trilinear_saliency(x.relu()))
-    assert torch.isfinite(exact).all()
+
+
+def test_the_attention_runs_the_fused_kernel_not_the_math_path():
+    module = GlobalEnhancement(8, stride=2)
+    with torch.profiler.profile() as profile:
+        module(torch.randn(1, 8, 2, 6, 6))
+    ops = {event.name for event in profile.events()}
+    assert "aten::_scaled_dot_product_attention_math" not in ops
+    assert any("_scaled_dot_product_flash_attention" in op or "efficient_attention" in op for op in ops), ops
 
 
 # ---------------------------------------------------------------- the backbone (§5.1)
@@ -208,10 +290,14 @@ def test_p3d_blocks_have_the_stated_kernels():
         settings({"position": "pool3"})
 
 
-@pytest.mark.parametrize("position", ["res3", "res5"])
-def test_the_global_module_can_sit_after_other_stages(position):
+@pytest.mark.parametrize("position", ["res3", "res5", "none"])
+def test_the_global_module_can_sit_after_other_stages_or_nowhere(position):
     model = GLENet(3, settings({**TINY, "position": position})).eval()
-    assert model.global_enhancement.query.in_channels == {"res3": 8, "res5": 32}[position]
+    if position == "none":                                               # the ablation: local enhancement only
+        assert model.global_enhancement is None
+        assert not any(isinstance(m, GlobalEnhancement) for m in model.modules())
+    else:
+        assert model.global_enhancement.query.in_channels == {"res3": 8, "res5": 32}[position]
     assert model(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).z_com.shape == (1, 3)
 
 
@@ -225,16 +311,42 @@ def test_clips_take_every_other_frame_crop_and_flip(tmp_path):
     item = train[0]
     assert item["jpeg"].shape == (4, 32, 32, 3) and (item["frames"] % 2 == 0).all()
     assert test[0]["jpeg"].shape == (4, 40, 40, 3) and (test[0]["frames"] % 2 == 0).all()
-    flips = []
+    plain = SPEC.dataset({"frames": [path]}, "train", True, {**cfg, "num_frames": 4, "flip": False})
+    flipped = []
     for epoch in range(8):                                               # flips are drawn per item and epoch
         train.set_epoch(epoch)
-        flips.append(train[0]["jpeg"])
+        plain.set_epoch(epoch)                                           # the same crop, never flipped
+        clip, reference = train[0]["jpeg"], plain[0]["jpeg"]
+        assert torch.equal(clip, reference) or torch.equal(clip, reference.flip(2))   # mirrored left-right
+        flipped.append(not torch.equal(clip, reference))
+    assert 0 < sum(flipped) < 8, flipped
     train.set_epoch(3)
-    assert torch.equal(train[0]["jpeg"], flips[3])
+    plain.set_epoch(3)
+    assert torch.equal(train[0]["jpeg"], plain[0]["jpeg"].flip(2) if flipped[3] else plain[0]["jpeg"])
     ramp = np.linspace(0, 255, 64)[None, :, None] * np.linspace(0.2, 1, 48)[:, None, None]
     clip = np.broadcast_to(ramp, (2, 48, 64, 3)).round().astype(np.uint8)
     ours, rgb3d = scale_crop(clip, 40, 40).astype(int), resize_crop(clip, 40).astype(int)   # test: the centred square
     assert ours.shape == rgb3d.shape == (2, 40, 40, 3) and np.abs(ours - rgb3d).max() <= 3       # (area vs antialiased)
+
+
+def test_both_crops_must_fit_the_short_side():
+    assert settings({"short_side": 256, "crop": 224, "test_crop": 256}).test_crop == 256     # the paper's
+    for crops in ({"crop": 224, "test_crop": 256}, {"crop": 256, "test_crop": 224}):
+        with pytest.raises(ValueError, match="finetune.glenet.crop/test_crop: .* larger than short_side 224"):
+            settings({"short_side": 224, **crops})
+
+
+@pytest.mark.parametrize("sampling", ["window", "segments"])
+def test_frames_are_a_window_by_default_or_segments(tmp_path, sampling):
+    path = frames_shard(tmp_path / "0.h5", frames=24)
+    cfg = {"short_side": 40, "crop": 32, "test_crop": 32, "frame_step": 2, "num_frames": 4}
+    cfg = cfg if sampling == "window" else {**cfg, "sampling": sampling}                   # window: the default
+    for split, train in (("train", True), ("test", False)):
+        frames = SPEC.dataset({"frames": [path]}, split, train, cfg)[0]["frames"].numpy()
+        steps = np.diff(frames)
+        assert (frames % 2 == 0).all() and (steps == 2).all() == (sampling == "window"), frames
+    with pytest.raises(ValueError, match="finetune.glenet.sampling: 'random' unknown"):
+        settings({"sampling": "random"})
 
 
 def test_checkpoint_key_names_itself(tmp_path):
@@ -251,7 +363,8 @@ def test_checkpoint_key_names_itself(tmp_path):
 
 def test_trains_both_phases_with_their_loss_weights_and_draws_saliency(tmp_path):
     path = frames_shard(tmp_path / "0.h5")
-    cfg = {"epochs": 1, "batch_size": 4, "device": "cpu", "seed": 0, "glenet": {**TINY, "num_frames": 4}}
+    cfg = {"epochs": 1, "batch_size": 4, "device": "cpu", "seed": 0,
+           "glenet": {**TINY, "num_frames": 4, "phases": {"joint": {"lr": 0.0}}}}
     result = finetune("glenet", [path], tmp_path / "run", 3, cfg)
     log = pd.read_csv(tmp_path / "run" / "log.csv")
     assert log["phase"].tolist() == ["streams", "joint"]
@@ -259,10 +372,26 @@ def test_trains_both_phases_with_their_loss_weights_and_draws_saliency(tmp_path)
     assert streams["train_loss"] == pytest.approx(streams["global_loss"] + streams["local_loss"], rel=1e-5)
     assert joint["train_loss"] == pytest.approx(
         0.2 * (joint["com_loss"] + joint["global_loss"] + joint["local_loss"]) + 0.8 * joint["mu_loss"], rel=1e-5)
-    for phase in ("streams", "joint"):
-        assert (tmp_path / "run" / phase / "checkpoint.pt").exists()
+    states = {phase: torch.load(tmp_path / "run" / phase / "checkpoint.pt", weights_only=True)["model"]
+              for phase in ("streams", "joint")}
+    # the joint phase (lr 0 here) continues from the weights the streams phase ended with
+    for name in ("shared.conv1.0.weight", "global_stream.fc.weight", "local_stream.res3.0.body.0.0.weight"):
+        torch.testing.assert_close(states["joint"][name], states["streams"][name], rtol=0, atol=0)
     splits, _ = read_predictions(tmp_path / "run" / "predictions.h5")
     assert splits["test"].logits.shape == (3, 3) and set(result) == {"val_acc", "test_acc"}
+    # per-stream evidence: each stream's logits beside their sum z_com, each stream's val top-1 per epoch
+    for split in splits.values():
+        assert set(split.streams) == {"global", "local"}
+        torch.testing.assert_close(split.streams["global"] + split.streams["local"], split.logits)
+    val = splits["val"]
+    for stream in ("global", "local"):
+        accuracy = 100 * float((val.streams[stream].argmax(1) == val.label).mean())
+        assert log[f"val_{stream}_acc"].iloc[-1] * 100 == pytest.approx(accuracy)
+    table = fuse({"glenet": tmp_path / "run" / "predictions.h5"}, [], tmp_path / "fusion")
+    assert table["method"].tolist() == ["glenet (GLE-Net)", "glenet:global", "glenet:local"]
+    test = splits["test"]
+    assert table["instance_top1"].tolist() == pytest.approx(
+        [100 * float((z.argmax(1) == test.label).mean()) for z in (test.logits, *test.streams.values())])
     assert (tmp_path / "run" / "figures" / "saliency.png").read_bytes()[:4] == b"\x89PNG"
 
 

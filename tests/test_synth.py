@@ -232,6 +232,8 @@ def test_detector_noise_statistics():
     (dict(hand_miss=1.0), "hand_miss"),
     (dict(hand_miss_burst=0.5), "hand_miss_burst"),
     (dict(left_handed=1.5), "left_handed"),
+    (dict(face_scale=4.0), "face_scale"),
+    (dict(num_classes=8, confusing_pairs=5), "confusing_pairs"),
 ])
 def test_invalid_arguments_name_the_argument(tmp_path, kwargs, name):
     with pytest.raises(ValueError, match=name):
@@ -300,3 +302,22 @@ def test_left_handed_signers_are_mirror_images():
     np.testing.assert_allclose(mirrored.xy[:, PARTS["left_hand"], 1], pose.xy[:, PARTS["right_hand"], 1])
     np.testing.assert_array_equal(mirrored.z, pose.z[:, FLIP_PERMUTATION])
     np.testing.assert_allclose(mirror_pose(mirrored, 96).xy, pose.xy)
+
+
+def test_legible_face_corpus_enlarges_only_the_face_and_pairs_every_class():
+    """The legible-face mode (benchmarks/glenet.py): faces >= 24 px at its 72-px model input (short
+    side 81 of 192-px frames), the body and hands exactly those of the natural corpus, every class paired."""
+    natural = corpus_specs(num_classes=8, signers=3, repeats=1, seed=0, confusing_pairs=4)
+    legible = corpus_specs(num_classes=8, signers=3, repeats=1, seed=0, confusing_pairs=4, face_scale=2.4)
+    classes = [spec.sign for spec in natural if spec.signer == 0]
+    assert all(c.confusing_with >= 0 for c in classes)
+    assert {c.manual for c in classes} == {classes[c.confusing_with].manual for c in classes}    # pairs share the hands
+    assert len({c.manual for c in classes}) == 4 and len({(c.manual, c.expression) for c in classes}) == 8
+    for small, large in zip(natural[::7], legible[::7]):
+        (_, a), (_, b) = video_pose(small), video_pose(large)
+        for part in (slice(5, 17), PARTS["left_hand"], PARTS["right_hand"]):        # body below the head, hands
+            np.testing.assert_array_equal(a.xy[:, part], b.xy[:, part])
+        size = lambda pose: (pose.xy[:, PARTS["face"]].max(1) - pose.xy[:, PARTS["face"]].min(1)).mean(0)  # noqa: E731
+        np.testing.assert_allclose(size(b) / size(a), 2.4, rtol=0.02)
+        assert size(b).min() * 81 / 192 >= 24                             # the benchmark's 72-px crop of short side 81
+    assert [c.gloss for c in make_classes(20, 0)] == [c.gloss for c in make_classes(20, 0, num_pairs(20))]

@@ -79,6 +79,9 @@ class ModelSpec:
     figures(model, data, out_dir, settings) -> PNGs the stage writes into ``out_dir`` after
         training, from ``data`` (the val split, the test split when val is empty): what the
         model does that curves cannot show (decoded hands, saliency). None: no figures.
+    streams(model, batch) -> (logits, {stream: logits (B, num_classes)}) in one forward, for a
+        model whose prediction sums streams (GLE-Net): each stream's logits go to
+        ``predictions.h5`` beside the prediction and its val top-1 to ``log.csv``. None: one stream.
     """
 
     name: str
@@ -89,6 +92,7 @@ class ModelSpec:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     phases: tuple[Phase, ...] = ()
     figures: Callable[[nn.Module, Dataset, Path, Mapping[str, Any]], Any] | None = None
+    streams: Callable[[nn.Module, Mapping[str, Any]], tuple[Tensor, dict[str, Tensor]]] | None = None
 
     @property
     def stages(self) -> tuple[str, ...]:

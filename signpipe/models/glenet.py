@@ -17,7 +17,8 @@ Training follows §5.1 in two phases (``SPEC.phases``): ``streams`` trains both 
 own cross-entropy (the shared stages get both gradients; the sum and the mutual term weigh 0),
 ``joint`` trains everything with Eq. 1. SGD, lr 5e-3, momentum 0.9, weight decay 1e-4, x0.1
 when the validation loss stops falling, dropout 0.5. Input: short side 256, a random 224 crop
-and horizontal flip in training, the centre 256 x 256 at test; every other frame, then 32.
+and horizontal flip in training, the centre 256 x 256 at test; every other frame, then 32
+consecutive ones (a random window in training, the centred one at test).
 
 Where the paper is silent the choice is a config key (``finetune.glenet``), listed with its
 reason in docs/glenet.md, which also maps every equation to the code here. Nothing is ever
@@ -38,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets, sample_frames
+from signpipe.data import NUM_FRAMES, SAMPLINGS, ShardDataset, random_offsets, sample_frames
 from signpipe.models import ModelSpec, Phase, Shards
 from signpipe.models.pretrained import load_p3d
 from signpipe.models.rgb3d import KINETICS_MEAN, KINETICS_STD, FrameClips
@@ -49,14 +50,13 @@ log = logging.getLogger(__name__)
 DEPTHS = {10: ("basic", (1, 1, 1, 1)), 18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),
           50: ("bottleneck", (3, 4, 6, 3)), 101: ("bottleneck", (3, 4, 23, 3)), 152: ("bottleneck", (3, 8, 36, 3))}
 """ResNet depth -> block kind and blocks per stage (res2..res5), as He et al.; 50 is the paper's."""
-POSITIONS = ("pool2", "res3", "res4", "res5")
-"""Where the global enhancement module may sit in the global stream (Table 2)."""
+POSITIONS = ("pool2", "res3", "res4", "res5", "none")
+"""Where the global enhancement module may sit in the global stream (Table 2); ``none``: nowhere,
+the ablation of the local enhancement alone (Table 4's "+LEM")."""
 SALIENCY_STAGES = ("res3", "res4", "res5")
 """Global-stream stages the saliency map may be computed from (Table 3)."""
 LAMBDA = 0.2
 """lambda of Eq. 1 (Fig. 6: best at 0.2)."""
-LOSSES = ("com", "global", "local", "mu")
-"""The named loss terms: L_com (cross-entropy of z_com), L_global, L_local, L_mu."""
 
 
 @dataclass
@@ -68,7 +68,8 @@ class GLENetConfig:
     width: int = 64
     """Channels of conv1 and res2's blocks (ResNet: 64); stages double it."""
     position: str = "pool2"
-    """Where the global enhancement module sits: pool2 | res3 | res4 | res5 (Table 2: pool2)."""
+    """Where the global enhancement module sits: pool2 | res3 | res4 | res5 (Table 2: pool2), or
+    none (an ablation: two streams with the local enhancement only)."""
     attention_stride: int = 2
     """Keys and values (B, C of Eq. 2) are max-pooled spatially by this factor before attention
     (the non-local network's subsampling, [66] §3.3); 1 = full attention over all T*H*W positions."""
@@ -87,6 +88,11 @@ class GLENetConfig:
     """Side of the centred square crop at test (256)."""
     frame_step: int = 2
     """Every ``frame_step``-th frame is kept before the 32 are drawn (§5.1: every other frame)."""
+    sampling: str = "window"
+    """How the 32 frames are drawn from those kept: ``window``, 32 consecutive ones at a random
+    start in training and centred at test (§5.1: "32 frames temporally by random and center
+    selecting", the 3D-CNN's reading, against TSN's segments for the 2D-CNN), or ``segments``,
+    one per equal segment over the whole video (signpipe's other models)."""
     flip: bool = True
     """Random horizontal flip in training (§5.1)."""
     checkpoint: str | None = None
@@ -106,8 +112,11 @@ def settings(cfg: Mapping[str, Any] | None) -> GLENetConfig:
         raise ValueError(f"{where}.saliency_stage: {arch.saliency_stage!r} unknown; known: {', '.join(SALIENCY_STAGES)}")
     if arch.max_magnification < 1:
         raise ValueError(f"{where}.max_magnification: {arch.max_magnification} < 1; a cap below 1 cannot hold")
-    if min(arch.crop, arch.test_crop) > arch.short_side:
-        raise ValueError(f"{where}.crop/test_crop: larger than short_side {arch.short_side}; crops lie inside the frame")
+    if max(arch.crop, arch.test_crop) > arch.short_side:
+        raise ValueError(f"{where}.crop/test_crop: {arch.crop}/{arch.test_crop} larger than short_side "
+                         f"{arch.short_side}; crops lie inside the frame: raise short_side or lower the crop")
+    if arch.sampling not in SAMPLINGS:
+        raise ValueError(f"{where}.sampling: {arch.sampling!r} unknown; known: {', '.join(SAMPLINGS)}")
     return arch
 
 
@@ -293,7 +302,10 @@ class GlobalEnhancement(nn.Module):
         a = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)                        # (B, 1, N, C)
         k, v = self._keys(x, self.key).unsqueeze(1), self._keys(x, self.value).unsqueeze(1)
         with torch.autocast(x.device.type, enabled=False):
-            out = F.scaled_dot_product_attention(a.float(), k.float(), v.float(), scale=1.0)  # Eq. 2: no 1/sqrt(C)
+            # contiguous (B, 1, N, C): transposed views make the fused kernels decline and the
+            # math path materialise E (N x N_k floats per clip); contiguous, the flash kernel runs
+            a, k, v = (t.float().contiguous() for t in (a, k, v))
+            out = F.scaled_dot_product_attention(a, k, v, scale=1.0)                     # Eq. 2: no 1/sqrt(C)
         return out.squeeze(1).transpose(1, 2).reshape(b, c, t, h, w).to(x.dtype)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -424,16 +436,17 @@ class GLENet(nn.Module):
         kind, blocks = DEPTHS[arch.depth]
         self.shared = SharedStages(kind, blocks[0], arch.width)
         channels = stage_channels(kind, arch.width)
+        enhancement = None if arch.position == "none" else GlobalEnhancement(channels[arch.position], arch.attention_stride)
         self.global_stream = Stream(kind, blocks[1:], channels["pool2"], arch.width, num_classes, arch.dropout,
-                                    arch.position, GlobalEnhancement(channels[arch.position], arch.attention_stride))
+                                    arch.position, enhancement)
         self.local_enhancement = LocalEnhancement(arch.max_magnification, arch.detach_saliency)
         self.local_stream = Stream(kind, blocks[1:], channels["pool2"], arch.width, num_classes, arch.dropout)
         self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1))
         self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1))
 
     @property
-    def global_enhancement(self) -> GlobalEnhancement:
-        """The global stream's enhancement module (at ``arch.position``)."""
+    def global_enhancement(self) -> GlobalEnhancement | None:
+        """The global stream's enhancement module (at ``arch.position``; None for ``none``)."""
         return self.global_stream.enhancement
 
     def forward(self, clip: Tensor) -> GLEOutput:
@@ -480,6 +493,13 @@ def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
     return model(batch["jpeg"]).z_com
 
 
+def streams(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+    """z_com and each stream's logits, {"global": z_global, "local": z_local}, from one forward:
+    what each stream contributes to the prediction (``predictions.h5``, ``log.csv``)."""
+    out: GLEOutput = model(batch["jpeg"])
+    return out.z_com, {"global": out.z_global, "local": out.z_local}
+
+
 # ---------------------------------------------------------------- input (§5.1)
 
 def scale_crop(clip: np.ndarray, short_side: int, crop: int, offset: Sequence[float] | None = None) -> np.ndarray:
@@ -503,8 +523,8 @@ def scale_crop(clip: np.ndarray, short_side: int, crop: int, offset: Sequence[fl
 
 
 class GLEClips(FrameClips):
-    """Clips for GLE-Net: every ``frame_step``-th frame, then ``num_frames`` of them (random
-    segments in training, centred at test, as every signpipe model); short side ``short_side``,
+    """Clips for GLE-Net: every ``frame_step``-th frame, then ``num_frames`` of them as ``sampling``
+    says (a random window or random segments in training, centred at test); short side ``short_side``,
     a random ``crop`` and flip in training, the centred ``test_crop`` at test. Item ``jpeg``
     (N, side, side, 3) uint8, plus ``label``, ``video_id``, ``frames``, ``length``."""
 
@@ -516,7 +536,7 @@ class GLEClips(FrameClips):
     def frames(self, items: np.ndarray) -> np.ndarray:
         offsets = random_offsets(self.seed, self.epoch, items, self.num_frames) if self.train else None
         step = self.arch.frame_step
-        return sample_frames(-(-self._length[items] // step), self.num_frames, offsets) * step
+        return sample_frames(-(-self._length[items] // step), self.num_frames, offsets, self.arch.sampling) * step
 
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
@@ -618,4 +638,5 @@ PHASES = (Phase("streams", {"loss_weights": STREAMS_WEIGHTS}),
           Phase("joint", {"lr": JOINT_LR, "loss_weights": equation1_weights(LAMBDA)}))
 """§5.1's two-stage optimisation: the streams on their own, then jointly with Eq. 1 from their weights."""
 
-SPEC = ModelSpec("glenet", build, dataset, forward, losses=losses, defaults=DEFAULTS, phases=PHASES, figures=figures)
+SPEC = ModelSpec("glenet", build, dataset, forward, losses=losses, defaults=DEFAULTS, phases=PHASES, figures=figures,
+                 streams=streams)

@@ -102,15 +102,18 @@ def max_classes() -> int:
     return n
 
 
-def make_classes(num_classes: int, seed: int = 0) -> list[SignClass]:
-    """Draw ``num_classes`` classes from ``seed``: distinct manual combinations, some in face-only pairs.
+def make_classes(num_classes: int, seed: int = 0, pairs: int | None = None) -> list[SignClass]:
+    """Draw ``num_classes`` classes from ``seed``: distinct manual combinations, ``pairs`` of them
+    (None: :func:`num_pairs`) in face-only pairs.
 
     The same arguments always give the same list, sorted by label.
     """
     if not 2 <= num_classes <= max_classes():
         raise ValueError(f"num_classes={num_classes}: must be between 2 and {max_classes()}")
+    if pairs is not None and not 0 <= pairs <= num_classes // 2:
+        raise ValueError(f"confusing_pairs={pairs}: must be between 0 and num_classes // 2 = {num_classes // 2}")
     rng = np.random.default_rng([seed, 0xC1A55])
-    pairs = num_pairs(num_classes)
+    pairs = num_pairs(num_classes) if pairs is None else pairs
     combos = list(itertools.product(*MANUAL_SPACE))
     picked = [combos[i] for i in rng.choice(len(combos), size=num_classes - pairs, replace=False)]
     names = list(EXPRESSIONS)

@@ -46,6 +46,7 @@ class VideoSpec:
     hand_miss: float = 0.0
     hand_miss_burst: float = 8.0
     left_handed: float = 0.0
+    face_scale: float = 1.0
 
 
 def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
@@ -59,7 +60,7 @@ def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
     signer = make_signer(spec.signer, spec.seed, spec.width, spec.height)
     variation = make_variation(video_rng(spec, 0))
     length = num_frames(spec.frames, signer, variation)
-    pose = clean_pose(spec.sign, signer, variation, length, spec.width, spec.height)
+    pose = clean_pose(spec.sign, signer, variation, length, spec.width, spec.height, spec.face_scale)
     return signer, mirror_pose(pose, spec.width) if left_handed(spec.signer, spec.left_handed) else pose
 
 
@@ -161,7 +162,8 @@ def _check_at_least(name: str, value: float, low: float) -> None:
 def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, frames: int = 32,
                  width: int = 256, height: int = 192, fps: float = 25.0, val_signers: int = 1,
                  test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0, hand_miss_burst: float = 8.0,
-                 left_handed: float = 0.0) -> list[VideoSpec]:
+                 left_handed: float = 0.0, face_scale: float = 1.0, confusing_pairs: int | None = None
+                 ) -> list[VideoSpec]:
     """The clips of a corpus, ordered by signer, class, repeat; raises ValueError naming a bad argument."""
     for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1),
                              ("hand_miss_burst", hand_miss_burst, 1)):
@@ -170,17 +172,19 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
         raise ValueError(f"hand_miss={hand_miss}: must be in [0, 1)")
     if not 0 <= left_handed <= 1:
         raise ValueError(f"left_handed={left_handed}: must be in [0, 1]")
+    if not 0.5 <= face_scale <= 3:
+        raise ValueError(f"face_scale={face_scale}: must be in [0.5, 3] (1: natural proportions)")
     for name, value in (("width", width), ("height", height)):
         _check_at_least(name, value, 32)
         if value % 2:
             raise ValueError(f"{name}={value}: must be even (H.264 yuv420p)")
     splits = signer_splits(signers, val_signers, test_signers)
-    classes = make_classes(num_classes, seed)
+    classes = make_classes(num_classes, seed, confusing_pairs)
     digits_s, digits_c = (max(2, len(str(n - 1))) for n in (signers, num_classes))
     digits_r = len(str(repeats - 1))
     return [
         VideoSpec(f"s{s:0{digits_s}d}_c{c.label:0{digits_c}d}_r{r:0{digits_r}d}", c, s, r, splits[s],
-                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed)
+                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed, face_scale)
         for s in range(signers) for c in classes for r in range(repeats)
     ]
 
@@ -188,8 +192,8 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
 def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, repeats: int = 3,
                 frames: int = 32, width: int = 256, height: int = 192, fps: float = 25.0,
                 val_signers: int = 1, test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0,
-                hand_miss_burst: float = 8.0, left_handed: float = 0.0, workers: int = 1,
-                progress: bool = True) -> pd.DataFrame:
+                hand_miss_burst: float = 8.0, left_handed: float = 0.0, face_scale: float = 1.0,
+                confusing_pairs: int | None = None, workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Generate the synthetic ISLR corpus under ``out_dir`` and return its table (one row per clip).
 
     Writes ``videos/{video_id}.mp4`` (H.264), ``keypoints/{video_id}.npz`` (``xy`` (T, 133, 2)
@@ -204,10 +208,15 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     missed, in bursts of ``hand_miss_burst`` frames on average (real MediaPipe landmarks of short
     signs: about half the hand tokens); ``left_handed`` (0) the share of signers who sign with
     the left hand (every 1/share-th signer; their clips are mirror images).
+
+    A legible-face corpus, where the face can matter (GLE-Net's NMFs, benchmarks/glenet.py):
+    ``face_scale`` (1) enlarges every head about its centre, ``confusing_pairs`` (None: about a
+    quarter of the classes, :func:`~signpipe.synth.classes.num_pairs`) sets how many class pairs
+    share all manual parameters and differ only in the face (``num_classes // 2``: every class).
     """
     _check_at_least("workers", workers, 1)
     specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed,
-                         hand_miss, hand_miss_burst, left_handed)
+                         hand_miss, hand_miss_burst, left_handed, face_scale, confusing_pairs)
     out_dir = Path(out_dir)
     jobs = [(spec, out_dir) for spec in specs]
     with contextlib.ExitStack() as stack:

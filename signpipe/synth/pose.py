@@ -318,11 +318,13 @@ def _side(signer: Signer, cls: SignClass, variation: Variation, envelope: np.nda
 
 
 def clean_pose(cls: SignClass, signer: Signer, variation: Variation, length: int, width: int,
-               height: int) -> Pose:
+               height: int, face_scale: float = 1.0) -> Pose:
     """The noise-free pose (the drawn truth) of ``signer`` signing ``cls`` over ``length`` frames.
 
     Two classes with the same manual parameters get identical body and hand points for the same
-    signer and variation; only the face differs.
+    signer and variation; only the face differs. ``face_scale`` enlarges the head about its
+    centre (1: natural proportions; the legible-face corpus's 2.4 makes the face as tall as the
+    upper arm, so a 64-px model input shows it at about 30 px).
     """
     envelope, phase = timeline(signer, variation, length)
     t = np.linspace(0.0, 1.0, length)
@@ -344,6 +346,7 @@ def clean_pose(cls: SignClass, signer: Signer, variation: Variation, length: int
     intensity = envelope[:, None] * np.array(EXPRESSIONS[cls.expression])
     blink = np.exp(-(((t - variation.blink) * length / 1.2) ** 2)) if variation.blink >= 0 else np.zeros(length)
     ears = np.broadcast_to([[1.0, -0.02], [-1.0, -0.02]], (length, 2, 2))  # left ear on the image right
+    head_a, head_b = head_a * face_scale, head_b * face_scale                        # the centre stays put
     local = np.concatenate([face_landmarks(intensity, 1.0 - blink), ears], axis=1) * [head_a, head_b]
     cos, sin = np.cos(head_tilt)[:, None], np.sin(head_tilt)[:, None]
     rotated = np.stack([cos * local[..., 0] - sin * local[..., 1], sin * local[..., 0] + cos * local[..., 1]], -1)
