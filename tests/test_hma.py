@@ -133,15 +133,22 @@ def test_partitions_split_the_hand_graph_with_self_loops():
     assert hand_partitions("uniform").shape == (1, 21, 21)
 
 
-def test_graph_conv_normalises_the_masked_graph_as_eq4():
+def test_graph_conv_averages_each_joints_neighbourhood_as_st_gcns_code():
     conv = HandGraphConv(3, 4, hand_partitions("spatial"))
+    operators = conv.operators().detach()
+    # the wrist: itself and five children (thumb CMC, four MCPs); a fingertip: itself and its DIP
+    assert float(operators[0, 0, 0]) == pytest.approx(1 / 6) and float(operators[2, 0, 1]) == pytest.approx(1 / 6)
+    assert float(operators[0, 8, 8]) == pytest.approx(1 / 2) and float(operators[1, 8, 7]) == pytest.approx(1 / 2)
+    assert float(operators[1, 1, 0]) == pytest.approx(1 / 3) and float(operators[2, 7, 8]) == pytest.approx(1 / 3)
+    torch.testing.assert_close(operators.sum(dim=(0, 2)), torch.ones(21))  # each joint: a mean of its neighbours
+    assert float(operators.max()) == pytest.approx(1 / 2)  # no edge outweighs its siblings by accident
     with torch.no_grad():
         conv.importance.mul_(torch.rand(21, 21) + 0.5)
-    masked = conv.partitions * conv.importance
-    for k in range(3):
-        degree = masked[k].sum(1) + 1e-3
-        expected = torch.diag(degree.rsqrt()) @ masked[k] @ torch.diag(degree.rsqrt())
-        torch.testing.assert_close(conv.operators()[k], expected)
+    torch.testing.assert_close(conv.operators(), operators * conv.importance)  # M scales the normalised graph
+    x = torch.randn(1, 3, 2, 21)
+    y = conv.conv(x).view(1, 3, 4, 2, 21)
+    expected = sum(y[:, k] @ conv.operators()[k].T for k in range(3))  # Z = sum_k (D^-1 A_k o M) X W_k
+    torch.testing.assert_close(conv(x), expected)
 
 
 def test_edge_importance_starts_at_ones_and_is_learned():
