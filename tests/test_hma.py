@@ -166,7 +166,7 @@ def test_edge_importance_starts_at_ones_and_is_learned():
 @pytest.mark.parametrize("frame", ["model", "camera", None])
 def test_the_inference_module_sees_the_joints_before_c_r_unless_asked(frame):
     model = tiny(**({} if frame is None else {"joint_frame": frame})).eval()
-    frame = frame or "model"  # the default (docs/hma.md: Joint frame)
+    frame = frame or "camera"  # the default (docs/hma.md: Joint frame)
     crops = random_crops()
     with torch.no_grad():
         before = model(crops)
@@ -260,12 +260,12 @@ def test_spa_scale_measures_the_spatial_loss_in_pixels_of_a_256_crop():
     predicted[..., 8, :] = torch.tensor([0.25 + 1 / 128, -0.5 - 2 / 128])  # 1 px, 2 px off in a 256-px crop
     assert float(spatial_consistency_loss(predicted, pose)) == pytest.approx(3 / 128)
     assert float(spatial_consistency_loss(predicted, pose, scale=128.0)) == pytest.approx(3.0)  # pixels
-    assert HMAConfig().spa_scale == 1.0
+    assert HMAConfig().spa_scale == 16.0  # pixels of a 32-px crop (docs/hma.md, Units)
     model = tiny(spa_scale=128.0)
     batch = {"crop": random_crops(), "pose": torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.ones(2, 4, 2, 21, 1)],
                                                       dim=-1), "label": torch.tensor([1, 2])}
     scaled = SPEC.losses(model, batch)[0]
-    model.config = HMAConfig.from_settings(TINY)
+    model.config = HMAConfig.from_settings({**TINY, "spa_scale": 1.0})
     plain = SPEC.losses(model, batch)[0]
     assert float(scaled["spa"]) == pytest.approx(128 * float(plain["spa"]), rel=1e-5)
     assert float(scaled["reg"]) == pytest.approx(float(plain["reg"]))  # only eq. 6 changes units
@@ -295,9 +295,9 @@ def test_losses_of_a_batch_are_named_and_reach_the_encoder():
 
 @pytest.mark.parametrize("reduction", ["frame", "mean"])
 def test_the_configs_loss_keys_reach_the_losses(reduction):
-    """epsilon, alpha, w_beta and reduction of finetune.hma reach eq. 6-8: each term equals its
+    """epsilon, alpha, w_beta, reduction and spa_scale of finetune.hma reach eq. 6-8: each term equals its
     function called with the config's values, which differ from the defaults (or 0, 1) here."""
-    keys = {"epsilon": 0.7, "alpha": [3.0, 0.5, 2.0], "w_beta": 2.5, "reduction": reduction}
+    keys = {"epsilon": 0.7, "alpha": [3.0, 0.5, 2.0], "w_beta": 2.5, "reduction": reduction, "spa_scale": 4.0}
     model = tiny(**keys)
     torch.manual_seed(2)
     pose = torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.rand(2, 4, 2, 21, 1)], dim=-1)
@@ -306,10 +306,10 @@ def test_the_configs_loss_keys_reach_the_losses(reduction):
     terms = SPEC.losses(model, batch)[0]
     with torch.no_grad():
         out = model(batch["crop"])
-        expected = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.7, reduction=reduction),
+        expected = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.7, reduction=reduction, scale=4.0),
                     "tem": temporal_consistency_loss(out.joints3d, (3.0, 0.5, 2.0), reduction=reduction),
                     "reg": regularisation_loss(out.latent.theta, out.latent.beta, 2.5, reduction=reduction)}
-        defaults = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.0, reduction=reduction),
+        defaults = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.0, reduction=reduction, scale=4.0),
                     "tem": temporal_consistency_loss(out.joints3d, reduction=reduction),
                     "reg": regularisation_loss(out.latent.theta, out.latent.beta, 1.0, reduction=reduction)}
     for name, value in expected.items():

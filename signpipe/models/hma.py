@@ -69,6 +69,9 @@ ALPHA = (1.0, 2.5, 4.0)
 """Eq. 7: alpha_0, alpha_1, alpha_2 for palm, middle, terminal joints (paper: 1, 2.5, 4)."""
 LAMBDA = 0.1
 """Eq. 9: lambda_spa = lambda_tem = lambda_reg = 0.1 (paper)."""
+SPA_SCALE = 16.0
+"""Units of eq. 6: pixels per normalised crop unit (16: pixels of a 32-px crop). The paper's
+pixels of a 256-px crop (128) stall SGD at lr 5e-3 (docs/hma.md, Units)."""
 INITIAL_VIEW = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 """Camera rotation the decoder starts from: 180 degrees about x, the hand model's fingers (+y)
 pointing up in the image (y down) and its palm towards the camera, as in most hand crops."""
@@ -92,9 +95,10 @@ class HMAConfig:
     ``flip`` (0.5). Decoder: ``num_pca`` (6), ``mano_dir`` (None: the open hand). Inference
     module: ``gcn_layers`` [[channels, temporal stride], ...], ``temporal_kernel`` (9),
     ``partition`` (spatial | uniform), ``hand_fusion`` (graph | logits), ``joint_frame``
-    (model | camera), ``dropout``. Losses: ``epsilon`` (0.4), ``w_beta`` (10), ``alpha``
-    (1, 2.5, 4), ``temporal_groups``, ``reduction`` (frame | sum | mean), ``spa_scale`` (1: L_spa in
-    the normalised crop units; 128: in pixels of the paper's 256-px crop).
+    (camera: c_r J3D, the hand's orientation in the image kept | model: J3D), ``dropout``. Losses:
+    ``epsilon`` (0.4), ``w_beta`` (10), ``alpha`` (1, 2.5, 4), ``temporal_groups``, ``reduction``
+    (frame | sum | mean), ``spa_scale`` (16: L_spa in pixels of a 32-px crop, 16 per normalised
+    unit; 128 would be pixels of the paper's 256-px crop; docs/hma.md, Units).
     """
 
     arch: str = "resnet34"
@@ -109,14 +113,14 @@ class HMAConfig:
     temporal_kernel: int = 9
     partition: str = "spatial"
     hand_fusion: str = "graph"
-    joint_frame: str = "model"
+    joint_frame: str = "camera"
     dropout: float = 0.0
     epsilon: float = EPSILON
     w_beta: float = W_BETA
     alpha: tuple[float, float, float] = ALPHA
     temporal_groups: tuple[tuple[int, ...], ...] = TEMPORAL_GROUPS
     reduction: str = "frame"
-    spa_scale: float = 1.0
+    spa_scale: float = SPA_SCALE
 
     def __post_init__(self) -> None:
         for key, value, known in (("arch", self.arch, tuple(ARCHS)), ("partition", self.partition, PARTITIONS),
