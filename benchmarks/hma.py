@@ -193,7 +193,7 @@ def spread(values: list[float]) -> float:
 
 
 SMOKE = {"classes": 3, "signers": 3, "repeats": 1, "frames": 12, "shards": 1, "crop": 32, "size": 16,
-         "num_frames": 4, "epochs": 1, "seeds": 1, "fit_steps": 5}
+         "num_frames": 4, "epochs": 1, "seeds": 1, "fit_steps": 5, "jobs": 1}
 """--smoke: a corpus of 9 videos, one epoch, one seed: every variant and measure, in seconds."""
 
 
@@ -211,7 +211,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--size", type=int, default=32, help="encoder input side")
     parser.add_argument("--num-frames", type=int, default=8, help="frames per clip")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--optimizer", default="sgd", help="sgd (paper) or adam")
     parser.add_argument("--lr", type=float, default=5e-3)

@@ -260,7 +260,7 @@ def test_spa_scale_measures_the_spatial_loss_in_pixels_of_a_256_crop():
     predicted[..., 8, :] = torch.tensor([0.25 + 1 / 128, -0.5 - 2 / 128])  # 1 px, 2 px off in a 256-px crop
     assert float(spatial_consistency_loss(predicted, pose)) == pytest.approx(3 / 128)
     assert float(spatial_consistency_loss(predicted, pose, scale=128.0)) == pytest.approx(3.0)  # pixels
-    assert HMAConfig().spa_scale == 16.0  # pixels of a 32-px crop (docs/hma.md, Units)
+    assert HMAConfig().spa_scale == 8.0  # pixels of a 16-px crop (docs/hma.md, Units)
     model = tiny(spa_scale=128.0)
     batch = {"crop": random_crops(), "pose": torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.ones(2, 4, 2, 21, 1)],
                                                       dim=-1), "label": torch.tensor([1, 2])}

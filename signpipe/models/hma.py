@@ -69,9 +69,10 @@ ALPHA = (1.0, 2.5, 4.0)
 """Eq. 7: alpha_0, alpha_1, alpha_2 for palm, middle, terminal joints (paper: 1, 2.5, 4)."""
 LAMBDA = 0.1
 """Eq. 9: lambda_spa = lambda_tem = lambda_reg = 0.1 (paper)."""
-SPA_SCALE = 16.0
-"""Units of eq. 6: pixels per normalised crop unit (16: pixels of a 32-px crop). The paper's
-pixels of a 256-px crop (128) stall SGD at lr 5e-3 (docs/hma.md, Units)."""
+SPA_SCALE = 8.0
+"""Units of eq. 6: pixels per normalised crop unit (8: pixels of a 16-px crop), the best measured
+under SGD at lr 5e-3; 16, 48 and the paper's pixels of a 256-px crop (128) let the hand collapse
+more often (docs/hma.md, Units)."""
 INITIAL_VIEW = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 """Camera rotation the decoder starts from: 180 degrees about x, the hand model's fingers (+y)
 pointing up in the image (y down) and its palm towards the camera, as in most hand crops."""
@@ -97,7 +98,7 @@ class HMAConfig:
     ``partition`` (spatial | uniform), ``hand_fusion`` (graph | logits), ``joint_frame``
     (camera: c_r J3D, the hand's orientation in the image kept | model: J3D), ``dropout``. Losses:
     ``epsilon`` (0.4), ``w_beta`` (10), ``alpha`` (1, 2.5, 4), ``temporal_groups``, ``reduction``
-    (frame | sum | mean), ``spa_scale`` (16: L_spa in pixels of a 32-px crop, 16 per normalised
+    (frame | sum | mean), ``spa_scale`` (8: L_spa in pixels of a 16-px crop, 8 per normalised
     unit; 128 would be pixels of the paper's 256-px crop; docs/hma.md, Units).
     """
 
