@@ -129,7 +129,8 @@ def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 30
     return correct / max(counted, 1)
 
 
-def decoded_features(model: torch.nn.Module, shards: list[Path], split: str, settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def decoded_features(model: torch.nn.Module, shards: list[Path], split: str,
+                     settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
     """Per clip of ``split`` (centred): the decoded theta and camera rotation (6D) of both hands,
     averaged over the frames, (N, 2 * (P + 6)), and the labels (N,)."""
     data = SPEC.dataset({"hands": shards}, split, False, settings)
