@@ -1,18 +1,23 @@
-"""HMA on the synthetic corpus (CPU): the paper's Table 1 ablation and how well the decoded hands fit.
+"""HMA on the synthetic hand-shape corpus (CPU): the paper's Table 1 and how well the decoded hands fit.
 
-    python benchmarks/hma.py [--classes 10 --signers 6 --repeats 3 --epochs 20 --seeds 3 ...]
+    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~15 min, 2 cores)
+    python benchmarks/hma.py --smoke      # the same code path and JSON keys in seconds
 
-Builds the corpus and its hands shards in a temporary folder (synth -> manifest -> decode ->
-sidecar pose -> hands), then fine-tunes HMA three ways per seed with the same schedule:
-``full`` (eq. 9: L_cla + 0.1 L_spa + 0.1 L_tem + 0.1 L_reg), ``cls_only`` (L_cla alone, Table 1's
-first row) and ``no_tem`` (without L_tem, its third row); ``spa_only`` (L_spa alone) on request.
+Builds the corpus (``hand_shapes``: classes differ only by hand shape and palm orientation;
+motion, location, hands and repetitions random per video; signers with different hand sizes)
+and its hands shards in a temporary folder (synth -> manifest -> decode -> sidecar pose -> hands;
+``--data DIR`` keeps and reuses them), then fine-tunes HMA per seed as Table 1's four rows, with
+the model's default loss weights: ``cls_only`` (L_cla), ``cls_reg`` (+ L_reg), ``no_tem``
+(+ L_reg + L_spa) and ``full`` (eq. 9); ``spa_only`` (L_spa alone) on request.
 ``pck20_projected`` is the share of confident val-split pseudo-label joints (c >= epsilon,
 wrist-relative as eq. 6, wrist excluded) that the full model's projected joints hit within 0.2
 of the hand box side (the stored crop); ``pck20_untrained`` the same for a freshly built model;
 ``pck20_fit`` for the hand model fitted to every val hand pose by optimisation (no encoder: the
 ceiling of theta in R^6, beta and the camera) and ``pck20_constant`` for one fitted hand per
-side (a decoder that ignores the image). Prints one JSON line last; accuracies are test-split
-means over the seeds.
+side (a decoder that ignores the image). ``theta_probe_acc`` is the test accuracy of a linear
+classifier trained on the full model's decoded theta (and camera rotation), averaged over each
+clip: how much of the class the decoded hands carry. Prints one JSON line last; accuracies are
+test-split means (and standard deviations) over the seeds.
 """
 
 from __future__ import annotations
@@ -37,21 +42,24 @@ from signpipe.finetune import finetune
 from signpipe.handmodel import NUM_BETAS, HandModel, make_camera
 from signpipe.handmodel.defaults import SIDES
 from signpipe.models.hma import (
-    INITIAL_LOG_SCALE, INITIAL_VIEW, SPEC, HMAConfig, build, projected_pck, spatial_consistency_loss,
+    DEFAULTS, INITIAL_LOG_SCALE, INITIAL_VIEW, SPEC, HMAConfig, build, projected_pck, spatial_consistency_loss,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from handmodel_fit import depth_mirror, fit_palm_camera  # noqa: E402
 from signbert import hands_shards  # noqa: E402  (the same corpus pipeline as the SignBERT benchmark)
 
-VARIANTS = {
-    "full": {"ce": 1.0, "spa": 0.1, "tem": 0.1, "reg": 0.1},
-    "cls_only": {"ce": 1.0, "spa": 0.0, "tem": 0.0, "reg": 0.0},
-    "no_tem": {"ce": 1.0, "spa": 0.1, "tem": 0.0, "reg": 0.1},
-    "spa_only": {"ce": 0.0, "spa": 0.1, "tem": 0.0, "reg": 0.0},
-}
-"""Loss weights per variant: Table 1's rows (full, cls_only, no_tem) and, to diagnose the fit,
-L_spa alone (the encoder trained as a 2D hand pose regressor through the hand model)."""
+TERMS = {"cls_only": ("ce",), "cls_reg": ("ce", "reg"), "no_tem": ("ce", "reg", "spa"),
+         "full": ("ce", "reg", "spa", "tem"), "spa_only": ("spa",)}
+"""The loss terms of each variant: Table 1's rows (Cla; Cla + Reg; Cla + Reg + Spa; all four) and,
+to diagnose the fit, L_spa alone (the encoder trained as a 2D hand pose regressor through the
+hand model). Each term keeps the model's default weight (``DEFAULTS["loss_weights"]``)."""
+
+
+def loss_weights(name: str, weights: dict[str, float] | None = None) -> dict[str, float]:
+    """Variant ``name``'s loss weights: its terms at ``weights`` (default: the model's), the others 0."""
+    weights = weights or DEFAULTS["loss_weights"]
+    return {term: (weight if term in TERMS[name] else 0.0) for term, weight in weights.items()}
 
 
 def pck_threshold(config: HMAConfig, fraction: float = 0.2) -> float:
@@ -121,64 +129,122 @@ def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 30
     return correct / max(counted, 1)
 
 
+def decoded_features(model: torch.nn.Module, shards: list[Path], split: str,
+                     settings: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per clip of ``split`` (centred): the decoded theta and camera rotation (6D) of both hands,
+    averaged over the frames, (N, 2 * (P + 6)), and the labels (N,)."""
+    data = SPEC.dataset({"hands": shards}, split, False, settings)
+    features, labels = [], []
+    model.eval()
+    with torch.no_grad():
+        for batch in DataLoader(data, batch_size=8):
+            latent = model(batch["crop"]).latent
+            features.append(torch.cat([latent.theta, latent.camera[..., :6]], -1).mean(1).flatten(1))
+            labels.append(batch["label"])
+    return torch.cat(features), torch.cat(labels)
+
+
+def probe_accuracy(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                   classes: int, steps: int = 300) -> float:
+    """Test accuracy of a linear softmax classifier (L-BFGS, weight decay 1e-3) fitted on the train features."""
+    mean_, std = train[0].mean(0), train[0].std(0).clamp(min=1e-6)
+    x, y = (train[0] - mean_) / std, train[1]
+    layer = torch.nn.Linear(x.shape[1], classes)
+    optimiser = torch.optim.LBFGS(layer.parameters(), max_iter=steps)
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(layer(x), y) + 1e-3 * layer.weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimiser.step(closure)
+    with torch.no_grad():
+        return float((layer((test[0] - mean_) / std).argmax(1) == test[1]).float().mean())
+
+
 def train_variant(name: str, seed: int, shards: list[Path], root: Path, classes: int, common: dict,
-                  model: dict, threads: int) -> dict[str, float]:
-    """Fine-tune one variant with one seed (a worker process); its val PCK@0.2 too where L_spa trains."""
+                  model: dict, threads: int) -> dict:
+    """Fine-tune one variant with one seed (a worker process); where L_spa trains, its val PCK@0.2
+    and the accuracy of a linear probe on its decoded theta; the per-epoch loss terms of each."""
     torch.set_num_threads(threads)
     out = root / f"{name}-{seed}"
-    cfg = {**common, "seed": seed, "hma": {**model, "loss_weights": VARIANTS[name]}}
-    result = finetune("hma", {"hands": shards}, out, classes, cfg)
-    result["samples_per_s"] = float(pd.read_csv(out / "log.csv")["samples_per_s"].mean())
-    if VARIANTS[name]["spa"]:
+    weights = model.get("loss_weights")
+    cfg = {**common, "seed": seed, "hma": {**model, "loss_weights": loss_weights(name, weights)}}
+    result: dict = finetune("hma", {"hands": shards}, out, classes, cfg)
+    log = pd.read_csv(out / "log.csv")
+    result["samples_per_s"] = float(log["samples_per_s"].mean())
+    result["curves"] = {f"{term}_loss": [round(float(v), 4) for v in log[f"{term}_loss"]]
+                        for term in ("ce", "spa", "tem", "reg") if f"{term}_loss" in log}
+    result["val_acc_curve"] = [round(float(v), 4) for v in log["val_acc"]] if "val_acc" in log else []
+    if "spa" in TERMS[name]:
         settings = {**model, "num_frames": common["num_frames"]}
         trained = build(classes, settings)
         trained.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True)["model"])
         result["pck20_projected"] = val_pck(trained, shards, settings)
+        result["theta_probe_acc"] = probe_accuracy(decoded_features(trained, shards, "train", settings),
+                                                   decoded_features(trained, shards, "test", settings), classes)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
 
 
+def spread(values: list[float]) -> float:
+    """Standard deviation over seeds (0 for one seed)."""
+    return float(torch.tensor(values, dtype=torch.float64).std()) if len(values) > 1 else 0.0
+
+
+SMOKE = {"classes": 3, "signers": 3, "repeats": 1, "frames": 12, "shards": 1, "crop": 32, "size": 16,
+         "num_frames": 4, "epochs": 1, "seeds": 1, "fit_steps": 5, "jobs": 1}
+"""--smoke: a corpus of 9 videos, one epoch, one seed: every variant and measure, in seconds."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", default="hand_shapes", choices=("hand_shapes", "signs"),
+                        help="hand_shapes: classes differ by hand shape and palm only; signs: the demo's vocabulary")
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--signers", type=int, default=6)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--frames", type=int, default=32, help="frames per generated video")
+    parser.add_argument("--signers", type=int, default=6, help="the last one test, the one before val")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--frames", type=int, default=24, help="frames per generated video")
     parser.add_argument("--shards", type=int, default=2)
-    parser.add_argument("--crop", type=int, default=64, help="hands stage crop side")
+    parser.add_argument("--crop", type=int, default=48, help="hands stage crop side")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--width", type=int, default=16)
-    parser.add_argument("--size", type=int, default=48, help="encoder input side")
+    parser.add_argument("--size", type=int, default=32, help="encoder input side")
     parser.add_argument("--num-frames", type=int, default=8, help="frames per clip")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--optimizer", default="sgd", help="sgd (paper) or adam")
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--schedule", default="plateau", help="plateau (paper), cosine, step")
-    parser.add_argument("--spa-scale", type=float, default=1.0,
-                        help="finetune.hma.spa_scale: units of L_spa (1 normalised; 128 pixels of a 256-px crop)")
-    parser.add_argument("--joint-frame", default="model", help="finetune.hma.joint_frame: model (paper) or camera")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--variants", default="full,cls_only,no_tem", help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--hma", action="append", default=[], metavar="KEY=JSON",
+                        help="a finetune.hma key over the model's default, e.g. joint_frame='\"model\"' (repeatable)")
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--variants", default="cls_only,cls_reg,no_tem,full", help=f"of {', '.join(TERMS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
-    parser.add_argument("--jobs", type=int, default=1, help="runs trained at once (processes)")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (processes)")
+    parser.add_argument("--fit-steps", type=int, default=300, help="Adam steps of the hand-model fits")
+    parser.add_argument("--data", type=Path, help="keep the corpus and shards here and reuse them")
+    parser.add_argument("--smoke", action="store_true", help=f"tiny sizes: {SMOKE}")
     args = parser.parse_args()
     if args.smoke:
-        args.classes, args.signers, args.repeats, args.frames, args.epochs, args.seeds = 3, 3, 1, 8, 1, 1
-        args.crop, args.size, args.width, args.num_frames, args.variants = 32, 32, 8, 4, "full"
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
     model = {"arch": args.arch, "width": args.width, "size": args.size, "gcn_layers": [[32, 1], [64, 2]],
-             "spa_scale": args.spa_scale, "joint_frame": args.joint_frame}
+             **{key: json.loads(value) for key, value in (item.split("=", 1) for item in args.hma)}}
     common = {"batch_size": args.batch_size, "device": "cpu", "epochs": args.epochs, "optimizer": args.optimizer,
               "lr": args.lr, "schedule": args.schedule, "num_frames": args.num_frames}
     variants = args.variants.split(",")
     jobs = [(name, seed) for seed in range(args.seeds) for name in variants]
     with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
         root = Path(tmp)
+        data = args.data or root
         started = time.perf_counter()
-        shards = hands_shards(root, args)
+        shards = sorted(data.glob("hands*.h5"))
+        if not shards or not (data / "manifest.csv").is_file():
+            shards = hands_shards(data, args, hand_shapes=args.corpus == "hand_shapes")
         data_s = time.perf_counter() - started
         settings = {**model, "num_frames": args.num_frames}
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -186,27 +252,33 @@ def main() -> None:
                        for name, seed in jobs]
             torch.manual_seed(0)
             untrained = val_pck(build(args.classes, settings), shards, settings)
-            fitted, constant = fit_pck(shards, settings, per_frame=True), fit_pck(shards, settings, per_frame=False)
+            fitted = fit_pck(shards, settings, per_frame=True, steps=args.fit_steps)
+            constant = fit_pck(shards, settings, per_frame=False, steps=args.fit_steps)
             results = []
             for (name, seed), future in zip(jobs, futures):
                 results.append(future.result())
-                print(json.dumps({"seed": seed, "variant": name, **{k: round(v, 4) for k, v in results[-1].items()}}),
+                print(json.dumps({"seed": seed, "variant": name,
+                                  **{k: round(v, 4) if isinstance(v, float) else v for k, v in results[-1].items()}}),
                       flush=True)
-        videos = len(pd.read_csv(root / "manifest.csv"))
+        videos = len(pd.read_csv(data / "manifest.csv"))
     runs = {name: [r for (n, _), r in zip(jobs, results) if n == name] for name in variants}
+    acc = {name: [r["test_acc"] for r in runs[name]] for name in variants}
     pck = [r["pck20_projected"] for r in runs.get("full", [])]
+    probe = [r["theta_probe_acc"] for r in runs.get("full", [])]
     fits = {f"pck20_{name}": round(mean(r["pck20_projected"] for r in runs[name]), 4)
-            for name in variants if name != "full" and VARIANTS[name]["spa"]}
+            for name in variants if name != "full" and "spa" in TERMS[name]}
     print(json.dumps({
-        "videos": videos, "classes": args.classes, "crop": args.crop, "model": model, "epochs": args.epochs,
-        "optimizer": args.optimizer, "lr": args.lr, "schedule": args.schedule,
-        "num_frames": args.num_frames, "seeds": args.seeds, "jobs": args.jobs, "data_s": round(data_s, 1),
-        "total_s": round(time.perf_counter() - started, 1),
-        **{f"acc_{name}": round(mean(r["test_acc"] for r in runs[name]), 4) for name in variants},
+        "corpus": args.corpus, "videos": videos, "classes": args.classes, "chance": round(1 / args.classes, 4),
+        "crop": args.crop, "model": model, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
+        "schedule": args.schedule, "num_frames": args.num_frames, "seeds": args.seeds, "jobs": args.jobs,
+        "data_s": round(data_s, 1), "total_s": round(time.perf_counter() - started, 1),
+        **{f"acc_{name}": round(mean(acc[name]), 4) for name in variants},
+        **{f"acc_{name}_std": round(spread(acc[name]), 4) for name in variants},
         **{f"val_acc_{name}": round(mean(r["val_acc"] for r in runs[name]), 4) for name in variants},
-        **{f"acc_{name}_per_seed": [round(r["test_acc"], 4) for r in runs[name]] for name in variants},
+        **{f"acc_{name}_per_seed": [round(a, 4) for a in acc[name]] for name in variants},
         "pck20_projected": round(mean(pck), 4) if pck else None,
         "pck20_projected_per_seed": [round(p, 4) for p in pck],
+        "theta_probe_acc": round(mean(probe), 4) if probe else None,
         **fits, "pck20_untrained": round(untrained, 4), "pck20_fit": round(fitted, 4),
         "pck20_constant": round(constant, 4),
         "train_samples_per_s": round(mean(r["samples_per_s"] for r in results), 2),

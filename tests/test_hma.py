@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
+from signpipe.data import ShardDataset
 from signpipe.finetune import finetune, phase_settings
 from signpipe.handmodel import make_camera
 from signpipe.handmodel.mano import MANO_FINGERTIPS, mirror_model
@@ -132,15 +133,22 @@ def test_partitions_split_the_hand_graph_with_self_loops():
     assert hand_partitions("uniform").shape == (1, 21, 21)
 
 
-def test_graph_conv_normalises_the_masked_graph_as_eq4():
+def test_graph_conv_averages_each_joints_neighbourhood_as_st_gcns_code():
     conv = HandGraphConv(3, 4, hand_partitions("spatial"))
+    operators = conv.operators().detach()
+    # the wrist: itself and five children (thumb CMC, four MCPs); a fingertip: itself and its DIP
+    assert float(operators[0, 0, 0]) == pytest.approx(1 / 6) and float(operators[2, 0, 1]) == pytest.approx(1 / 6)
+    assert float(operators[0, 8, 8]) == pytest.approx(1 / 2) and float(operators[1, 8, 7]) == pytest.approx(1 / 2)
+    assert float(operators[1, 1, 0]) == pytest.approx(1 / 3) and float(operators[2, 7, 8]) == pytest.approx(1 / 3)
+    torch.testing.assert_close(operators.sum(dim=(0, 2)), torch.ones(21))  # each joint: a mean of its neighbours
+    assert float(operators.max()) == pytest.approx(1 / 2)  # no edge outweighs its siblings by accident
     with torch.no_grad():
         conv.importance.mul_(torch.rand(21, 21) + 0.5)
-    masked = conv.partitions * conv.importance
-    for k in range(3):
-        degree = masked[k].sum(1) + 1e-3
-        expected = torch.diag(degree.rsqrt()) @ masked[k] @ torch.diag(degree.rsqrt())
-        torch.testing.assert_close(conv.operators()[k], expected)
+    torch.testing.assert_close(conv.operators(), operators * conv.importance)  # M scales the normalised graph
+    x = torch.randn(1, 3, 2, 21)
+    y = conv.conv(x).view(1, 3, 4, 2, 21)
+    expected = sum(y[:, k] @ conv.operators()[k].T for k in range(3))  # Z = sum_k (D^-1 A_k o M) X W_k
+    torch.testing.assert_close(conv(x), expected)
 
 
 def test_edge_importance_starts_at_ones_and_is_learned():
@@ -155,9 +163,10 @@ def test_edge_importance_starts_at_ones_and_is_learned():
     assert all(not torch.equal(m, torch.ones(42, 42)) for m in masks)
 
 
-@pytest.mark.parametrize("frame", ["model", "camera"])
+@pytest.mark.parametrize("frame", ["model", "camera", None])
 def test_the_inference_module_sees_the_joints_before_c_r_unless_asked(frame):
-    model = tiny(joint_frame=frame).eval()
+    model = tiny(**({} if frame is None else {"joint_frame": frame})).eval()
+    frame = frame or "camera"  # the default (docs/hma.md: Joint frame)
     crops = random_crops()
     with torch.no_grad():
         before = model(crops)
@@ -251,12 +260,12 @@ def test_spa_scale_measures_the_spatial_loss_in_pixels_of_a_256_crop():
     predicted[..., 8, :] = torch.tensor([0.25 + 1 / 128, -0.5 - 2 / 128])  # 1 px, 2 px off in a 256-px crop
     assert float(spatial_consistency_loss(predicted, pose)) == pytest.approx(3 / 128)
     assert float(spatial_consistency_loss(predicted, pose, scale=128.0)) == pytest.approx(3.0)  # pixels
-    assert HMAConfig().spa_scale == 1.0
+    assert HMAConfig().spa_scale == 8.0  # pixels of a 16-px crop (docs/hma.md, Units)
     model = tiny(spa_scale=128.0)
     batch = {"crop": random_crops(), "pose": torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.ones(2, 4, 2, 21, 1)],
                                                       dim=-1), "label": torch.tensor([1, 2])}
     scaled = SPEC.losses(model, batch)[0]
-    model.config = HMAConfig.from_settings(TINY)
+    model.config = HMAConfig.from_settings({**TINY, "spa_scale": 1.0})
     plain = SPEC.losses(model, batch)[0]
     assert float(scaled["spa"]) == pytest.approx(128 * float(plain["spa"]), rel=1e-5)
     assert float(scaled["reg"]) == pytest.approx(float(plain["reg"]))  # only eq. 6 changes units
@@ -282,6 +291,30 @@ def test_losses_of_a_batch_are_named_and_reach_the_encoder():
         model.zero_grad()
         terms[name].backward(retain_graph=True)
         assert model.encoder.resnet.conv1.weight.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("reduction", ["frame", "mean"])
+def test_the_configs_loss_keys_reach_the_losses(reduction):
+    """epsilon, alpha, w_beta, reduction and spa_scale of finetune.hma reach eq. 6-8: each term equals its
+    function called with the config's values, which differ from the defaults (or 0, 1) here."""
+    keys = {"epsilon": 0.7, "alpha": [3.0, 0.5, 2.0], "w_beta": 2.5, "reduction": reduction, "spa_scale": 4.0}
+    model = tiny(**keys)
+    torch.manual_seed(2)
+    pose = torch.cat([torch.rand(2, 4, 2, 21, 2) * 2 - 1, torch.rand(2, 4, 2, 21, 1)], dim=-1)
+    pose[..., 0, 2] = 0.9  # confident wrists: joints between 0 and 0.7 decide what counts
+    batch = {"crop": random_crops(), "pose": pose, "label": torch.tensor([1, 2])}
+    terms = SPEC.losses(model, batch)[0]
+    with torch.no_grad():
+        out = model(batch["crop"])
+        expected = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.7, reduction=reduction, scale=4.0),
+                    "tem": temporal_consistency_loss(out.joints3d, (3.0, 0.5, 2.0), reduction=reduction),
+                    "reg": regularisation_loss(out.latent.theta, out.latent.beta, 2.5, reduction=reduction)}
+        defaults = {"spa": spatial_consistency_loss(out.joints2d, pose, 0.0, reduction=reduction, scale=4.0),
+                    "tem": temporal_consistency_loss(out.joints3d, reduction=reduction),
+                    "reg": regularisation_loss(out.latent.theta, out.latent.beta, 1.0, reduction=reduction)}
+    for name, value in expected.items():
+        assert float(terms[name].detach()) == pytest.approx(float(value), rel=1e-5), name
+        assert float(value) != pytest.approx(float(defaults[name]), rel=1e-3), name  # the key matters here
 
 
 def test_pck_counts_wrist_relative_joints_within_the_threshold():
@@ -322,6 +355,20 @@ def test_window_and_resize_keep_poses_on_the_pixels():
     assert abs((x + 0.5) / 48 * 2 - 1 - u) < 0.1 and abs((y + 0.5) / 48 * 2 - 1 - v) < 0.1
 
 
+def clip_transforms(raw_crop, raw_pose, size, crop_fraction):
+    """Every (top, left, flip) a training clip can get, with the clip it gives: the window cut
+    here for all frames at once, resized by :func:`transform_clip`, flipped here (every frame
+    mirrored, x negated, the hands swapped)."""
+    window = max(1, int(round(crop_fraction * raw_crop.shape[-2])))
+    for top in range(raw_crop.shape[-2] - window + 1):
+        for left in range(raw_crop.shape[-2] - window + 1):
+            pose = raw_pose - np.array([left, top, 0], np.float32)
+            crop, pose = transform_clip(raw_crop[..., top:top + window, left:left + window, :], pose, size, 1.0)
+            yield (top, left, False), (crop, pose)
+            mirrored = np.concatenate([pose[:, ::-1, :, :1] * -1, pose[:, ::-1, :, 1:]], axis=-1)
+            yield (top, left, True), (crop[:, ::-1, :, ::-1], mirrored)
+
+
 def test_hand_clips_from_hands_shards(shards):
     data = SPEC.dataset({"hands": shards}, "train", True, {**TINY, "num_frames": 6})
     assert isinstance(data, HandClips) and model_spec("hma") is SPEC and SPEC.stages == ("hands",)
@@ -330,15 +377,36 @@ def test_hand_clips_from_hands_shards(shards):
     assert sample["pose"].shape == (6, 2, 21, 3)
     seen = sample["pose"][..., 2] > 0
     assert seen.any() and sample["pose"][..., :2][seen].abs().max() < 3
-    flips = []
-    for epoch in range(8):  # flips are drawn per epoch and item, p = 0.5, reproducibly
+    for epoch in range(3):  # drawn from (seed, epoch, item): the same sample twice
         data.set_epoch(epoch)
-        flips.append(bool((data[0]["crop"] != sample["crop"]).any()))
-        data.set_epoch(epoch)
-        assert torch.equal(data[0]["crop"], data[0]["crop"])
-    assert any(flips)
+        first = data[0]
+        second = data[0]
+        assert torch.equal(first["crop"], second["crop"]) and torch.equal(first["pose"], second["pose"])
     test = SPEC.dataset({"hands": shards}, "test", False, TINY)
     assert torch.equal(test[0]["crop"], test[0]["crop"]) and test[0]["crop"].shape[0] == 4
+
+
+def test_training_clips_are_flipped_and_cropped_once_per_clip(shards):
+    """Each training clip is transform_clip of its raw frames with one window and one flip for
+    all its frames (the flip swapping the hands); over epochs both flips and several windows occur."""
+    data = SPEC.dataset({"hands": shards}, "train", True, {**TINY, "num_frames": 6})
+    drawn = []
+    for epoch in range(12):
+        data.set_epoch(epoch)
+        sample = data[1]
+        raw = ShardDataset.read(data, np.array([1]), sample["frames"].numpy()[None])
+        assert not (raw["crop"][0, :, 0] == raw["crop"][0, :, 1]).all()  # the hands differ: a swap shows
+        matches = [draw for draw, (crop, pose) in clip_transforms(raw["crop"][0], raw["pose"][0], 16, 0.875)
+                   if np.array_equal(crop, sample["crop"].numpy()) and np.allclose(pose, sample["pose"].numpy())]
+        assert matches, f"epoch {epoch}: the clip is not one window and one flip of its frames"
+        drawn.append(matches[0])
+    assert {flip for _, _, flip in drawn} == {False, True}  # flipped, p = 0.5
+    assert len({(top, left) for top, left, _ in drawn}) > 2  # random windows, not the centre only
+    test = SPEC.dataset({"hands": shards}, "train", False, {**TINY, "num_frames": 6})
+    centred = test[1]
+    raw = ShardDataset.read(test, np.array([1]), centred["frames"].numpy()[None])
+    crop, _ = transform_clip(raw["crop"][0], raw["pose"][0], 16, 0.875)
+    assert torch.equal(centred["crop"], torch.from_numpy(crop))  # at test: centred, not flipped
 
 
 def test_finetune_trains_hma_logs_every_term_and_draws_the_hands(shards, tmp_path):

@@ -321,3 +321,19 @@ def test_legible_face_corpus_enlarges_only_the_face_and_pairs_every_class():
         np.testing.assert_allclose(size(b) / size(a), 2.4, rtol=0.02)
         assert size(b).min() * 81 / 192 >= 24                             # the benchmark's 72-px crop of short side 81
     assert [c.gloss for c in make_classes(20, 0)] == [c.gloss for c in make_classes(20, 0, num_pairs(20))]
+
+
+def test_hand_shape_corpus_classes_differ_by_the_hand_and_videos_by_the_nuisance():
+    """hand_shapes: a class is one (shape, palm); motion, location, hands and repetitions vary per
+    video, hand sizes per signer; without the key the specs are the demo's."""
+    specs = corpus_specs(**{**SMALL, "num_classes": 12, "signers": 4, "repeats": 3}, hand_shapes=True)
+    classes = {spec.sign.label: spec.sign for spec in specs}
+    assert len({(c.shape, c.palm) for c in classes.values()}) == 12
+    assert {c.gloss for c in classes.values()} == {f"{c.shape}-{c.palm}" for c in classes.values()}
+    same_class = [video_pose(spec) for spec in specs if spec.sign.label == 0]
+    wrists = [pose.xy[:, RIGHT_WRIST] for _, pose in same_class]
+    assert max(np.abs(w[: len(wrists[0])].mean(0) - wrists[0].mean(0)).max() for w in wrists) > 10  # places vary
+    assert len({signer.hand_size for signer, _ in same_class}) == 4 and \
+        max(s.hand_size for s, _ in same_class) - min(s.hand_size for s, _ in same_class) > 0.1
+    assert corpus_specs(**SMALL) == corpus_specs(**SMALL, hand_shapes=False)
+    assert not any(spec.hand_shapes for spec in corpus_specs(**SMALL))

@@ -71,9 +71,10 @@ ALPHA = (1.0, 2.5, 4.0)
 """Eq. 7: alpha_0, alpha_1, alpha_2 for palm, middle, terminal joints (paper: 1, 2.5, 4)."""
 LAMBDA = 0.1
 """Eq. 9: lambda_spa = lambda_tem = lambda_reg = 0.1 (paper)."""
-DEGREE_EPS = 1e-3
-"""Added to the degrees D_k of eq. 4 so a node without neighbours of one type divides by no zero
-(Yan et al.'s alpha = 0.001)."""
+SPA_SCALE = 8.0
+"""Units of eq. 6: pixels per normalised crop unit (8: pixels of a 16-px crop), the best measured
+under SGD at lr 5e-3; 16, 48 and the paper's pixels of a 256-px crop (128) let the hand collapse
+more often (docs/hma.md, Units)."""
 INITIAL_VIEW = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 """Camera rotation the decoder starts from: 180 degrees about x, the hand model's fingers (+y)
 pointing up in the image (y down) and its palm towards the camera, as in most hand crops."""
@@ -97,9 +98,10 @@ class HMAConfig:
     ``flip`` (0.5). Decoder: ``num_pca`` (6), ``mano_dir`` (None: the open hand). Inference
     module: ``gcn_layers`` [[channels, temporal stride], ...], ``temporal_kernel`` (9),
     ``partition`` (spatial | uniform), ``hand_fusion`` (graph | logits), ``joint_frame``
-    (model | camera), ``dropout``. Losses: ``epsilon`` (0.4), ``w_beta`` (10), ``alpha``
-    (1, 2.5, 4), ``temporal_groups``, ``reduction`` (frame | sum | mean), ``spa_scale`` (1: L_spa in
-    the normalised crop units; 128: in pixels of the paper's 256-px crop).
+    (camera: c_r J3D, the hand's orientation in the image kept | model: J3D), ``dropout``. Losses:
+    ``epsilon`` (0.4), ``w_beta`` (10), ``alpha`` (1, 2.5, 4), ``temporal_groups``, ``reduction``
+    (frame | sum | mean), ``spa_scale`` (8: L_spa in pixels of a 16-px crop, 8 per normalised
+    unit; 128 would be pixels of the paper's 256-px crop; docs/hma.md, Units).
     """
 
     arch: str = "resnet34"
@@ -114,14 +116,14 @@ class HMAConfig:
     temporal_kernel: int = 9
     partition: str = "spatial"
     hand_fusion: str = "graph"
-    joint_frame: str = "model"
+    joint_frame: str = "camera"
     dropout: float = 0.0
     epsilon: float = EPSILON
     w_beta: float = W_BETA
     alpha: tuple[float, float, float] = ALPHA
     temporal_groups: tuple[tuple[int, ...], ...] = TEMPORAL_GROUPS
     reduction: str = "frame"
-    spa_scale: float = 1.0
+    spa_scale: float = SPA_SCALE
 
     def __post_init__(self) -> None:
         for key, value, known in (("arch", self.arch, tuple(ARCHS)), ("partition", self.partition, PARTITIONS),
@@ -332,24 +334,30 @@ def hand_partitions(kind: str = "spatial", hands: int = 1) -> Tensor:
 
 
 class HandGraphConv(nn.Module):
-    """Eq. 4: ``Z = sum_k D_k^-1/2 (A_k o M) D_k^-1/2 X W_k``, ``D_k^ii = sum_j (A_k o M)^ij``.
+    """Eq. 4 with ST-GCN's released normalisation: ``Z = sum_k (D^-1 A_k o M) X W_k``, ``D^ii = sum_k sum_j A_k^ij``.
 
-    M (V, V) is the learnable edge importance, initialised to ones, shared by the K neighbour
-    types as in the equation; the degrees are those of the masked graph (clamped at 0, plus
-    ``DEGREE_EPS``). x (B, C, T, V) -> (B, C_out, T, V).
+    Each node averages its whole neighbourhood (itself included) before the neighbourhood is split
+    into the K types, and the learnable edge importance M (V, V, initialised to ones, shared by
+    the types as in the equation) scales that operator, as Yan et al.'s code does
+    (``net/utils/graph.py``: ``normalize_digraph`` of A + I, then the partitions, then
+    ``A * edge_importance``). Eq. 4's per-type degrees on both sides divide an edge i -> j of type
+    k by the root of j's degree in type k, which is 0 where j has no neighbour of that type (the
+    wrist has no parent, a fingertip no child): with Yan et al.'s 0.001 added, the wrist -> child
+    and DIP -> tip edges weighed 31.6 and all others at most 1. Here every edge into node i
+    weighs 1 / (its neighbours + 1), at most 1/2, at the start, and no degree can reach zero.
+    x (B, C, T, V) -> (B, C_out, T, V).
     """
 
     def __init__(self, in_channels: int, out_channels: int, partitions: Tensor) -> None:
         super().__init__()
-        self.register_buffer("partitions", partitions)                            # (K, V, V) binary
+        self.register_buffer("partitions", partitions)                            # (K, V, V) binary A_k
         self.importance = nn.Parameter(torch.ones(partitions.shape[-2:]))         # M
         self.conv = nn.Conv2d(in_channels, out_channels * len(partitions), kernel_size=1)  # W_k
 
     def operators(self) -> Tensor:
-        """(K, V, V) normalised D_k^-1/2 (A_k o M) D_k^-1/2."""
-        masked = self.partitions * self.importance
-        scale = (masked.sum(-1).clamp(min=0) + DEGREE_EPS).rsqrt()
-        return scale[..., :, None] * masked * scale[..., None, :]
+        """(K, V, V) ``D^-1 A_k o M``: row i weighs node i's neighbours j of type k."""
+        degree = self.partitions.sum(dim=(0, 2))                                  # (V,) |N(i)| + 1
+        return self.partitions / degree[:, None] * self.importance
 
     def forward(self, x: Tensor) -> Tensor:
         b, _, t, v = x.shape

@@ -4,12 +4,16 @@ A class is a combination of MANUAL parameters (hand shape, motion, location, whi
 palm orientation, repetitions) and one facial EXPRESSION. Classes with distinct manual
 parameters are told apart by the hands; a confusing pair shares every manual parameter and
 differs only in the face, like the confusing words of NMFs-CSL.
+
+The hand-shape vocabulary (:func:`make_hand_shape_classes`) is another corpus mode: its classes
+differ only by hand shape and palm orientation, the parameters a hand model describes, and each
+video draws its motion, location, hands and repetitions at random (:func:`with_nuisance`).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -141,3 +145,29 @@ def make_classes(num_classes: int, seed: int = 0, pairs: int | None = None) -> l
         classes.append(SignClass(label, gloss, shape, motion, location, hands, palm, int(reps), expression,
                                  partner.get(label, -1)))
     return classes
+
+
+NUISANCE_MOTIONS: tuple[str, ...] = tuple(m for m in MOTIONS if m != "twist")
+"""Motions a hand-shape video draws from; not ``twist``, which turns the palm (the class)."""
+
+
+def make_hand_shape_classes(num_classes: int, seed: int = 0) -> list[SignClass]:
+    """``num_classes`` classes told apart only by (hand shape, palm orientation), drawn from ``seed``.
+
+    Their motion, location, hands and repetitions are placeholders that every video replaces
+    (:func:`with_nuisance`); the face stays neutral. Glosses are ``{shape}-{palm}``.
+    """
+    combos = list(itertools.product(MANUAL_SPACE[0], PALMS))
+    if not 2 <= num_classes <= len(combos):
+        raise ValueError(f"num_classes={num_classes}: the hand-shape vocabulary has between 2 and {len(combos)}")
+    rng = np.random.default_rng([seed, 0x5A4E])
+    picked = [combos[i] for i in rng.choice(len(combos), size=num_classes, replace=False)]
+    return [SignClass(label, f"{shape}-{palm}", shape, NUISANCE_MOTIONS[0], "neutral", "one", palm, 1, "neutral")
+            for label, (shape, palm) in enumerate(picked)]
+
+
+def with_nuisance(sign: SignClass, rng: np.random.Generator) -> SignClass:
+    """``sign`` with a random motion, location, hands and repetitions: one video of a hand-shape class."""
+    return replace(sign, motion=NUISANCE_MOTIONS[rng.integers(len(NUISANCE_MOTIONS))],
+                   location=tuple(LOCATIONS)[rng.integers(len(LOCATIONS))], hands=HANDS[rng.integers(len(HANDS))],
+                   reps=int(REPS[rng.integers(len(REPS))]))

@@ -8,7 +8,7 @@ import multiprocessing
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from signpipe.keypoints.layout import HAND_SLICES
 from signpipe.logs import track
 from signpipe.names import video_file
 from signpipe.shards import atomic_path, write_csv
-from signpipe.synth.classes import SignClass, make_classes
+from signpipe.synth.classes import SignClass, make_classes, make_hand_shape_classes, with_nuisance
 from signpipe.synth.pose import (
     Pose, Signer, clean_pose, left_handed, make_signer, make_variation, mirror_pose, num_frames,
 )
@@ -47,10 +47,16 @@ class VideoSpec:
     hand_miss_burst: float = 8.0
     left_handed: float = 0.0
     face_scale: float = 1.0
+    hand_shapes: bool = False
+
+
+HAND_SIZES = (0.8, 1.25)
+"""Range of the signers' hand sizes in the hand-shape corpus (the demo's signers: 0.9-1.1)."""
 
 
 def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
-    """Random stream ``stream`` of one clip (0: its variation, 1: detector noise), from the seed and a
+    """Random stream ``stream`` of one clip (0: its variation, 1: detector noise, 2: the hand-shape
+    corpus's nuisance parameters), from the seed and a
     stable hash of the clip id (not Python's ``hash``), so a clip never depends on the others."""
     return np.random.default_rng([spec.seed, zlib.crc32(spec.video_id.encode("utf-8")), stream])
 
@@ -58,9 +64,14 @@ def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
 def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
     """The signer and the clean pose (the drawn truth) of one clip; mirrored for a left-handed signer."""
     signer = make_signer(spec.signer, spec.seed, spec.width, spec.height)
+    sign = spec.sign
+    if spec.hand_shapes:  # the class is the hand; where and how it moves is drawn per video
+        sign = with_nuisance(sign, video_rng(spec, 2))
+        size = np.random.default_rng([spec.seed, 0x4A5D, spec.signer]).uniform(*HAND_SIZES)
+        signer = replace(signer, hand_size=float(size))
     variation = make_variation(video_rng(spec, 0))
     length = num_frames(spec.frames, signer, variation)
-    pose = clean_pose(spec.sign, signer, variation, length, spec.width, spec.height, spec.face_scale)
+    pose = clean_pose(sign, signer, variation, length, spec.width, spec.height, spec.face_scale)
     return signer, mirror_pose(pose, spec.width) if left_handed(spec.signer, spec.left_handed) else pose
 
 
@@ -162,8 +173,8 @@ def _check_at_least(name: str, value: float, low: float) -> None:
 def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, frames: int = 32,
                  width: int = 256, height: int = 192, fps: float = 25.0, val_signers: int = 1,
                  test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0, hand_miss_burst: float = 8.0,
-                 left_handed: float = 0.0, face_scale: float = 1.0, confusing_pairs: int | None = None
-                 ) -> list[VideoSpec]:
+                 left_handed: float = 0.0, face_scale: float = 1.0, confusing_pairs: int | None = None,
+                 hand_shapes: bool = False) -> list[VideoSpec]:
     """The clips of a corpus, ordered by signer, class, repeat; raises ValueError naming a bad argument."""
     for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1),
                              ("hand_miss_burst", hand_miss_burst, 1)):
@@ -179,12 +190,12 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
         if value % 2:
             raise ValueError(f"{name}={value}: must be even (H.264 yuv420p)")
     splits = signer_splits(signers, val_signers, test_signers)
-    classes = make_classes(num_classes, seed, confusing_pairs)
+    classes = make_hand_shape_classes(num_classes, seed) if hand_shapes else make_classes(num_classes, seed, confusing_pairs)
     digits_s, digits_c = (max(2, len(str(n - 1))) for n in (signers, num_classes))
     digits_r = len(str(repeats - 1))
     return [
         VideoSpec(f"s{s:0{digits_s}d}_c{c.label:0{digits_c}d}_r{r:0{digits_r}d}", c, s, r, splits[s],
-                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed, face_scale)
+                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed, face_scale, hand_shapes)
         for s in range(signers) for c in classes for r in range(repeats)
     ]
 
@@ -193,7 +204,8 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
                 frames: int = 32, width: int = 256, height: int = 192, fps: float = 25.0,
                 val_signers: int = 1, test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0,
                 hand_miss_burst: float = 8.0, left_handed: float = 0.0, face_scale: float = 1.0,
-                confusing_pairs: int | None = None, workers: int = 1, progress: bool = True) -> pd.DataFrame:
+                confusing_pairs: int | None = None, hand_shapes: bool = False, workers: int = 1,
+                progress: bool = True) -> pd.DataFrame:
     """Generate the synthetic ISLR corpus under ``out_dir`` and return its table (one row per clip).
 
     Writes ``videos/{video_id}.mp4`` (H.264), ``keypoints/{video_id}.npz`` (``xy`` (T, 133, 2)
@@ -213,10 +225,15 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     ``face_scale`` (1) enlarges every head about its centre, ``confusing_pairs`` (None: about a
     quarter of the classes, :func:`~signpipe.synth.classes.num_pairs`) sets how many class pairs
     share all manual parameters and differ only in the face (``num_classes // 2``: every class).
+
+    ``hand_shapes`` (False) makes the hand-shape corpus instead of the demo's signs: classes
+    differ only by hand shape and palm orientation (:func:`~signpipe.synth.classes.make_hand_shape_classes`),
+    every video draws its motion, location, hands and repetitions at random, and the signers'
+    hand sizes spread over ``HAND_SIZES``; a benchmark of hand models (HMA) reads it.
     """
     _check_at_least("workers", workers, 1)
     specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed,
-                         hand_miss, hand_miss_burst, left_handed, face_scale, confusing_pairs)
+                         hand_miss, hand_miss_burst, left_handed, face_scale, confusing_pairs, hand_shapes)
     out_dir = Path(out_dir)
     jobs = [(spec, out_dir) for spec in specs]
     with contextlib.ExitStack() as stack:
