@@ -15,27 +15,11 @@ from signpipe.cli import main
 from signpipe.fusion import fuse_scores, softmax
 from signpipe.predict import Recogniser
 from signpipe.predictions import read_predictions
-from test_workflow import KEYPOINTS, jobs_planned, snakemake
+from test_workflow import KEYPOINTS, TINY, jobs_planned, snakemake
 
 pytestmark = pytest.mark.slow  # every test reads a finished run of the DAG (built once per module)
 
-RUN = """\
-results: results
-datasets:
-  tiny:
-    adapter: synthetic
-    num_classes: 3
-    signers: 3
-    repeats: 1
-    frames: 10
-    width: 96
-    height: 72
-    num_shards: 2
-    pose: {backend: sidecar}
-decode: {short_side: 64, jpeg_quality: 80, threads: 1}
-pose: {threads: 1}
-hands: {crop_size: 32, threads: 1}
-device: cpu
+RUN = TINY[:TINY.index("pretrain:")] + """\
 pretrain:
   model: {hidden: 16, layers: 1, heads: 2, feedforward: 32, gcn_channels: 8}
 finetune:
