@@ -1,0 +1,108 @@
+"""Unlabeled corpora for SignBERT's pre-training (`role: pretrain`): listing without labels, the config
+checks, and pre-training that sees train clips only and records what it saw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from signpipe.config import ConfigError, check_config, check_references
+from signpipe.datasets import DEFAULT_ROLE, NO_LABEL, ROLES, UNLABELED_ADAPTERS, build_manifest
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def assert_unlabeled(manifest: pd.DataFrame, count: int) -> None:
+    assert len(manifest) == count
+    assert (manifest["label"] == NO_LABEL).all() and (manifest["split"] == "train").all()
+    assert (manifest["gloss"] == "").all()
+
+
+def test_folder_lists_a_flat_folder_without_classes_or_splits(tmp_path):
+    for name in ("P01_a.mp4", "P02_b.mkv", "notes.txt", "more/P03_c.mp4"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    manifest, missing = build_manifest({"adapter": "folder", "role": "pretrain", "root": str(tmp_path)}, name="raw")
+    assert_unlabeled(manifest, 3) and missing.empty
+    assert sorted(manifest["video_id"]) == ["P01_a", "P02_b", "more__P03_c"] and (manifest["signer"] == "").all()
+    signed, _ = build_manifest({"adapter": "folder", "role": "pretrain", "root": str(tmp_path),
+                                "pattern": r"(?P<signer>P\d+)_"}, name="raw")
+    assert sorted(signed["signer"]) == ["P01", "P02", "P03"]
+    with pytest.raises(ValueError, match=r"datasets.raw.pattern: .* does not match"):
+        build_manifest({"adapter": "folder", "role": "pretrain", "root": str(tmp_path), "pattern": r"(?P<signer>Q)"},
+                       name="raw")
+
+
+def test_csv_needs_no_label_or_split_column(tmp_path):
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    (tmp_path / "list.csv").write_text("video_id,path\na,a.mp4\nb,b.mp4\n")
+    manifest, missing = build_manifest({"adapter": "csv", "role": "pretrain", "manifest": str(tmp_path / "list.csv")},
+                                       name="raw")
+    assert_unlabeled(manifest, 1)
+    assert list(missing["video_id"]) == ["b"] and (missing["label"] == NO_LABEL).all()
+    with pytest.raises(ValueError, match=r"lacks the columns \['label', 'split'\]"):
+        build_manifest({"adapter": "csv", "manifest": str(tmp_path / "list.csv")}, name="raw")
+
+
+def test_gislr_ignores_sign_and_needs_no_splits(shared_data, tmp_path):
+    index = shared_data / "gislr" / "train.csv"
+    manifest, missing = build_manifest({"adapter": "gislr", "role": "pretrain", "index": str(index)}, name="kaggle")
+    assert_unlabeled(manifest, 20) and missing.empty
+    table = pd.read_csv(index, dtype=str).drop(columns="sign")
+    table["path"] = [str(index.parent / p) for p in table["path"]]
+    table.to_csv(tmp_path / "nosign.csv", index=False)
+    manifest, _ = build_manifest({"adapter": "gislr", "role": "pretrain", "index": str(tmp_path / "nosign.csv")})
+    assert_unlabeled(manifest, 20)
+
+
+@pytest.mark.parametrize("adapter", ["pose", "arrays"])
+def test_keypoint_files_in_a_flat_folder(adapter, tmp_path):
+    for name in ("s1", "s2"):
+        if adapter == "arrays":
+            np.save(tmp_path / f"{name}.npy", np.zeros((3, 543, 3), np.float32))
+        else:
+            (tmp_path / f"{name}.pose").write_bytes(b"x")
+    cfg = {"adapter": adapter, "role": "pretrain", "root": str(tmp_path)}
+    if adapter == "arrays":
+        cfg["layout"] = "mediapipe-holistic-543"
+    manifest, _ = build_manifest(cfg, name="raw")
+    assert_unlabeled(manifest, 2) and sorted(manifest["video_id"]) == ["s1", "s2"]
+
+
+@pytest.mark.parametrize("block, message", [
+    ({"adapter": "wlasl", "index": "i.json", "videos": "v"}, "datasets.raw.role: adapter wlasl lists labeled videos only"),
+    ({"adapter": "gislr", "index": "train.csv", "splits": {"test": [1]}}, "datasets.raw.splits: a role: pretrain dataset"),
+    ({"adapter": "folder", "root": ".", "classes": "c.txt"}, "datasets.raw.classes: a role: pretrain dataset"),
+])
+def test_role_pretrain_refuses_labeled_adapters_and_split_keys(block, message):
+    with pytest.raises(ValueError, match=message):
+        build_manifest({**block, "role": "pretrain"}, name="raw")
+    with pytest.raises(ConfigError, match=f"config {message}"):
+        check_references({"datasets": {"raw": {**block, "role": "pretrain"}}})
+
+
+def test_schema_role_is_the_librarys_and_drops_the_split_keys_for_pretrain():
+    role = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["datasets"]["additionalProperties"]["properties"]["role"]
+    assert role["default"] == DEFAULT_ROLE and tuple(role["enum"]) == ROLES
+    unlabeled = {"csv": {"manifest": "m.csv"}, "folder": {"root": "r"}, "gislr": {"index": "i.csv"},
+                 "pose": {"root": "r"}, "arrays": {"manifest": "m.csv", "layout": "mediapipe-holistic-543"}}
+    assert set(unlabeled) == set(UNLABELED_ADAPTERS)
+    for adapter, keys in unlabeled.items():
+        check_config({"datasets": {"raw": {"adapter": adapter, "role": "pretrain", **keys}}}, SCHEMA_PATH)
+    for adapter in ("folder", "gislr", "pose"):
+        with pytest.raises(ConfigError, match="config datasets.raw"):
+            check_config({"datasets": {"raw": {"adapter": adapter, **unlabeled[adapter]}}}, SCHEMA_PATH)
+
+
+def test_config_names_a_pretrain_dataset_left_out_of_pretrain_or_given_to_fusion():
+    datasets = {"raw": {"adapter": "folder", "root": ".", "role": "pretrain"}, "mine": {"adapter": "synthetic"}}
+    with pytest.raises(ConfigError, match="config pretrain.datasets: dataset 'raw' has role: pretrain"):
+        check_references({"datasets": datasets, "pretrain": {"datasets": ["mine"]}})
+    with pytest.raises(ConfigError, match="config fusion.subsets.raw: dataset 'raw' has role: pretrain"):
+        check_references({"datasets": datasets, "fusion": {"subsets": {"raw": {"x": "x.txt"}}}})
+    check_references({"datasets": datasets, "pretrain": {"datasets": ["raw", "mine"]}})
+
