@@ -330,6 +330,13 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
     return save_figure(fig, path)
 
 
+def sequences_by_dataset(data: HandTokens) -> dict[str, int]:
+    """How many clips of ``data`` each dataset gave, a dataset named by the folder of its hands shards
+    (the workflow's ``<results>/<dataset>/hands/<shard>.h5``)."""
+    names = data.index["path"].map(lambda path: Path(path).parent.parent.name)
+    return {str(name): int(count) for name, count in names.value_counts().sort_index().items()}
+
+
 def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
              cfg: Mapping[str, Any], threads: int | None = None) -> dict[str, float]:
     """Pre-train SignBERT on the train split of ``hands_shards``; write ``out_pt`` (the encoder) and,
@@ -342,7 +349,10 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     ``mirror``, ``dominant_hand``), ``model`` (encoder sizes, ``SignBERTConfig``) and ``hand_model``
     (mano_dir, num_pca); ``threads`` caps torch's CPU threads. Returns the last feasibility.
     ``feasibility.json`` also says whether every hand score is 0 or 1 (``binary_scores``: eq. 7's
-    weighting is then inert) and ``signbert.pt`` which hand model decoded (``hand_model``: open | mano).
+    weighting is then inert) and ``signbert.pt`` which hand model decoded (``hand_model``: open | mano)
+    and what it was trained on (``datasets``: train clips per dataset, :func:`sequences_by_dataset`;
+    ``sequences``: their sum). Only train-split clips are trained on: a labeled dataset's val and
+    test videos never are, a ``role: pretrain`` dataset's are all train.
     """
     use_threads(threads)
     out_dir = Path(out_pt).parent
@@ -352,6 +362,8 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed, **options)
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
+    seen = sequences_by_dataset(train_set)
+    log.info("pretrain: %d train sequences: %s", len(train_set), ", ".join(f"{k} {v}" for k, v in seen.items()))
     held_out = "val"
     val_set = HandTokens(hands_shards, "val", num_frames, **options)
     if not len(val_set):  # feasibility and the figure still need clips: say that they were trained on
@@ -395,6 +407,7 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
     reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device,
                           note="" if held_out == "val" else " (no val videos: a train clip, seen in training)")
-    save_encoder(out_pt, model, {"feasibility": measured, "hand_model": hand_model})
+    save_encoder(out_pt, model, {"feasibility": measured, "hand_model": hand_model, "datasets": seen,
+                                 "sequences": len(train_set)})
     log.info("pretrain: %s written; feasibility %s", out_pt, measured)
     return measured

@@ -3,17 +3,24 @@ checks, and pre-training that sees train clips only and records what it saw."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from signpipe.config import ConfigError, check_config, check_references
 from signpipe.datasets import DEFAULT_ROLE, NO_LABEL, ROLES, UNLABELED_ADAPTERS, build_manifest
+from signpipe.models.signbert import HandTokens
+from signpipe.pretrain import pretrain
+from test_signbert import make_hands_shards
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+TINY_MODEL = {"hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}
 
 
 def assert_unlabeled(manifest: pd.DataFrame, count: int) -> None:
@@ -106,3 +113,29 @@ def test_config_names_a_pretrain_dataset_left_out_of_pretrain_or_given_to_fusion
         check_references({"datasets": datasets, "fusion": {"subsets": {"raw": {"x": "x.txt"}}}})
     check_references({"datasets": datasets, "pretrain": {"datasets": ["raw", "mine"]}})
 
+
+def test_pretraining_sees_train_clips_only_and_records_each_dataset(tmp_path):
+    """A labeled dataset gives its train split (no val or test video), an unlabeled one every clip;
+    signbert.pt says how many of each."""
+    made = make_hands_shards(tmp_path / "made")
+    shards = []
+    for name in ("mine", "corpus"):
+        (tmp_path / name / "hands").mkdir(parents=True)
+        for k, path in enumerate(made):
+            copy = tmp_path / name / "hands" / f"{k}.h5"
+            shutil.copy(path, copy)
+            if name == "corpus":  # as a role: pretrain dataset's shards are: every clip train, no label
+                with h5py.File(copy, "r+") as f:
+                    index = f["index"][...]
+                    index["split"], index["label"] = b"train", NO_LABEL
+                    f["index"][...] = index
+            shards.append(copy)
+    splits = pd.concat([HandTokens(path).index for path in made])["split"]
+    train, everything = int((splits == "train").sum()), len(splits)
+    assert 0 < train < everything
+    out = tmp_path / "pretrain" / "signbert.pt"
+    pretrain(shards, out, {"epochs": 1, "batch_size": 4, "num_frames": 4, "device": "cpu", "model": TINY_MODEL})
+    state = torch.load(out)
+    assert state["datasets"] == {"corpus": everything, "mine": train}
+    assert state["sequences"] == everything + train
+    assert pd.read_csv(out.parent / "log.csv")["samples"].tolist() == [everything + train]
