@@ -16,7 +16,8 @@ import yaml
 from signpipe.config import ConfigError, check_config, check_references
 from signpipe.datasets import DEFAULT_ROLE, NO_LABEL, ROLES, UNLABELED_ADAPTERS, build_manifest
 from signpipe.models.signbert import HandTokens
-from signpipe.pretrain import pretrain
+from signpipe.models.signbert import SignBERT, SignBERTConfig
+from signpipe.pretrain import decay_advice, pretrain, reconstruction_panels
 from test_signbert import make_hands_shards
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
@@ -114,10 +115,14 @@ def test_config_names_a_pretrain_dataset_left_out_of_pretrain_or_given_to_fusion
     check_references({"datasets": datasets, "pretrain": {"datasets": ["raw", "mine"]}})
 
 
-def test_pretraining_sees_train_clips_only_and_records_each_dataset(tmp_path):
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    return make_hands_shards(tmp_path_factory.mktemp("made"))
+
+
+def test_pretraining_sees_train_clips_only_and_records_each_dataset(made, tmp_path):
     """A labeled dataset gives its train split (no val or test video), an unlabeled one every clip;
     signbert.pt says how many of each."""
-    made = make_hands_shards(tmp_path / "made")
     shards = []
     for name in ("mine", "corpus"):
         (tmp_path / name / "hands").mkdir(parents=True)
@@ -139,3 +144,54 @@ def test_pretraining_sees_train_clips_only_and_records_each_dataset(tmp_path):
     assert state["datasets"] == {"corpus": everything, "mine": train}
     assert state["sequences"] == everything + train
     assert pd.read_csv(out.parent / "log.csv")["samples"].tolist() == [everything + train]
+
+
+def test_val_every_measures_feasibility_every_n_epochs_and_after_the_last(made, tmp_path):
+    out = tmp_path / "signbert.pt"
+    pretrain(made, out, {"epochs": 3, "val_every": 2, "batch_size": 8, "num_frames": 4, "device": "cpu",
+                         "model": TINY_MODEL})
+    log = pd.read_csv(tmp_path / "log.csv")
+    assert log["pck20_output"].notna().tolist() == [False, True, True]
+
+
+def test_the_decay_warning_says_what_the_advice_costs(made, tmp_path, caplog):
+    assert decay_advice(500, 32, 20, 60) == (157, 471)  # 16 steps per epoch: 2,500 steps are 157 epochs
+    assert decay_advice(5000, 32, 20, 60) is None and decay_advice(500, 32, 20, 20) is None
+    pretrain(made, tmp_path / "signbert.pt", {"epochs": 2, "lr_step": 1, "batch_size": 4, "num_frames": 4,
+                                              "device": "cpu", "model": TINY_MODEL})
+    clips = int((pd.concat([HandTokens(path).index for path in made])["split"] == "train").sum())
+    per_epoch = -(-clips // 4)
+    needed = -(-2500 // per_epoch)
+    assert (f"lr_step {needed} and epochs {2 * needed} instead of 2, i.e. {2 * needed - 2} more epochs on this "
+            "corpus") in caplog.text
+
+
+def test_reconstruction_draws_frames_without_a_hand_as_absent(made, tmp_path):
+    """Frames where the detector found no hand show no skeleton in any row, the reconstruction's included."""
+    shards = []
+    for k, path in enumerate(made):
+        copy = tmp_path / f"{k}.h5"
+        shutil.copy(path, copy)
+        shards.append(copy)
+    first = HandTokens(shards, "val").index.iloc[0]
+    with h5py.File(first["path"], "r+") as f:
+        start, length = int(first["start"]), int(first["length"])
+        pose = f["pose"][start:start + length]
+        pose[:, 0] = 0  # the left hand never detected, the right one in the first half only
+        pose[length // 2:, 1] = 0
+        f["pose"][start:start + length] = pose
+    data = HandTokens(shards, "val", 8)
+    assert data.index.iloc[0]["video_id"] == first["video_id"]
+    torch.manual_seed(0)
+    fig = reconstruction_panels(SignBERT(SignBERTConfig(**TINY_MODEL)), data, device="cpu")
+    axes = np.array(fig.axes).reshape(-1, 3).T  # added column by column: (row, column)
+    clip = data.__getitems__([0])[0]["pose"]
+    absent = [column for column, ax in enumerate(axes[0]) if (clip[int(ax.get_title().split()[1]), 1, :, 2] == 0).all()]
+    assert absent and len(absent) < axes.shape[1]
+    for column in range(axes.shape[1]):
+        drawn = [len(ax.lines) + sum(len(c.get_offsets()) for c in ax.collections) for ax in axes[:, column]]
+        texts = [t.get_text() for ax in axes[:, column] for t in ax.texts]
+        if column in absent:
+            assert drawn == [0, 0, 0] and texts == ["no hand\ndetected"] * 3
+        else:
+            assert drawn[2] > 0 and not texts
