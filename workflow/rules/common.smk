@@ -110,8 +110,10 @@ def listing(ds):
 
 
 def manifest_config(ds):
-    """A dataset's block without its per-stage overrides: what its manifest depends on."""
-    return {key: value for key, value in DATASETS[ds].items() if key != "pose"}
+    """A dataset's block without its per-stage overrides: what its manifest depends on. The default
+    `role: labeled` is left out, so that results made before the key existed do not rerun."""
+    return {key: value for key, value in DATASETS[ds].items()
+            if key != "pose" and not (key == "role" and value == "labeled")}
 
 
 def pose_config(ds):
