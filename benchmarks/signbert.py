@@ -2,7 +2,7 @@
 the feasibility PCK of §4.3, and test accuracy with and without pre-training (the question of
 the paper's Table 4).
 
-    python benchmarks/signbert.py [--classes 10 --signers 6 --repeats 3 ...] [--smoke]
+    python benchmarks/signbert.py [--classes 10 --signers 6 --repeats 3 ...]
 
 Builds the corpus and its hands shards in a temporary folder (synth -> manifest -> decode ->
 sidecar pose -> hands), pre-trains on its train split, fine-tunes from the pre-trained encoder
@@ -25,6 +25,16 @@ seed alike), and prints ``{ablation: {variant: {metric: mean, metric_per_seed: [
   left-handed; ``acc``;
 - head, sampling, rec_scale (#17): ``joint`` vs ``per_hand``, ``segments`` vs ``window``, 1 vs
   128, on the hand-drop corpus; ``pck20_output`` of the pre-training and the fine-tuned ``acc``.
+
+    python benchmarks/signbert.py --low-data [--unlabeled-scale 10 --shots 1 3 5 all ...]
+
+asks SignBERT's own question (issue #30): pre-train on an unlabeled corpus ``--unlabeled-scale``
+times the labeled one, of other signers (its own synthetic seed; every clip train, no label, as a
+``role: pretrain`` dataset), then fine-tune on k train clips per class of the labeled corpus,
+pre-trained and from scratch, seeds 0..N-1 (the seed also draws the k clips), and prints
+``{"1": {pretrained_top1, scratch_top1, pretrained_std, scratch_std}, ..., "all": {...}}`` (top-1 in
+%) with the pre-training's reconstruction PCK beside it. ``--smoke``: tiny sizes, seconds, the
+same code and keys.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import h5py
+import numpy as np
 import pandas as pd
 import torch
 
@@ -155,6 +167,82 @@ def ablations(root: Path, args: argparse.Namespace) -> dict[str, Any]:
             "finetune_epochs": args.finetune_epochs, **out}
 
 
+def relabeled(shards: list[Path], out_dir: Path, split_of: Any) -> list[Path]:
+    """Copies of hands shards whose ``/index`` rows get ``split_of(index) -> (split, label)`` arrays."""
+    import shutil
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for path in shards:
+        copy = out_dir / path.name
+        shutil.copy(path, copy)
+        with h5py.File(copy, "r+") as f:
+            index = f["index"][...]
+            index["split"], index["label"] = split_of(index)
+            f["index"][...] = index
+        copies.append(copy)
+    return copies
+
+
+def k_shot(shards: list[Path], out_dir: Path, k: int | None, seed: int) -> list[Path]:
+    """Copies of labeled hands shards keeping ``k`` train clips per class (drawn with ``seed``; None:
+    all); the others get split ``unused``, which no loader reads. Val and test are untouched."""
+    index = pd.concat([HandTokens(path).index.assign(shard_path=str(path)) for path in shards])
+    train = index[index["split"] == "train"]
+    keep = set(train["video_id"]) if k is None else {
+        video for _, group in train.groupby("label")
+        for video in np.random.default_rng(seed).permutation(group["video_id"].to_numpy())[:k]}
+
+    def split_of(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.array([v.decode() if isinstance(v, bytes) else v for v in rows["video_id"]])
+        unused = (rows["split"] == b"train") & ~np.isin(ids, list(keep))
+        return np.where(unused, b"unused", rows["split"]), rows["label"]
+
+    return relabeled(shards, out_dir, split_of)
+
+
+def low_data(root: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The --low-data comparison (module docstring): per k, mean and std of test top-1 (%) over seeds."""
+    arch = {"hidden": args.hidden, "layers": args.layers, "heads": 4, "feedforward": 2 * args.hidden,
+            "gcn_channels": 32}
+    common = {"batch_size": args.batch_size, "device": "cpu", "num_frames": args.frames}
+    labeled = hands_shards(root / "labeled", args)
+    unlabeled_args = argparse.Namespace(**{**vars(args), "repeats": args.repeats * args.unlabeled_scale})
+    corpus = hands_shards(root / "unlabeled", unlabeled_args, seed=args.unlabeled_seed)
+    corpus = relabeled(corpus, root / "unlabeled-pretrain",
+                       lambda rows: (np.full(len(rows), b"train"), np.full(len(rows), -1)))
+    encoder = root / "pretrain" / "signbert.pt"
+    measured = pretrain(corpus, encoder, {**common, "seed": 0, "epochs": args.pretrain_epochs, "lr": args.pretrain_lr,
+                                          "lr_step": args.lr_step, "model": arch,
+                                          "val_every": args.pretrain_epochs})  # measured once, after the last
+    sequences = torch.load(encoder)["sequences"]
+    tuning = {**common, "epochs": args.finetune_epochs, "lr_step": args.finetune_epochs, "signbert": {"model": arch}}
+    out: dict[str, Any] = {}
+    for shots in args.shots:
+        k = None if shots == "all" else int(shots)
+        top1: dict[str, list[float]] = {"pretrained": [], "scratch": []}
+        for seed in range(args.finetune_seeds):
+            shards = k_shot(labeled, root / f"k{shots}-{seed}", k, seed)
+            for start, weights in (("pretrained", encoder), ("scratch", None)):
+                result = finetune("signbert", shards, root / f"k{shots}-{seed}-{start}", args.classes,
+                                  {**tuning, "seed": seed}, pretrained=weights)
+                top1[start].append(100 * result["test_acc"])
+        out[shots] = {**{f"{start}_top1": round(mean(v), 2) for start, v in top1.items()},
+                      **{f"{start}_std": round(float(np.std(v)), 2) for start, v in top1.items()}}
+    return {"labeled_videos": len(pd.read_csv(root / "labeled" / "manifest.csv")), "unlabeled_sequences": sequences,
+            "model": arch, "pretrain_epochs": args.pretrain_epochs, "finetune_epochs": args.finetune_epochs,
+            "seeds": args.finetune_seeds, **{key: round(measured[key], 4) for key in ("pck20_input", "pck20_output",
+                                                                                     "pck20_input_masked",
+                                                                                     "pck20_output_masked")},
+            **out}
+
+
+SMOKE = {"classes": 3, "signers": 4, "repeats": 2, "frames": 8, "crop": 16, "hidden": 16, "layers": 1,
+         "pretrain_epochs": 1, "finetune_epochs": 1, "finetune_seeds": 1, "unlabeled_scale": 2, "batch_size": 4,
+         "shots": ["1", "all"]}
+"""--smoke: the sizes of a run of seconds (the same code path and JSON keys)."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--classes", type=int, default=10)
@@ -182,13 +270,25 @@ def main() -> None:
     parser.add_argument("--ablation-burst", type=float, default=8.0, help="mean frames of a run of misses")
     parser.add_argument("--ablation-left-handed", type=float, default=1 / 3,
                         help="share of left-handed signers, the corpus of the mirror ablation")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
+    parser.add_argument("--low-data", action="store_true",
+                        help="pre-train on a larger unlabeled corpus, fine-tune on k clips per class (issue #30)")
+    parser.add_argument("--shots", nargs="+", default=["1", "3", "5", "all"], help="--low-data: train clips per class")
+    parser.add_argument("--unlabeled-scale", type=int, default=10,
+                        help="--low-data: the unlabeled corpus has this many times the labeled one's repeats")
+    parser.add_argument("--unlabeled-seed", type=int, default=1, help="--low-data: its synthetic seed (other signers)")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: " + json.dumps(SMOKE))
     args = parser.parse_args()
     if args.smoke:
-        args.classes, args.signers, args.repeats, args.frames, args.crop = 3, 3, 1, 16, 32
-        args.hidden, args.layers, args.pretrain_epochs, args.finetune_epochs, args.finetune_seeds = 16, 1, 1, 1, 1
+        vars(args).update(SMOKE)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
+    if args.low_data:
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
+            result = low_data(Path(tmp), args)
+        print(json.dumps({"classes": args.classes, "signers": args.signers, "repeats": args.repeats,
+                          "frames": args.frames, "total_s": round(time.perf_counter() - started, 1), **result}))
+        return
     if args.ablation:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:

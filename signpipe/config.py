@@ -74,6 +74,7 @@ def check_references(config: Mapping[str, Any]) -> None:
     for name in fusion.get("subsets") or {}:
         if name not in datasets:
             raise ConfigError(f"config fusion.subsets: no dataset {name!r}; datasets: {', '.join(sorted(datasets))}")
+    check_roles(config, fusion)
     check_pixels(config.get("datasets") or {}, models)
     for name, block in (config.get("predict") or {}).items():
         block = block or {}
@@ -84,6 +85,27 @@ def check_references(config: Mapping[str, Any]) -> None:
             if model not in models:
                 raise ConfigError(f"config predict.{name}.model: {model!r} is not in finetune.models "
                                   f"({', '.join(models)}); name a trained model or a fusion A+B of them")
+
+
+def check_roles(config: Mapping[str, Any], fusion: Mapping[str, Any]) -> None:
+    """``role: pretrain`` datasets (no labels): an adapter that can list media without labels, no split
+    keys, named by ``pretrain.datasets`` (they feed nothing else) and by no ``fusion.subsets``."""
+    from signpipe.datasets import dataset_role
+
+    pretrain = (config.get("pretrain") or {}).get("datasets", "all")
+    for name, block in (config.get("datasets") or {}).items():
+        try:
+            role = dataset_role(block, f"datasets.{name}")
+        except ValueError as error:
+            raise ConfigError(f"config {error}") from None
+        if role != "pretrain":
+            continue
+        if pretrain != "all" and name not in pretrain:
+            raise ConfigError(f"config pretrain.datasets: dataset {name!r} has role: pretrain, which feeds pre-training "
+                              f"only; add it to pretrain.datasets or remove it")
+        if name in (fusion.get("subsets") or {}):
+            raise ConfigError(f"config fusion.subsets.{name}: dataset {name!r} has role: pretrain (no labels), so "
+                              "nothing is fine-tuned or fused on it; remove the entry")
 
 
 BLANK = "FILL_ME"

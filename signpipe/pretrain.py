@@ -61,6 +61,9 @@ STEPS_BEFORE_DECAY = 2500
 """Fewer optimiser steps than this before the first lr decay left the reconstruction short of the
 masked input in benchmarks/signbert.py (160 steps: PCK@20 0.40; 1,800: 0.85, level with the
 input; 2,700: 0.87); pretrain warns."""
+VAL_EVERY = 1
+"""Feasibility is measured every ``val_every`` epochs and after the last (on small sets it costs more
+than an epoch of training)."""
 RECONSTRUCTION = "reconstruction.png"
 PRETRAIN_CODE = ("signpipe.pretrain", "signpipe.models.signbert")
 """The modules that define a pre-training run besides ``signpipe.train.RUN_CODE``."""
@@ -281,7 +284,17 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
     """A PNG like the paper's Fig. 3: for ``frames`` consecutive frames of the first clip of
     ``data``, one hand's detected joints, the masked input (disturbed joints as red dots, zeroed
     ones as red crosses where they were) and the reconstruction. The hand and frames are those
-    where masked tokens hide the most confidently detected joints."""
+    where masked tokens hide the most confidently detected joints. A frame where the detector found
+    no hand is drawn as absent in every row (the decoder's output there has nothing to match)."""
+    fig = reconstruction_panels(model, data, objective, seed, frames, device, note)
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def reconstruction_panels(model: SignBERT, data: HandTokens, objective: PretrainObjective = PretrainObjective(),
+                          seed: int = 0, frames: int = 6, device: str = "auto", note: str = "") -> Any:
+    """The matplotlib Figure of :func:`reconstruction_figure`: 3 rows (detected, masked input,
+    reconstruction) x ``frames`` columns."""
     from matplotlib.figure import Figure
 
     target = resolve_device(device)
@@ -301,10 +314,13 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
     for column, t in enumerate(range(start, start + frames)):
         detected = pose[0, t, hand].numpy()
         confident = detected[:, 2] > objective.epsilon
+        present = bool(masking.present[0, t, hand])
         for row, (name, values) in enumerate(rows):
             ax = fig.add_subplot(len(rows), frames, row * frames + column + 1)
             xy = values[0, t, hand, :, :2].numpy()
-            if row == 1:  # disturbed joints: red dots; zeroed ones: red crosses where they were
+            if not present:
+                ax.text(0, 0, "no hand\ndetected", ha="center", va="center", fontsize=7, color="grey")
+            elif row == 1:  # disturbed joints: red dots; zeroed ones: red crosses where they were
                 kept = values[0, t, hand, :, 2].numpy() > 0
                 moved = kept & (np.abs(xy - detected[:, :2]) > 1e-6).any(-1)
                 _draw_skeleton(ax, xy, kept, "tab:blue")
@@ -325,7 +341,37 @@ def reconstruction_figure(model: SignBERT, data: HandTokens, path: str | os.Path
                 ax.set_title(f"frame {t}\n{OPERATION_NAMES[int(masking.operation[0, t, hand])]}", fontsize=8)
     fig.suptitle(f"{SIDES[hand]} hand of video {sample['video_id']}: detected, masked input, reconstruction{note}")
     fig.tight_layout()
-    return save_figure(fig, path)
+    return fig
+
+
+def decay_advice(clips: int, batch_size: int, lr_step: int, epochs: int) -> tuple[int, int] | None:
+    """(lr_step, epochs) that put the first lr decay at STEPS_BEFORE_DECAY optimiser steps or later on
+    a corpus of ``clips`` (epochs scaled with lr_step, so the run keeps its number of decays); None when
+    the run does not decay before that many steps (or never decays)."""
+    per_epoch = -(-clips // batch_size)
+    if epochs <= lr_step or per_epoch * lr_step >= STEPS_BEFORE_DECAY:
+        return None
+    needed = -(-STEPS_BEFORE_DECAY // per_epoch)
+    return needed, -(-epochs * needed // lr_step)
+
+
+def early_decay(clips: int, batch_size: int, lr_step: int, epochs: int) -> None:
+    """Warn when the learning rate decays before STEPS_BEFORE_DECAY steps, saying what the advice costs."""
+    advice = decay_advice(clips, batch_size, lr_step, epochs)
+    if advice is None:
+        return
+    needed, more = advice
+    log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "
+                "reconstruction needs %d or more: lr_step %d and epochs %d instead of %d, i.e. %d more epochs "
+                "on this corpus (docs/signbert.md, 'Schedule on small corpora')", -(-clips // batch_size) * lr_step,
+                lr_step, clips, STEPS_BEFORE_DECAY, needed, more, epochs, more - epochs)
+
+
+def sequences_by_dataset(data: HandTokens) -> dict[str, int]:
+    """How many clips of ``data`` each dataset gave, a dataset named by the folder of its hands shards
+    (the workflow's ``<results>/<dataset>/hands/<shard>.h5``)."""
+    names = data.index["path"].map(lambda path: Path(path).parent.parent.name)
+    return {str(name): int(count) for name, count in names.value_counts().sort_index().items()}
 
 
 def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLike,
@@ -337,10 +383,14 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     ``cfg``: the training keys of ``signpipe.train.TrainConfig`` (epochs, batch_size, lr, ...,
     device, seed), ``num_frames``, the ``PretrainObjective`` keys (``mask``, ``rec_scale``, ...),
     the clip options of ``signpipe.models.signbert.CLIP_OPTIONS`` (``sampling``, ``short_clips``,
-    ``mirror``, ``dominant_hand``), ``model`` (encoder sizes, ``SignBERTConfig``) and ``hand_model``
+    ``mirror``, ``dominant_hand``), ``val_every`` (feasibility every N epochs and after the last; the
+    other rows of ``log.csv`` leave it empty), ``model`` (encoder sizes, ``SignBERTConfig``) and ``hand_model``
     (mano_dir, num_pca); ``threads`` caps torch's CPU threads. Returns the last feasibility.
     ``feasibility.json`` also says whether every hand score is 0 or 1 (``binary_scores``: eq. 7's
-    weighting is then inert) and ``signbert.pt`` which hand model decoded (``hand_model``: open | mano).
+    weighting is then inert) and ``signbert.pt`` which hand model decoded (``hand_model``: open | mano)
+    and what it was trained on (``datasets``: train clips per dataset, :func:`sequences_by_dataset`;
+    ``sequences``: their sum). Only train-split clips are trained on: a labeled dataset's val and
+    test videos never are, a ``role: pretrain`` dataset's are all train.
     """
     use_threads(threads)
     out_dir = Path(out_pt).parent
@@ -350,6 +400,8 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
     train_set = HandTokens(hands_shards, "train", num_frames, train=True, seed=seed, **options)
     if not len(train_set):
         raise ValueError(f"pretrain: no train-split videos in {len(hands_shards)} hands shards")
+    seen = sequences_by_dataset(train_set)
+    log.info("pretrain: %d train sequences: %s", len(train_set), ", ".join(f"{k} {v}" for k, v in seen.items()))
     held_out = "val"
     val_set = HandTokens(hands_shards, "val", num_frames, **options)
     if not len(val_set):  # feasibility and the figure still need clips: say that they were trained on
@@ -370,19 +422,20 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         log.warning("pretrain: every hand score in the hands shards is 0 or 1 (MediaPipe gives no per-joint "
                     "confidence), so eq. 7's confidence weighting and epsilon = %g change nothing: L_rec weighs "
                     "each detected joint by 1 (feasibility.json: binary_scores)", objective.epsilon)
-    steps = -(-len(train_set) // training.batch_size) * training.lr_step
-    if training.epochs > training.lr_step and steps < STEPS_BEFORE_DECAY:
-        log.warning("pretrain: the learning rate decays after %d steps (lr_step %d epochs of %d clips); the "
-                    "reconstruction needs %d or more: raise lr_step and epochs (docs/signbert.md, 'Schedule on "
-                    "small corpora')", steps, training.lr_step, len(train_set), STEPS_BEFORE_DECAY)
+    early_decay(len(train_set), training.batch_size, training.lr_step, training.epochs)
 
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         return pretraining_loss(model, batch["pose"], objective, valid=batch["valid"])
 
+    val_every = cfg.get("val_every", VAL_EVERY)
+
     def evaluate(model: nn.Module) -> dict[str, float]:
+        epoch = train_set.epoch + 1  # the epoch just trained, counted from 1
+        if epoch % val_every and epoch < training.epochs:
+            return {}
         return feasibility(model, val_set, objective, seed, device=training.device)
 
-    settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers")}
+    settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers", "val_every")}
     history = fit(model, step, train_set, out_dir, training, evaluate, title="SignBERT pre-training",
                   fingerprint=input_fingerprint(hands_shards, settings, PRETRAIN_CODE))
     if distributed()[0] != 0:
@@ -393,6 +446,7 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         Path(tmp).write_text(json.dumps(report, indent=1) + "\n")
     reconstruction_figure(model, val_set, out_dir / RECONSTRUCTION, objective, seed, device=training.device,
                           note="" if held_out == "val" else " (no val videos: a train clip, seen in training)")
-    save_encoder(out_pt, model, {"feasibility": measured, "hand_model": hand_model})
+    save_encoder(out_pt, model, {"feasibility": measured, "hand_model": hand_model, "datasets": seen,
+                                 "sequences": len(train_set)})
     log.info("pretrain: %s written; feasibility %s", out_pt, measured)
     return measured

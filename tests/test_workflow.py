@@ -11,6 +11,7 @@ from pathlib import Path
 import h5py
 import pandas as pd
 import pytest
+import torch
 
 from conftest import write_video
 from signpipe.predictions import read_predictions
@@ -341,3 +342,50 @@ def test_keypoint_dataset_end_to_end(gislr_config):
     assert "signbert+stgcn" in summary
     assert len(list((results / "sheets").glob("*.png"))) == 4
     assert "Nothing to be done" in snakemake("-n", cwd=gislr_config).stdout
+
+
+def cross_corpus_config(shared_data: Path, tmp_path: Path) -> dict:
+    """docs/signbert.md's cross-corpus block, on the shared gislr slice split in two: 8 sequences as the
+    unlabeled corpus, 12 as the labeled one (2 val, 2 test), with tiny sizes."""
+    import yaml
+
+    doc = (REPO / "docs" / "signbert.md").read_text().split("## Pre-training on unlabeled corpora", 1)[1]
+    config = yaml.safe_load(doc.split("```yaml\n", 1)[1].split("```", 1)[0])
+    index = shared_data / "gislr" / "train.csv"
+    table = pd.read_csv(index, dtype=str)
+    table["path"] = [str(index.parent / p) for p in table["path"]]
+    table.iloc[:12].to_csv(tmp_path / "mine.csv", index=False)
+    table.iloc[12:].drop(columns="sign").to_csv(tmp_path / "kaggle.csv", index=False)
+    config["datasets"]["kaggle"].update(index=str(tmp_path / "kaggle.csv"), num_shards=2)
+    config["datasets"]["mine"].update(index=str(tmp_path / "mine.csv"), num_shards=2, split_by="sequence",
+                                      splits={"val": [1330949181, 1339088376], "test": [205531021, 1638390970]})
+    tiny = {"epochs": 1, "batch_size": 4, "num_frames": 8, "threads": 1}
+    config["pretrain"].update(tiny, model={"hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8})
+    config["finetune"].update(tiny)
+    config.update(results="results", device="cpu", hands={"crop_size": 32, "threads": 1})
+    return config
+
+
+@pytest.mark.slow
+def test_cross_corpus_pretraining_end_to_end(shared_data, tmp_path):
+    """The issue's proof: docs/signbert.md's config pre-trains on an unlabeled corpus (manifest -> pose import
+    -> hands -> pretrain only) and fine-tunes on a labeled one; signbert.pt records each dataset's train
+    sequences (no val or test video of the labeled one), and nothing is fine-tuned or tabled on the other."""
+    import yaml
+
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cross_corpus_config(shared_data, tmp_path)))
+    proc = snakemake("-n", "results/kaggle/models/signbert/predictions.h5", cwd=tmp_path, check=False)
+    assert proc.returncode != 0 and "datasets.kaggle: role: pretrain (no labels) feeds pretrain only" in proc.stdout + proc.stderr
+    snakemake("--cores", "2", cwd=tmp_path)
+    results = tmp_path / "results"
+    kaggle = pd.read_csv(results / "kaggle" / "manifest.csv")
+    assert len(kaggle) == 8 and set(kaggle["split"]) == {"train"} and set(kaggle["label"]) == {-1}
+    assert sorted(p.name for p in (results / "kaggle" / "hands").glob("*.h5")) == ["0.h5", "1.h5"]
+    assert not (results / "kaggle" / "models").exists() and not (results / "kaggle" / "fusion").exists()
+    mine = pd.read_csv(results / "mine" / "manifest.csv")
+    state = torch.load(results / "pretrain" / "signbert.pt")
+    assert state["datasets"] == {"kaggle": 8, "mine": int((mine["split"] == "train").sum())} == {"kaggle": 8, "mine": 8}
+    splits, _ = read_predictions(results / "mine" / "models" / "signbert" / "predictions.h5")
+    assert len(splits["test"].video_id) == 2
+    summary = pd.read_csv(results / "tables" / "summary.csv")
+    assert "kaggle" not in summary.to_csv() and "mine" in summary.to_csv()

@@ -55,6 +55,16 @@ NOMINAL_FRAME = (512, 512)
 (the schema's defaults): normalised coordinates become pixels of it."""
 FRAME_COLUMNS = ["width", "height"]
 """Extra columns of the keypoint adapters: each sequence's nominal frame in pixels."""
+ROLES = ("labeled", "pretrain")
+DEFAULT_ROLE = "labeled"
+"""``role`` of a dataset whose block has none (the schema's default): its train split is pre-trained
+on, and every model of ``finetune.models`` is fine-tuned and tested on it."""
+UNLABELED_ADAPTERS = ("folder", "csv", "gislr", "pose", "arrays")
+"""Adapters that can list their media without labels, so their datasets may say ``role: pretrain``."""
+NO_LABEL = -1
+"""``label`` of every row of a ``role: pretrain`` dataset (its ``gloss`` is '' and its ``split`` train)."""
+SPLIT_KEYS = ("splits", "default_split", "classes")
+"""Keys that label or split a dataset: a ``role: pretrain`` dataset has none of them."""
 
 Adapter = Callable[[Mapping[str, Any], str, Path | None], tuple[pd.DataFrame, pd.DataFrame]]
 """``load(cfg, where, corpus_dir) -> (rows, missing)``; ``where`` is the config location for
@@ -74,6 +84,29 @@ def adapters() -> dict[str, Adapter]:
 def is_keypoint_dataset(cfg: Mapping[str, Any]) -> bool:
     """Whether a ``datasets:`` block's adapter yields keypoints (no videos, no frames, no crops)."""
     return cfg.get("adapter") in KEYPOINT_ADAPTERS
+
+
+def dataset_role(cfg: Mapping[str, Any], where: str) -> str:
+    """A ``datasets:`` block's checked ``role``: ``labeled`` (the default) or ``pretrain`` (no labels, no
+    splits: every sequence feeds SignBERT's pre-training and nothing else)."""
+    role = cfg.get("role", DEFAULT_ROLE)
+    if role not in ROLES:
+        raise ValueError(f"{where}.role: must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "pretrain":
+        if cfg.get("adapter") not in UNLABELED_ADAPTERS:
+            raise ValueError(f"{where}.role: adapter {cfg.get('adapter')} lists labeled videos only, so it cannot be "
+                             f"role: pretrain; drop the key (its train split is pre-trained on anyway) or list the "
+                             f"media with one of {', '.join(UNLABELED_ADAPTERS)}")
+        stray = [key for key in SPLIT_KEYS if key in cfg]
+        if stray:
+            raise ValueError(f"{where}.{stray[0]}: a role: pretrain dataset has no labels or splits (every sequence "
+                             "is pre-trained on); remove the key, or hold some out with val_from_train")
+    return role
+
+
+def unlabeled(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a ``role: pretrain`` dataset: label NO_LABEL, gloss '', split train, whatever the index said."""
+    return rows.assign(label=NO_LABEL, gloss="", split="train")
 
 
 def nominal_frame(cfg: Mapping[str, Any], where: str) -> tuple[int, int]:
@@ -103,8 +136,11 @@ def build_manifest(
     num_shards = cfg.get("num_shards", DEFAULT_NUM_SHARDS)
     if isinstance(num_shards, bool) or not isinstance(num_shards, int) or num_shards < 1:
         raise ValueError(f"{where}.num_shards: must be a positive integer, got {num_shards!r}")
+    labeled = dataset_role(cfg, where) != "pretrain"
     rows, missing = known[adapter](cfg, where, Path(corpus_dir) if corpus_dir is not None else None)
-    manifest = _checked_manifest(rows, num_shards, where)
+    if not labeled:
+        rows, missing = unlabeled(rows), unlabeled(missing)
+    manifest = _checked_manifest(rows, num_shards, where, labeled)
     fraction = cfg.get("val_from_train", VAL_FROM_TRAIN)
     if fraction:
         manifest = val_from_train(manifest, fraction, where)
@@ -401,8 +437,9 @@ def examples(values: Sequence[Any] | pd.Series, limit: int = 5) -> str:
     return shown + (f" (and {len(values) - limit} more)" if len(values) > limit else "")
 
 
-def _checked_manifest(rows: pd.DataFrame, num_shards: int, where: str) -> pd.DataFrame:
-    """Check the adapter's rows against the manifest contract, add ``shard``, order them."""
+def _checked_manifest(rows: pd.DataFrame, num_shards: int, where: str, labeled: bool = True) -> pd.DataFrame:
+    """Check the adapter's rows against the manifest contract, add ``shard``, order them (``labeled``
+    False: a ``role: pretrain`` dataset, whose labels are all NO_LABEL)."""
     absent = [c for c in MANIFEST_COLUMNS if c != "shard" and c not in rows.columns]
     if absent:
         raise ValueError(f"{where}: adapter rows lack columns {absent}")
@@ -414,7 +451,7 @@ def _checked_manifest(rows: pd.DataFrame, num_shards: int, where: str) -> pd.Dat
         raise ValueError(f"{where}: video_id is not unique: {examples(sorted(duplicated))}")
     for column in ("label", "frame_start", "frame_end"):
         rows[column] = to_int(rows[column], f"{where}: {column}")
-    negative = rows.loc[rows["label"] < 0, "video_id"]
+    negative = rows.loc[(rows["label"] < 0) & labeled, "video_id"]
     if len(negative):
         raise ValueError(f"{where}: label must be >= 0; videos {examples(negative)}")
     bad_split = rows.loc[~rows["split"].isin(SPLITS)]

@@ -7,7 +7,8 @@ in a folder per class as the ``folder`` adapter finds videos (``pattern`` names 
 ``splits`` lists signers per split). Either way each row gets the nominal frame
 (``width``, ``height``) its normalised coordinates are scaled to: the dataset's keys, one frame
 for every sequence. A CSV ``width``/``height`` column that disagrees with them is refused, not
-silently replaced.
+silently replaced. A ``role: pretrain`` dataset needs no labels: a CSV of ``video_id, path``, or a
+``root`` holding the files directly (``pattern`` optional).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from signpipe.datasets import FRAME_COLUMNS, config_path, nominal_frame
+from signpipe.datasets import FRAME_COLUMNS, config_path, dataset_role, nominal_frame
 from signpipe.datasets import csvfile, folder
 
 
@@ -30,7 +31,8 @@ def load_files(cfg: Mapping[str, Any], where: str, extensions: Sequence[str]) ->
         raise ValueError(f"{where}: set either manifest (a CSV of files, labels and splits) or root "
                          "(a folder per class, with pattern and splits), not both or neither")
     if cfg.get("manifest") is not None:
-        rows, missing = csvfile.read_table(config_path(cfg, "manifest", where), f"{where}.manifest")
+        rows, missing = csvfile.read_table(config_path(cfg, "manifest", where), f"{where}.manifest",
+                                           labeled=dataset_role(cfg, where) != "pretrain")
     else:
         rows, missing = folder.load({**cfg, "extensions": cfg.get("extensions") or list(extensions)}, where)
     width, height = nominal_frame(cfg, where)

@@ -1,5 +1,8 @@
 """A folder per class (``root/<gloss>/...video files``), signer read from each file name.
 
+A ``role: pretrain`` dataset has no classes: every video under ``root`` (a flat folder, or any
+subfolders) is listed, ``pattern`` optional (without it the signer is unknown).
+
 Fits corpora recorded in a lab and shipped as one directory per sign, such as the Chinese
 CSL/SLR500 and NMFs-CSL sets, where the file name carries the signer
 (``P01_s3_00_1_color.avi``) and the official split is by signer.
@@ -18,6 +21,7 @@ import pandas as pd
 from signpipe.datasets import (
     SPLITS,
     config_path,
+    dataset_role,
     examples,
     no_missing,
     required,
@@ -31,30 +35,14 @@ log = logging.getLogger(__name__)
 def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Rows of every video under ``root``; nothing is missing (the rows come from the files)."""
     root = config_path(cfg, "root", where, kind="dir")
-    pattern = name_pattern(cfg, where)
+    labeled = dataset_role(cfg, where) != "pretrain"
+    pattern = name_pattern(cfg, where) if labeled or cfg.get("pattern") is not None else re.compile(r"(?P<signer>)")
     extensions = video_extensions(cfg, where)
+    if not labeled:  # every video under root; the manifest gives them no label and the train split
+        return _listed(root, [("", -1, root)], pattern, extensions, where), no_missing()
     split_of = signer_splits(cfg, where)
-    records, unmatched = [], []
-    for label, gloss in enumerate(class_names(cfg, root, where)):
-        for path in sorted((root / gloss).rglob("*")):
-            if path.suffix.lower() not in extensions or not path.is_file():
-                continue
-            match = pattern.match(path.stem)
-            if match is None:
-                unmatched.append(str(path.relative_to(root)))
-                continue
-            groups = match.groupdict()
-            records.append({
-                "video_id": video_id(gloss, path.relative_to(root / gloss)), "path": str(path),
-                "label": label, "gloss": gloss, "signer": groups.pop("signer"),
-                "frame_start": 0, "frame_end": -1, **groups,
-            })
-    if unmatched:
-        raise ValueError(f"{where}.pattern: {pattern.pattern!r} does not match {len(unmatched)} file names "
-                         f"(without extension), e.g. {examples(unmatched)}")
-    rows = pd.DataFrame.from_records(
-        records, columns=list(dict.fromkeys(["video_id", "path", "label", "gloss", "signer", "frame_start",
-                                             "frame_end", *pattern.groupindex])))
+    rows = _listed(root, [(gloss, label, root / gloss) for label, gloss in enumerate(class_names(cfg, root, where))],
+                   pattern, extensions, where)
     rows.insert(4, "split", rows["signer"].map(split_of))
     unlisted = sorted(rows.loc[rows["split"].isna(), "signer"].unique())
     if unlisted:
@@ -66,6 +54,33 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
             raise ValueError(f"{where}.default_split: must be one of {', '.join(SPLITS)}, got {default!r}")
         rows["split"] = rows["split"].fillna(default)
     return rows, no_missing()
+
+
+def _listed(root: Path, classes: list[tuple[str, int, Path]], pattern: re.Pattern, extensions: tuple[str, ...],
+            where: str) -> pd.DataFrame:
+    """Rows (no split) of the video files under each (gloss, label, folder) of ``classes``, signer and
+    other named groups from ``pattern`` matched on each file name."""
+    records, unmatched = [], []
+    for gloss, label, folder in classes:
+        for path in sorted(folder.rglob("*")):
+            if path.suffix.lower() not in extensions or not path.is_file():
+                continue
+            match = pattern.match(path.stem)
+            if match is None:
+                unmatched.append(str(path.relative_to(root)))
+                continue
+            groups = match.groupdict()
+            records.append({
+                "video_id": video_id(gloss, path.relative_to(folder)), "path": str(path),
+                "label": label, "gloss": gloss, "signer": groups.pop("signer") or "",
+                "frame_start": 0, "frame_end": -1, **groups,
+            })
+    if unmatched:
+        raise ValueError(f"{where}.pattern: {pattern.pattern!r} does not match {len(unmatched)} file names "
+                         f"(without extension), e.g. {examples(unmatched)}")
+    return pd.DataFrame.from_records(
+        records, columns=list(dict.fromkeys(["video_id", "path", "label", "gloss", "signer", "frame_start",
+                                             "frame_end", *pattern.groupindex])))
 
 
 def name_pattern(cfg: Mapping[str, Any], where: str) -> re.Pattern:
@@ -114,5 +129,7 @@ def signer_splits(cfg: Mapping[str, Any], where: str) -> dict[str, str]:
 
 
 def video_id(gloss: str, relative: Path) -> str:
-    """``{gloss}__{path under the class folder, no extension}``: '/' -> '__', unsafe characters -> '_'."""
-    return "__".join(re.sub(r"[^\w.-]+", "_", part) for part in [gloss, *relative.with_suffix("").parts])
+    """``{gloss}__{path under the class folder, no extension}`` (without a gloss: the path alone): '/' ->
+    '__', unsafe characters -> '_'."""
+    parts = [gloss] * bool(gloss) + list(relative.with_suffix("").parts)
+    return "__".join(re.sub(r"[^\w.-]+", "_", part) for part in parts)

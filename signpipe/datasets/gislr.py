@@ -6,7 +6,8 @@ file (one sign per line, or the competition's ``sign_to_prediction_index_map.jso
 Splits come from config lists of participants (``split_by: participant``, the default, so val and
 test signers are never trained on) or, for a slice with one participant, of sequence ids
 (``split_by: sequence``, which is not signer-independent). The 94k rows of the full set are listed
-with one scan of each participant folder, not a stat per file.
+with one scan of each participant folder, not a stat per file. A ``role: pretrain`` dataset reads no
+``sign`` (the column may be absent) and needs no splits: every sequence is pre-trained on.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import pandas as pd
 
 from signpipe.datasets import (
     FRAME_COLUMNS,
+    NO_LABEL,
     SPLITS,
     config_path,
+    dataset_role,
     examples,
     nominal_frame,
     split_missing,
@@ -40,9 +43,24 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
     index = config_path(cfg, "index", where)
     utf8_text(index)
     table = pd.read_csv(index, dtype=str, keep_default_na=False)
-    absent = [c for c in COLUMNS if c not in table.columns]
+    labeled = dataset_role(cfg, where) != "pretrain"
+    absent = [c for c in COLUMNS if c not in table.columns and (labeled or c != "sign")]
     if absent:
         raise ValueError(f"{where}.index: {index} lacks the columns {absent} of the Kaggle train.csv")
+    label, split = labels_and_splits(cfg, table, index, where) if labeled else (NO_LABEL, "train")
+    width, height = nominal_frame(cfg, where)
+    paths = [os.path.normpath(os.path.join(index.parent, p)) for p in table["path"]]
+    rows = pd.DataFrame({
+        "video_id": table["sequence_id"], "path": paths, "label": label, "gloss": table.get("sign", ""),
+        "split": split, "signer": table["participant_id"], "frame_start": 0, "frame_end": -1,
+        FRAME_COLUMNS[0]: width, FRAME_COLUMNS[1]: height,
+    })
+    return split_missing(rows, pd.Series(existing_files(paths)), "keypoint file not found")
+
+
+def labels_and_splits(cfg: Mapping[str, Any], table: pd.DataFrame, index: Path,
+                      where: str) -> tuple[pd.Series, pd.Series]:
+    """Each row's label (its sign's, :func:`class_labels`) and split (by participant or sequence)."""
     empty = table.index[table["sign"].str.strip() == ""]
     if len(empty):  # it would become class '' and renumber every other class
         raise ValueError(f"{where}.index: {index}: line(s) {examples(list(empty + 2))} have an empty sign "
@@ -64,14 +82,7 @@ def load(cfg: Mapping[str, Any], where: str, corpus_dir: Path | None = None) -> 
             raise ValueError(f"{where}.splits: {split_by}s {examples(unlisted)} are in no split; list them or set "
                              f"{where}.default_split to one of {', '.join(SPLITS)}")
         split = split.fillna(default)
-    width, height = nominal_frame(cfg, where)
-    paths = [os.path.normpath(os.path.join(index.parent, p)) for p in table["path"]]
-    rows = pd.DataFrame({
-        "video_id": table["sequence_id"], "path": paths, "label": table["sign"].map(label_of), "gloss": table["sign"],
-        "split": split, "signer": table["participant_id"], "frame_start": 0, "frame_end": -1,
-        FRAME_COLUMNS[0]: width, FRAME_COLUMNS[1]: height,
-    })
-    return split_missing(rows, pd.Series(existing_files(paths)), "keypoint file not found")
+    return table["sign"].map(label_of), split
 
 
 def class_labels(cfg: Mapping[str, Any], signs: list[str], where: str) -> dict[str, int]:

@@ -44,6 +44,19 @@ def video_datasets():
     return [ds for ds in DATASETS if ds not in keypoint_datasets()]
 
 
+def labeled_datasets():
+    """Datasets fine-tuned, fused and tabled on: all but those with `role: pretrain` (no labels)."""
+    return [ds for ds, cfg in DATASETS.items() if cfg["role"] != "pretrain"]
+
+
+def labeled(ds):
+    """`ds`, or a WorkflowError naming it when it has `role: pretrain` (nothing to fine-tune or test on)."""
+    if ds not in labeled_datasets():
+        raise WorkflowError(f"datasets.{ds}: role: pretrain (no labels) feeds pretrain only; no model is "
+                            f"fine-tuned or fused on it: ask for a labeled dataset ({', '.join(labeled_datasets())})")
+    return ds
+
+
 def one_of(names):
     """A wildcard constraint matching exactly these dataset names (nothing when there are none)."""
     return "|".join(names) or "(?!)"
@@ -97,8 +110,10 @@ def listing(ds):
 
 
 def manifest_config(ds):
-    """A dataset's block without its per-stage overrides: what its manifest depends on."""
-    return {key: value for key, value in DATASETS[ds].items() if key != "pose"}
+    """A dataset's block without its per-stage overrides: what its manifest depends on. The default
+    `role: labeled` is left out, so that results made before the key existed do not rerun."""
+    return {key: value for key, value in DATASETS[ds].items()
+            if key != "pose" and not (key == "role" and value == "labeled")}
 
 
 def pose_config(ds):
@@ -139,7 +154,8 @@ def sheet_inputs(wildcards):
 
 
 def pretrain_datasets():
-    """The datasets whose train splits SignBERT is pre-trained on (`pretrain.datasets`: all or names)."""
+    """The datasets SignBERT is pre-trained on (`pretrain.datasets`: all or names): the train splits of
+    labeled ones, every sequence of `role: pretrain` ones (all train)."""
     names = config["pretrain"]["datasets"]
     return list(DATASETS) if names == "all" else names
 
@@ -169,7 +185,7 @@ def gpus(stage):
 def finetune_inputs(wildcards):
     """The shards of every stage a model reads (signpipe.models.MODELS), named by stage, the
     manifest (class count) and, for SignBERT with `finetune.pretrained`, the pre-trained encoder."""
-    inputs = {stage: per_shard(wildcards.ds, stage, "{shard}.h5") for stage in model_stages(wildcards.model)}
+    inputs = {stage: per_shard(labeled(wildcards.ds), stage, "{shard}.h5") for stage in model_stages(wildcards.model)}
     inputs["manifest"] = result(wildcards.ds, "manifest.csv")
     if wildcards.model == "signbert" and config["finetune"]["pretrained"]:
         inputs["pretrained"] = result("pretrain", "signbert.pt")
@@ -178,7 +194,7 @@ def finetune_inputs(wildcards):
 
 def predictions(ds):
     """predictions.h5 of every model in `finetune.models` for one dataset."""
-    return [result(ds, "models", model, "predictions.h5") for model in config["finetune"]["models"]]
+    return [result(labeled(ds), "models", model, "predictions.h5") for model in config["finetune"]["models"]]
 
 
 def subset_files(ds):
@@ -239,7 +255,7 @@ def stage_targets(stage):
             outputs += per_shard(ds, "frames", "{shard}.h5")
         if "hands" in upto:
             outputs += per_shard(ds, "hands", "{shard}.h5")
-        if "finetune" in upto:
+        if "finetune" in upto and ds in labeled_datasets():  # a `role: pretrain` dataset trains no model
             outputs += predictions(ds)
     if stage == "pretrain" or (stage == "finetune" and "signbert" in config["finetune"]["models"]):
         outputs.append(result("pretrain", "signbert.pt"))  # a run of other models pre-trains nothing

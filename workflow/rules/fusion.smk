@@ -48,7 +48,7 @@ rule fuse:
 
 rule tables:
     input:
-        tables=expand(result("{ds}", "fusion", "table.csv"), ds=DATASETS),
+        tables=expand(result("{ds}", "fusion", "table.csv"), ds=labeled_datasets()),
     output:
         csv=result("tables", "summary.csv"),
         markdown=result("tables", "summary.md"),
@@ -59,7 +59,7 @@ rule tables:
             subcategory="all datasets",
         ),
     params:
-        datasets=list(DATASETS),
+        datasets=labeled_datasets(),
         notes=[DEMO_NOTE] if any(DATASETS[ds]["adapter"] == "synthetic" for ds in DATASETS) else [],
     log:
         log_path("tables"),
