@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 BENCHMARKS = Path(__file__).resolve().parent
-sys.path[:0] = [str(BENCHMARKS.parent), str(BENCHMARKS)]
+sys.path.insert(0, str(BENCHMARKS.parent))  # signpipe from this checkout when run as a script
 
 from signpipe.datasets import write_manifest  # noqa: E402
 from signpipe.decode import decode_shard  # noqa: E402

@@ -3,10 +3,11 @@ with gloo reproduces DDP's failures), resume across devices and AMP settings, on
 
 from __future__ import annotations
 
+import importlib.util
 import logging
-import sys
 from dataclasses import replace
 from pathlib import Path
+from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -20,10 +21,21 @@ from signpipe.train import (
 )
 from test_train import TinyData, TinyNet, classification_step
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from gpu_ready import syncs_per_pretrain_step  # noqa: E402  (the benchmark's counter of GPU waits)
 from test_hma import TINY as HMA_TINY
 from test_signbert import make_hands_shards
+
+def benchmark(name: str) -> ModuleType:
+    """A module of benchmarks/ loaded by its path: putting that folder on sys.path would shadow
+    test packages of the same name (benchmarks/slurm.py and tests/slurm/)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+syncs_per_pretrain_step = benchmark("gpu_ready").syncs_per_pretrain_step
+"""The benchmark's counter of GPU waits."""
 
 PRETRAIN = {"epochs": 2, "batch_size": 1, "num_frames": 4, "device": "cpu", "seed": 0,
             "model": {"hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}}
