@@ -154,8 +154,12 @@ SYNC_METHODS = ("item", "__float__", "__int__", "__bool__", "__index__", "tolist
 
 @contextlib.contextmanager
 def counting_syncs(counts: collections.Counter):
-    """Count calls of the Tensor methods that wait for a GPU (and boolean-mask indexing) into ``counts``."""
-    originals = {name: getattr(torch.Tensor, name) for name in SYNC_METHODS + ("__getitem__",)}
+    """Count calls of the Tensor methods that wait for a GPU into ``counts``. Boolean-mask indexing
+    (a hidden nonzero) is not counted: patching ``Tensor.__getitem__`` leaves tensors looking like
+    sequences to ``torch.tensor`` for the rest of the process, and a TorchFunctionMode turns off
+    the fused attention path that the count is about."""
+    originals = {name: getattr(torch.Tensor, name) for name in SYNC_METHODS}
+    own = {name for name in originals if name in vars(torch.Tensor)}  # the others come from the C base class
 
     def wrap(name):
         original = originals[name]
@@ -166,21 +170,16 @@ def counting_syncs(counts: collections.Counter):
             return original(self, *args, **kwargs)
         return counted
 
-    def getitem(self, index):
-        if counts.get("_armed"):
-            parts = index if isinstance(index, tuple) else (index,)
-            if any(isinstance(p, torch.Tensor) and p.dtype == torch.bool for p in parts):
-                counts["bool_mask_index"] += 1
-        return originals["__getitem__"](self, index)
-
     try:
         for name in SYNC_METHODS:
             setattr(torch.Tensor, name, wrap(name))
-        torch.Tensor.__getitem__ = getitem
         yield counts
     finally:
         for name, original in originals.items():
-            setattr(torch.Tensor, name, original)
+            if name in own:
+                setattr(torch.Tensor, name, original)
+            else:
+                delattr(torch.Tensor, name)
 
 
 def syncs_per_pretrain_step(hands: list[Path], out: Path, steps: int) -> tuple[float, dict[str, int]]:
