@@ -26,7 +26,7 @@ MODEL_DEFAULTS = {
     "signbert": {"dropout": SignBERTConfig().dropout},  # its sizes are pretrain.model's
     "stgcn": {"subset": "27", "layers": [list(layer) for layer in PAPER_LAYERS], "temporal_kernel": 9,
               "dropout": PAPER_DROPOUT},
-    "rgb3d": {"arch": "r3d_18", "size": DEFAULT_SIZE, "checkpoint": None},
+    "rgb3d": {"arch": "r3d_18", "size": DEFAULT_SIZE, "subtract_mean": False, "checkpoint": None},
     "glenet": {**asdict(GLENetConfig()), "phases": {phase.name: dict(phase.settings) for phase in GLENET_PHASES}},
     "hma": json.loads(json.dumps(asdict(HMAConfig()))),  # tuples as the lists YAML gives
 }

@@ -228,6 +228,23 @@ def test_the_saliency_comes_from_the_configured_global_stage(stage):
     torch.testing.assert_close(out.saliency, expected)
 
 
+def test_subtract_mean_hides_what_does_not_move():
+    torch.manual_seed(5)
+    model = GLENet(3, settings({**TINY, "subtract_mean": True})).eval()
+    still = torch.full((2, 4, 32, 32, 3), 40, dtype=torch.uint8)
+    still[1] = 200                                                     # another colour; nothing moves
+    moving = still.clone()
+    moving[:, 2, 8:16, 8:16] = 255                                     # a hand in one frame
+    raw = GLENet(3, settings(TINY)).eval()
+    raw.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        logits = model(torch.cat([still, moving])).z_com
+        raw_logits = raw(still).z_com
+    torch.testing.assert_close(logits[0], logits[1])
+    assert not torch.allclose(logits[0], logits[2])
+    assert not torch.allclose(raw_logits[0], raw_logits[1])            # raw frames: the colour reaches it
+
+
 def test_saliency_is_detached_by_default_and_can_train_the_global_stream():
     torch.manual_seed(5)
     clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)

@@ -75,3 +75,21 @@ def test_trains_with_the_shared_loop_and_predicts(tmp_path) -> None:
     logits, labels, ids = predict(model, spec.dataset({"frames": [tmp_path / "0.h5"]}, "test", False, cfg), spec.forward,
                                   device="cpu")
     assert logits.shape == (2, 2) and ids == ["v2", "v3"] and labels.tolist() == [0, 1]
+
+
+def test_subtract_mean_hides_what_does_not_move() -> None:
+    torch.manual_seed(0)
+    model = RGB3D(3, subtract_mean=True).eval()
+    still = torch.full((2, 4, 16, 16, 3), 40, dtype=torch.uint8)
+    still[1] = 200                                                       # another colour, still nothing moves
+    moving = still.clone()
+    moving[:, 2, 4:8, 4:8] = 255                                         # a hand in one frame
+    with torch.no_grad():
+        logits = model(torch.cat([still, moving]))
+        raw = RGB3D(3).eval()
+        raw.load_state_dict(model.state_dict())
+        torch.testing.assert_close(logits[0], logits[1])                 # only the still clips' looks differ
+        assert not torch.allclose(logits[0], logits[2])                  # what moves reaches the network
+        raw_logits = raw(still)
+    assert not torch.allclose(raw_logits[0], raw_logits[1])              # raw frames: the colour reaches it
+    assert build(3, {"subtract_mean": True}).subtract_mean and not build(3, {}).subtract_mean

@@ -95,6 +95,9 @@ class GLENetConfig:
     one per equal segment over the whole video (signpipe's other models)."""
     flip: bool = True
     """Random horizontal flip in training (§5.1)."""
+    subtract_mean: bool = False
+    """Not in the paper: each normalised pixel minus its mean over the clip, so what does not move
+    is 0 (the CPU demo from random weights; ``signpipe.models.rgb3d``)."""
     checkpoint: str | None = None
     """Local state dict to start from: a torchvision ResNet of the same depth (ImageNet), inflated
     into both streams, or a GLE-Net state dict (``signpipe.models.pretrained``); None: random."""
@@ -258,9 +261,11 @@ class P3DResNet(nn.Module):
         return self.stream(self.shared(normalise(clip, self.mean, self.std)))[0]
 
 
-def normalise(clip: Tensor, mean: Tensor, std: Tensor) -> Tensor:
-    """uint8 clips (B, T, S, S, 3) -> float (B, 3, T, S, S), Kinetics mean and std."""
-    return (clip.permute(0, 4, 1, 2, 3).float() / 255 - mean) / std
+def normalise(clip: Tensor, mean: Tensor, std: Tensor, subtract_mean: bool = False) -> Tensor:
+    """uint8 clips (B, T, S, S, 3) -> float (B, 3, T, S, S), Kinetics mean and std; minus each
+    pixel's mean over T with ``subtract_mean``."""
+    x = (clip.permute(0, 4, 1, 2, 3).float() / 255 - mean) / std
+    return x - x.mean(2, keepdim=True) if subtract_mean else x
 
 
 # ---------------------------------------------------------------- global enhancement (Eqs. 2-3)
@@ -450,7 +455,7 @@ class GLENet(nn.Module):
         return self.global_stream.enhancement
 
     def forward(self, clip: Tensor) -> GLEOutput:
-        x = self.shared(normalise(clip, self.mean, self.std))                           # pool2: (B, C, T', H', W')
+        x = self.shared(normalise(clip, self.mean, self.std, self.arch.subtract_mean))  # pool2: (B, C, T', H', W')
         z_global, stages = self.global_stream(x)
         sampled, saliency, grid = self.local_enhancement(x, stages[self.arch.saliency_stage])
         z_local, _ = self.local_stream(sampled)

@@ -12,10 +12,14 @@ Input clips come from frames shards with the same temporal sampling as every sig
 (32 frames, random segments in training, centred at test). Each video's frames are resized so
 their short side is ``size`` and cropped to ``size`` x ``size`` (centred at test, at a random
 place in training, drawn per item and epoch); no horizontal flip, which would swap the signer's
-hands. Pixels are normalised with the Kinetics mean and std.
+hands. Pixels are normalised with the Kinetics mean and std; with ``subtract_mean`` each pixel's
+mean over the clip is then subtracted, so what does not move (background, clothes, skin) is 0
+and a network trained from random weights sees the moving arms and hands from its first step
+(the demo's: raw frames left r3d_18 at chance, docs/models.md).
 
 Config (``finetune.rgb3d`` block): ``arch`` (r3d_18), ``size`` (112, torchvision's Kinetics
-size; the CPU demo uses less), ``num_frames`` (32), ``checkpoint`` (null), ``seed`` (0).
+size; the CPU demo uses less), ``num_frames`` (32), ``checkpoint`` (null), ``subtract_mean``
+(false: the Kinetics input), ``seed`` (0).
 """
 
 from __future__ import annotations
@@ -83,25 +87,29 @@ class FrameClips(ShardDataset):
 
 
 class RGB3D(nn.Module):
-    """A torchvision video ResNet taking uint8 clips (B, T, S, S, 3) -> logits (B, classes)."""
+    """A torchvision video ResNet taking uint8 clips (B, T, S, S, 3) -> logits (B, classes);
+    ``subtract_mean``: the network sees each normalised pixel minus its mean over the T frames."""
 
-    def __init__(self, num_classes: int, arch: str = "r3d_18") -> None:
+    def __init__(self, num_classes: int, arch: str = "r3d_18", subtract_mean: bool = False) -> None:
         super().__init__()
         if arch not in ARCHS:
             raise ValueError(f"finetune.rgb3d.arch: {arch!r} unknown; known: {', '.join(ARCHS)}")
         self.net = getattr(video, arch)(weights=None, num_classes=num_classes)
         self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1))
         self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1))
+        self.subtract_mean = subtract_mean
 
     def forward(self, clip: Tensor) -> Tensor:
-        x = clip.permute(0, 4, 1, 2, 3).float() / 255                                    # (B, 3, T, S, S)
-        return self.net((x - self.mean) / self.std)
+        x = (clip.permute(0, 4, 1, 2, 3).float() / 255 - self.mean) / self.std          # (B, 3, T, S, S)
+        if self.subtract_mean:
+            x = x - x.mean(2, keepdim=True)
+        return self.net(x)
 
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
     """The network of ``cfg['arch']``; weights from ``cfg['checkpoint']`` (a local torchvision state
     dict, ``signpipe.models.pretrained.load_video_resnet``) when set, else random; ``init`` recorded."""
-    model = RGB3D(num_classes, str(cfg.get("arch", "r3d_18")))
+    model = RGB3D(num_classes, str(cfg.get("arch", "r3d_18")), bool(cfg.get("subtract_mean", False)))
     model.init = load_video_resnet(model.net, cfg["checkpoint"], "finetune.rgb3d.checkpoint") \
         if cfg.get("checkpoint") else "random"
     return model
