@@ -540,10 +540,16 @@ STAGE_LOGGERS = ("signpipe.decode", "signpipe.pose", "signpipe.hands", "signpipe
 
 
 def _predict(args: argparse.Namespace) -> None:
-    for name in STAGE_LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
-    predictions, recogniser = predict_videos(args.run, args.videos, args.model, args.top, args.json, args.sheet,
-                                             args.csv, args.device)
+    loggers = [logging.getLogger(name) for name in STAGE_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.WARNING)
+    try:  # the levels come back: a caller in the same process (a notebook, a test) keeps its logs
+        predictions, recogniser = predict_videos(args.run, args.videos, args.model, args.top, args.json, args.sheet,
+                                                 args.csv, args.device)
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
     weights = (f" (weights {':'.join(f'{w:g}' for w in recogniser.weights)})" if len(recogniser.names) > 1 else "")
     print(f"{recogniser.run.folder}: {recogniser.method}{weights}")
     print(text_table(predictions, recogniser.run.classes, args.top))
