@@ -7,7 +7,7 @@ import sys
 
 from snakemake.utils import min_version
 
-min_version("9.0")
+min_version("9.27")  # 9.15 oversubscribed cores when one job was ready (tests/test_scheduler.py)
 
 
 configfile: "config.yaml"
