@@ -282,17 +282,11 @@ def main() -> None:
         vars(args).update(SMOKE)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    if args.low_data:
+    mode = low_data if args.low_data else ablations if args.ablation else None
+    if mode is not None:
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
-            result = low_data(Path(tmp), args)
-        print(json.dumps({"classes": args.classes, "signers": args.signers, "repeats": args.repeats,
-                          "frames": args.frames, "total_s": round(time.perf_counter() - started, 1), **result}))
-        return
-    if args.ablation:
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
-            result = ablations(Path(tmp), args)
+            result = mode(Path(tmp), args)
         print(json.dumps({"classes": args.classes, "signers": args.signers, "repeats": args.repeats,
                           "frames": args.frames, "total_s": round(time.perf_counter() - started, 1), **result}))
         return
