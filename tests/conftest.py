@@ -13,6 +13,14 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("SIGNPIPE_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files holding a ``slow`` test run first, the rest keep their order: under ``make test``'s
+    parallel workers (xdist, one file per worker at a time) the minutes-long end-to-end runs then
+    start at once and overlap the many short tests, instead of one of them ending the run alone."""
+    slow = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow)
+
+
 def repo_env() -> dict[str, str]:
     """Environment for a Python subprocess that must import this checkout's signpipe."""
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Run the test suite. pytest exits 5 when it collected no test (e.g. a -k that selects
-# nothing): say so plainly and exit 0 instead of failing with a bare status.
+# Run the test suite, in parallel: one pytest worker per core, at most 4 (each holds torch and
+# its own Snakemake runs; more workers cost memory and gain little). A file's tests stay on one
+# worker (its module fixtures are built once); files with end-to-end runs start first
+# (tests/conftest.py). SIGNPIPE_TEST_WORKERS=N sets the count; 1 runs everything in this one process.
+# pytest exits 5 when it collected no test (e.g. a -k that selects nothing): say so plainly and
+# exit 0 instead of failing with a bare status.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-python -m pytest "$@"
+cores=$(nproc 2>/dev/null || echo 1)
+workers=${SIGNPIPE_TEST_WORKERS:-$(( cores < 4 ? cores : 4 ))}
+parallel=()
+if [ "$workers" -gt 1 ]; then
+    parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+fi
+python -m pytest "${parallel[@]}" "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
     echo "signpipe: pytest collected no tests for: $*" >&2
