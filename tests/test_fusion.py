@@ -125,6 +125,19 @@ def test_inverse_temperature_minimises_the_val_nll() -> None:
     assert inverse_temperature(np.zeros((0, 10)), np.zeros(0, np.int64)) == 1.0
 
 
+def test_without_val_videos_calibrated_uses_t_1_and_says_so(tmp_path, caplog) -> None:
+    """A corpus without val videos: the combo multiplies the raw probabilities (T = 1) and a warning names the fix."""
+    a = [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4], [0.1, 0.8, 0.1]]
+    b = [[0.7, 0.2, 0.1], [0.4, 0.35, 0.25], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]]
+    labels = [0, 1, 2, 0]
+    paths = {name: _write(tmp_path / f"{name}.h5", {"val": ([], [], []), "test": (p, labels, IDS)}, name)
+             for name, p in (("a", a), ("b", b))}
+    table = fuse(paths, [["a", "b"]], tmp_path / "out", weights="calibrated").set_index("method")
+    assert table.loc["a+b", "weights"] == "1:1" and table.loc["a+b", "rule"] == "product"
+    assert table.loc["a+b", "instance_top1"] == 75.0                  # argmax of a * b: v0, v1, v2 right
+    assert "no val videos" in caplog.text and "val_from_train" in caplog.text
+
+
 def test_fused_probabilities_sum_and_product_rules() -> None:
     """sum: weighted mean of softmax scores; product: the product of softmax(w z), renormalised."""
     z1, z2 = np.log([[0.7, 0.2, 0.1]]), np.log([[0.1, 0.3, 0.6]])
