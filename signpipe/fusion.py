@@ -189,6 +189,17 @@ def fused_probabilities(logits: Sequence[np.ndarray], weights: Sequence[float], 
     return fuse_scores([softmax(z) for z in logits], weights) / sum(weights)
 
 
+def fit_rule(weights: str, val_logits: Sequence[np.ndarray], val_labels: np.ndarray) -> tuple[str, tuple[float, ...]]:
+    """The rule and weights of ``fusion.weights`` for a combo, from its models' val logits (N, C)
+    and labels (N,), for :func:`fused_probabilities`: ``equal`` ('sum', 1 each), ``val`` ('sum',
+    :func:`choose_weights`), ``calibrated`` ('product', :func:`inverse_temperature` per model)."""
+    if weights == "equal":
+        return "sum", (1.0,) * len(val_logits)
+    if weights == "val":
+        return "sum", choose_weights([softmax(z) for z in val_logits], val_labels)
+    return "product", tuple(inverse_temperature(z, val_labels) for z in val_logits)
+
+
 def method_name(combo: Sequence[str]) -> str:
     """``signbert+stgcn``, with the papers' letters appended when every model has one: ``(H+P)``."""
     name = "+".join(combo)
@@ -224,11 +235,8 @@ def fusion_table(models: Mapping[str, Mapping[str, SplitPredictions]], combos: S
                     "(set val_from_train in the dataset's block)", weights, "equal weights" if weights == "val" else "T = 1")
     rows, fused = [], {}
     for combo in dict.fromkeys(map(tuple, combos)):
-        rule, chosen = "sum", (1.0,) * len(combo)
-        if val and len(combo) > 1 and weights == "val":
-            chosen = choose_weights([softmax(val[0][m]) for m in combo], val[1])
-        elif val and len(combo) > 1:
-            rule, chosen = "product", tuple(inverse_temperature(val[0][m], val[1]) for m in combo)
+        rule, chosen = (("sum", (1.0,) * len(combo)) if len(combo) == 1 or val is None
+                        else fit_rule(weights, [val[0][m] for m in combo], val[1]))
         scores = fused_probabilities([test[m] for m in combo], chosen, rule)
         name = method_name(combo)
         fused[name] = scores
