@@ -149,17 +149,19 @@ def method_models(run: Run, method: str | None) -> list[str]:
     return names
 
 
-def fusion_weights(run: Run, names: Sequence[str]) -> tuple[float, ...]:
-    """The weights the run's fuse stage gave the models of ``names`` (``fusion/table.csv``); equal
-    weights (the papers' sum of softmax scores) for one model or a combo the table does not hold."""
+def fusion_weights(run: Run, names: Sequence[str]) -> tuple[tuple[float, ...], str]:
+    """The weights and rule (``sum`` or ``product``, :func:`signpipe.fusion.fused_probabilities`) the
+    run's fuse stage gave the models of ``names`` (``fusion/table.csv``); equal weights and the
+    papers' sum of softmax scores for one model or a combo the table does not hold."""
     table = run.folder / "fusion" / "table.csv"
     if len(names) > 1 and table.is_file():
         rows = pd.read_csv(table, dtype={"weights": str}).set_index("models")
         key = "+".join(names)
         if key in rows.index:
-            return tuple(float(w) for w in str(rows.loc[key, "weights"]).split(":"))
+            rule = str(rows.loc[key, "rule"]) if "rule" in rows.columns else "sum"  # tables before the rule column
+            return tuple(float(w) for w in str(rows.loc[key, "weights"]).split(":")), rule
         log.warning("%s has no row %s; its models are fused with equal weights", table, key)
-    return (1.0,) * len(names)
+    return (1.0,) * len(names), "sum"
 
 
 def load_model(run: Run, name: str, device: str = "auto") -> LoadedModel:
@@ -330,7 +332,8 @@ class Stages:
 @dataclass
 class Prediction:
     """One input's answer: ``scores`` (C,) the probabilities of the method (a model's softmax, or the
-    fused softmax scores over the weights' sum), ``logits`` per model (C,); both None with a ``reason``."""
+    combo's fused probabilities, :func:`signpipe.fusion.fused_probabilities`), ``logits`` per model
+    (C,); both None with a ``reason``."""
 
     video_id: str
     path: str
@@ -389,7 +392,7 @@ class Recogniser:
         self.run = run if isinstance(run, Run) else open_run(run)
         self.names = method_models(self.run, method)
         self.method = "+".join(self.names)
-        self.weights = fusion_weights(self.run, self.names)
+        self.weights, self.rule = fusion_weights(self.run, self.names)
         self.models = [load_model(self.run, name, device) for name in self.names]
         self._tmp = tempfile.TemporaryDirectory(prefix="signpipe-predict-") if work is None else None
         stages = sorted({stage for m in self.models for stage in m.spec.stages})
@@ -402,7 +405,7 @@ class Recogniser:
 
     def predict_one(self, path: str | os.PathLike, video_id: str) -> Prediction:
         """One input through the stages and the models."""
-        from signpipe.fusion import fuse_scores, softmax
+        from signpipe.fusion import fused_probabilities
         from signpipe.train import predict
 
         reason = self.stages(path, video_id)
@@ -415,8 +418,8 @@ class Recogniser:
             if not len(data):
                 return Prediction(video_id, str(path), reason="no frames")
             logits[m.name] = predict(m.model, data, m.spec.forward, m.batch_size, m.device)[0][0]
-        fused = fuse_scores([softmax(logits[m.name][None])[0] for m in self.models], self.weights)
-        return Prediction(video_id, str(path), fused / sum(self.weights), logits)
+        fused = fused_probabilities([logits[m.name][None] for m in self.models], self.weights, self.rule)[0]
+        return Prediction(video_id, str(path), fused, logits)
 
     def __call__(self, paths: Sequence[str | os.PathLike], progress: bool = True) -> Iterator[Prediction]:
         """Predictions of the inputs in order, one at a time (a progress bar on a terminal)."""
@@ -561,8 +564,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "predict", help="recognise new sign videos with a finished run (top-K classes per video)",
         description="Run new videos through a finished run's own stages and models: decode, pose, hands with the "
         "settings the run recorded in its shards, then the model's test-time clip and its trained weights "
-        "(models/<model>/checkpoint.pt); a fusion A+B sums the models' softmax scores with the run's "
-        "fusion weights (fusion/table.csv). Prints video and top-K classes with probabilities; a video "
+        "(models/<model>/checkpoint.pt); a fusion A+B combines the models' scores with the run's "
+        "fusion weights and rule (fusion/table.csv). Prints video and top-K classes with probabilities; a video "
         "that cannot be decoded gets a row with its reason. A keypoint run (gislr, pose, arrays, pyskl) "
         "takes its adapter's files (.parquet, .pose, .npy/.npz, .pkl) instead of videos.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,

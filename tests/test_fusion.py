@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from signpipe.fusion import class_names, confusion_matrix, fuse, softmax, summary, top_confusions
+from signpipe.fusion import (DEFAULT_RULE, RULES, class_names, confusion_matrix, fuse, fused_probabilities,
+                             fusion_table, inverse_temperature, softmax, summary, top_confusions)
 from signpipe.predictions import SplitPredictions, write_predictions
 
 
@@ -30,12 +35,12 @@ def test_fusion_sums_softmax_scores_in_video_order(tmp_path) -> None:
     paths = {"a": _write(tmp_path / "a.h5", {"test": (a, labels, IDS)}, "a"),
              "b": _write(tmp_path / "b.h5", {"test": ([b[i] for i in order], [labels[i] for i in order],
                                                       [IDS[i] for i in order])}, "b")}
-    table = fuse(paths, [["a"], ["a", "b"]], tmp_path / "out")
+    table = fuse(paths, [["a"], ["a", "b"]], tmp_path / "out", weights="equal")   # the papers' rule
     assert table["method"].tolist() == ["a", "b", "a+b"]
     assert table["instance_top1"].tolist() == [50.0, 50.0, 75.0]
     # per class: a+b gets classes 1, 2 and half of class 0 -> (0.5 + 1 + 1) / 3
     assert table["class_top1"].iloc[2] == pytest.approx(250 / 3)
-    assert table["weights"].tolist() == ["1", "1", "1:1"]
+    assert table["weights"].tolist() == ["1", "1", "1:1"] and table["rule"].tolist() == ["sum"] * 3
     assert (tmp_path / "out" / "confusion.png").stat().st_size > 0
     np.testing.assert_allclose(softmax(np.log(np.array(a))), a)
 
@@ -53,12 +58,94 @@ def test_weights_are_chosen_on_val_and_applied_once_to_test(tmp_path) -> None:
     b = {"val": (probs(0.75, [True] * 4, labels), labels, IDS),
          "test": (probs(0.75, both, labels), labels, IDS)}
     paths = {"a": _write(tmp_path / "a.h5", a, "a"), "b": _write(tmp_path / "b.h5", b, "b")}
-    equal = fuse(paths, [["a", "b"]], tmp_path / "equal").set_index("method")
+    equal = fuse(paths, [["a", "b"]], tmp_path / "equal", weights="equal").set_index("method")
     val = fuse(paths, [["a", "b"]], tmp_path / "val", weights="val").set_index("method")
     assert equal.loc["a+b", "weights"] == "1:1" and equal.loc["a+b", "instance_top1"] == 100.0
     assert val.loc["a+b", "weights"] == "1:2"            # chosen on val, where it reaches 100%
     assert val.loc["a+b", "instance_top1"] == 50.0       # ... and applied once to test, where it hurts
     assert val.loc["a", "instance_top1"] == 100.0        # single models are never weighted
+
+
+def test_val_weights_can_leave_out_a_model_that_only_hurts_on_val(tmp_path) -> None:
+    """Weight 0 is in the grid: B (confident, right only where A is) costs A two val videos at any
+    weight > 0, so val leaves it out and the combo's row is A's."""
+    labels = [0, 1, 0, 1]
+    a = [[0.6, 0.4], [0.4, 0.6], [0.6, 0.4], [0.4, 0.6]]                  # right on all, unsure
+    b = [[0.99, 0.01], [0.01, 0.99], [0.01, 0.99], [0.99, 0.01]]          # right on v0, v1; sure
+    paths = {"a": _write(tmp_path / "a.h5", {s: (a, labels, IDS) for s in ("val", "test")}, "a"),
+             "b": _write(tmp_path / "b.h5", {s: (b, labels, IDS) for s in ("val", "test")}, "b")}
+    table = fuse(paths, [["a", "b"]], tmp_path / "out", weights="val").set_index("method")
+    assert table.loc["a+b", "weights"] == "1:0"
+    assert table.loc["a+b", "instance_top1"] == table.loc["a", "instance_top1"] == 100.0
+
+
+def _sharp_and_weak(rng: np.random.Generator, n: int, classes: int) -> tuple[np.ndarray, ...]:
+    """Labels (n,), logits (n, C) of A, right 60 % with a flat softmax (top ~0.25), and of B,
+    near chance with a sharp one (top ~0.9): the demo's SignBERT beside a collapsed pixel model."""
+    labels = rng.integers(0, classes, n)
+    a_class = np.where(rng.random(n) < 0.6, labels, rng.integers(0, classes, n))
+    a = np.eye(classes)[a_class] * 1.2 + rng.normal(0, 0.1, (n, classes))
+    b = np.eye(classes)[rng.integers(0, classes, n)] * 5.0 + rng.normal(0, 0.1, (n, classes))
+    return labels, a, b
+
+
+def test_calibrated_fusion_is_not_dragged_down_by_a_sharp_near_chance_model(tmp_path) -> None:
+    """The papers' sum follows whichever softmax is sharper, here a near-chance model's; the
+    temperatures fitted on val flatten it and sharpen the good one, so the combo keeps A's accuracy."""
+    rng = np.random.default_rng(0)
+    splits = {split: _sharp_and_weak(rng, 300, 10) for split in ("val", "test")}
+    paths = {}
+    for index, name in ((1, "a"), (2, "b")):
+        paths[name] = str(tmp_path / f"{name}.h5")
+        write_predictions(paths[name], {s: SplitPredictions(v[index], v[0], [f"v{i}" for i in range(300)])
+                                        for s, v in splits.items()}, name, 10)
+    equal = fuse(paths, [["a", "b"]], tmp_path / "equal", weights="equal").set_index("method")["instance_top1"]
+    calibrated = fuse(paths, [["a", "b"]], tmp_path / "calibrated").set_index("method")   # the default
+    assert equal["b"] < 15 and equal["a"] > 50
+    assert equal["a+b"] < equal["a"] - 20                         # the papers' rule: dragged toward B
+    assert calibrated.loc["a+b", "instance_top1"] >= calibrated.loc["a", "instance_top1"] - 2
+    assert calibrated.loc["a+b", "rule"] == "product"
+    w_a, w_b = map(float, calibrated.loc["a+b", "weights"].split(":"))
+    assert w_a > 1 > w_b                                          # A sharpened (T < 1), B flattened (T > 1)
+
+
+def test_inverse_temperature_minimises_the_val_nll() -> None:
+    """1/T is the minimum of the negative log-likelihood of softmax(z / T), found on a fine grid too."""
+    rng = np.random.default_rng(1)
+    labels, a, b = _sharp_and_weak(rng, 200, 10)
+
+    def nll(z: np.ndarray, beta: float) -> float:
+        return float(-np.log(softmax(beta * z)[np.arange(len(labels)), labels]).mean())
+
+    grid = np.exp(np.linspace(np.log(0.01), np.log(100), 4001))
+    for z in (a, b, 3 * a):
+        brute = grid[np.argmin([nll(z, beta) for beta in grid])]
+        assert inverse_temperature(z, labels) == pytest.approx(brute, rel=0.01)
+    assert inverse_temperature(3 * a, labels) == pytest.approx(inverse_temperature(a, labels) / 3, rel=0.01)
+    assert inverse_temperature(np.zeros((0, 10)), np.zeros(0, np.int64)) == 1.0
+
+
+def test_without_val_videos_calibrated_uses_t_1_and_says_so(tmp_path, caplog) -> None:
+    """A corpus without val videos: the combo multiplies the raw probabilities (T = 1) and a warning names the fix."""
+    a = [[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4], [0.1, 0.8, 0.1]]
+    b = [[0.7, 0.2, 0.1], [0.4, 0.35, 0.25], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3]]
+    labels = [0, 1, 2, 0]
+    paths = {name: _write(tmp_path / f"{name}.h5", {"val": ([], [], []), "test": (p, labels, IDS)}, name)
+             for name, p in (("a", a), ("b", b))}
+    table = fuse(paths, [["a", "b"]], tmp_path / "out", weights="calibrated").set_index("method")
+    assert table.loc["a+b", "weights"] == "1:1" and table.loc["a+b", "rule"] == "product"
+    assert table.loc["a+b", "instance_top1"] == 75.0                  # argmax of a * b: v0, v1, v2 right
+    assert "no val videos" in caplog.text and "val_from_train" in caplog.text
+
+
+def test_fused_probabilities_sum_and_product_rules() -> None:
+    """sum: weighted mean of softmax scores; product: the product of softmax(w z), renormalised."""
+    z1, z2 = np.log([[0.7, 0.2, 0.1]]), np.log([[0.1, 0.3, 0.6]])
+    np.testing.assert_allclose(fused_probabilities([z1, z2], (1.0, 3.0)), [[0.25, 0.275, 0.475]])
+    product = softmax(2 * z1) * softmax(0.5 * z2)
+    np.testing.assert_allclose(fused_probabilities([z1, z2], (2.0, 0.5), "product"), product / product.sum())
+    with pytest.raises(ValueError, match="expected sum or product"):
+        fused_probabilities([z1], (1.0,), "mean")
 
 
 def test_mismatched_videos_name_the_model_and_ids(tmp_path) -> None:
@@ -70,7 +157,9 @@ def test_mismatched_videos_name_the_model_and_ids(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"a\+c names c, which has no predictions"):
         fuse(paths, [["a", "c"]], tmp_path / "out")
     with pytest.raises(ValueError, match="no 'val' split"):
-        fuse({"a": paths["a"]}, [["a"]], tmp_path / "out", weights="val")
+        fuse({"a": paths["a"], "c": paths["a"]}, [["a", "c"]], tmp_path / "out", weights="val")
+    with pytest.raises(ValueError, match="expected one of equal, val, calibrated, got 'mean'"):
+        fuse({"a": paths["a"]}, [], tmp_path / "out", weights="mean")
 
 
 def test_tables_have_a_row_per_model_and_combo_and_subset_columns(tmp_path) -> None:
@@ -81,15 +170,15 @@ def test_tables_have_a_row_per_model_and_combo_and_subset_columns(tmp_path) -> N
         _write(tmp_path / "demo" / "models" / model / "predictions.h5", {"test": (probs.tolist(), labels, IDS)}, model)
     (tmp_path / "confusing.txt").write_text("2\n3\n")
     table = fuse(tmp_path / "demo" / "models", [["signbert", "stgcn"]], tmp_path / "demo" / "fusion",
-                 subsets={"confusing": tmp_path / "confusing.txt"})
+                 subsets={"confusing": tmp_path / "confusing.txt"}, weights="equal")
     assert table["method"].tolist() == ["signbert (H)", "stgcn (P)", "signbert+stgcn (H+P)"]
-    assert list(table.columns) == ["method", "models", "weights", "n_test",
+    assert list(table.columns) == ["method", "models", "weights", "rule", "n_test",
                                    *[f"{n}_top{k}" for n in ("instance", "class") for k in (1, 2, 5)],
                                    *[f"{n}_top{k}" for n in ("confusing", "rest") for k in (1, 2, 5)]]
     assert table["confusing_top1"].tolist() == [50.0] * 3 and table["rest_top1"].tolist() == [100.0] * 3
     md = (tmp_path / "demo" / "fusion" / "table.md").read_text().splitlines()
-    assert md[0].startswith("| method | models | weights | n_test | P-I top-1 |") and len(md) == 5
-    assert "| signbert+stgcn (H+P) | signbert+stgcn | 1:1 | 4 | 75.00 |" in md[4]
+    assert md[0].startswith("| method | models | weights | rule | n_test | P-I top-1 |") and len(md) == 5
+    assert "| signbert+stgcn (H+P) | signbert+stgcn | 1:1 | sum | 4 | 75.00 |" in md[4]
 
     other = tmp_path / "other.csv"
     pd.DataFrame({"method": ["stgcn (P)"], "instance_top1": [10.0], "instance_top5": [20.0],
@@ -133,3 +222,11 @@ def test_confusions_are_named_by_gloss(tmp_path) -> None:
     assert class_names(manifest, 3) == ["hello", "world", "2"]
     counts = confusion_matrix(np.eye(3)[[1, 1, 0, 2]], np.array([0, 0, 0, 1]))
     assert top_confusions(counts, ["hello", "world", "2"]) == ["hello → world: 2 of 3", "world → 2: 1 of 1"]
+
+
+def test_schema_fusion_weights_are_the_librarys() -> None:
+    """The schema's default and choices of fusion.weights are signpipe.fusion's."""
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    weights = schema["properties"]["fusion"]["properties"]["weights"]
+    assert weights["default"] == DEFAULT_RULE == inspect.signature(fusion_table).parameters["weights"].default
+    assert set(weights["enum"]) == set(RULES)

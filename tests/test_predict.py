@@ -65,23 +65,27 @@ def test_predict_reproduces_the_run_logits(workdir, model):
     assert np.allclose(np.stack([p.scores for p in got]), softmax(expected.logits), atol=1e-5)
 
 
-def test_fusion_uses_the_run_fusion_weights(workdir):
-    """A+B: the softmax scores of both models summed with the weights of the run's fusion table (over their sum)."""
+@pytest.mark.parametrize("rule", ["sum", "product"])
+def test_fusion_uses_the_run_fusion_weights(workdir, rule):
+    """A+B: the models' scores fused with the weights and rule of the run's fusion table: ``sum``, the
+    softmax scores over the weights' sum; ``product``, softmax of the weighted logits (``calibrated``)."""
     run = workdir / "results" / "tiny"
     table = run / "fusion" / "table.csv"
     original = table.read_text()
     rows = pd.read_csv(table, dtype={"weights": str})
-    rows.loc[rows["models"] == "signbert+stgcn", "weights"] = "1:0.25"  # as if val had chosen them
+    rows.loc[rows["models"] == "signbert+stgcn", ["weights", "rule"]] = ["1:0.25", rule]  # as if val had chosen them
     rows.to_csv(table, index=False)
     try:
         ids, files = run_test_videos(run)
         with Recogniser(run, "signbert+stgcn", device="cpu") as recogniser:
             got = np.stack([p.scores for p in recogniser(files, progress=False)])
-            assert recogniser.weights == (1.0, 0.25)
+            assert recogniser.weights == (1.0, 0.25) and recogniser.rule == rule
     finally:
         table.write_text(original)
-    scores = [softmax(read_predictions(run / "models" / m / "predictions.h5")[0]["test"].logits) for m in ("signbert", "stgcn")]
-    assert np.abs(got - fuse_scores(scores, (1.0, 0.25)) / 1.25).max() <= 1e-5
+    logits = [read_predictions(run / "models" / m / "predictions.h5")[0]["test"].logits for m in ("signbert", "stgcn")]
+    expected = (fuse_scores([softmax(z) for z in logits], (1.0, 0.25)) / 1.25 if rule == "sum"
+                else softmax(logits[0] + 0.25 * logits[1]))
+    assert np.abs(got - expected).max() <= 1e-5
 
 
 def test_corrupt_video_is_a_row_and_the_others_are_predicted(workdir, tmp_path, capsys):
