@@ -256,20 +256,33 @@ def test_device_choice():
         resolve_device("tpu")
 
 
-def test_torchrun_two_ranks_share_the_schedule_draw_their_own_masks_and_log_the_mean_over_ranks(tmp_path):
-    """DistributedDataParallel through torchrun on CPU (gloo): the same code, two ranks."""
+def test_torchrun_two_ranks_share_the_schedule_draw_their_own_masks_log_the_mean_and_evaluate_their_shards(tmp_path):
+    """DistributedDataParallel through torchrun on CPU (gloo): the same code, two ranks. Evaluation
+    runs on both ranks, each on its share of an odd-sized set, and gives what one process gives
+    with the checkpoint's weights (rank 0's BatchNorm statistics on every rank)."""
+    from ddp_fit import VAL_BATCH, VAL_SIZE, NormNet, ReadLog
+
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(tests / "ddp_fit.py"), str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(tests / "ddp_fit.py"), str(tmp_path)],  # standalone: a free port, not a fixed one
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ranks 2 epochs 3" in proc.stdout
-    assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 3
-    # every rank steps the plateau schedule on rank 0's validation loss
+    state = torch.load(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 3
+    # every rank steps the plateau schedule on the same validation loss
     assert "rank 0 lr 1e-02 1e-02 1e-03" in proc.stdout and "rank 1 lr 1e-02 1e-02 1e-03" in proc.stdout
     assert "same draws on both ranks: False" in proc.stdout  # masks and dropout seeded per rank
     assert "rank column 0.5 0.5 0.5" in proc.stdout  # training metrics: the mean over both ranks
+    gathered = torch.load(tmp_path / "eval.pt", weights_only=False)
+    assert gathered["read"] == [list(range(8)), list(range(8, VAL_SIZE))]  # each rank its whole batches, once
+    model = NormNet()
+    model.load_state_dict(state["model"])
+    logits, labels, ids = predict(model, ReadLog(VAL_SIZE, seed=1), forward, batch_size=VAL_BATCH, device="cpu")
+    np.testing.assert_array_equal(gathered["logits"], logits)  # to the bit: the same batches, the same weights
+    assert gathered["ids"] == ids and (gathered["labels"] == labels).all()
+    assert pd.read_csv(tmp_path / "log.csv")["val_acc"].iloc[-1] == float((logits.argmax(1) == labels).mean())
 
 
 def test_curves_name_terms_use_percent_integer_epochs_and_named_phases():
