@@ -15,8 +15,8 @@ from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, CURVE_NAMES, TrainConfig, code_digest, curves_figure, fit, input_fingerprint, predict, resolve_device,
-    save_checkpoint, train_config,
+    CHECKPOINT, CURVE_NAMES, TrainConfig, code_digest, curves_figure, eval_loader, fit, input_fingerprint, predict,
+    resolve_device, save_checkpoint, shard_of, train_config,
 )
 
 
@@ -247,6 +247,24 @@ def test_predictions_roundtrip(tmp_path):
     assert splits["test"].video_id == ids and attrs["model"] == "tiny"
     with pytest.raises(ValueError, match="expected 3"):
         write_predictions(tmp_path / "q.h5", {"val": SplitPredictions(logits, labels, ids)}, "tiny", 3)
+
+
+def test_evaluation_shards_are_whole_batches_each_sample_once_in_order():
+    for length, batch, world in ((13, 4, 2), (3, 4, 2), (64, 8, 3), (0, 4, 2), (10, 1, 4)):
+        shards = [shard_of(length, batch, rank, world) for rank in range(world)]
+        assert [i for shard in shards for i in shard] == list(range(length))
+        assert all(shard.start % batch == 0 for shard in shards)  # one process's batches, not new ones
+    assert [len(shard_of(13, 4, rank, 2)) for rank in (0, 1)] == [8, 5]
+
+
+def test_evaluation_uses_the_training_workers_but_no_more_than_it_has_batches_to_spare():
+    cpu = torch.device("cpu")
+    assert eval_loader(TinyData(20), 8, cpu, num_workers=4).num_workers == 2  # 3 batches
+    assert eval_loader(TinyData(5), 8, cpu, num_workers=4).num_workers == 0  # one batch: the main process loads it
+    model = TinyNet()
+    logits, _, ids = predict(model, TinyData(20), forward, batch_size=8, num_workers=2)
+    np.testing.assert_array_equal(logits, predict(model, TinyData(20), forward, batch_size=8)[0])
+    assert ids == [f"v{i:03d}" for i in range(20)]  # in dataset order
 
 
 def test_device_choice():
