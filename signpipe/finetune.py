@@ -156,12 +156,12 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
         history.append(fit(model, step, sets["train"], folders[name], training,
                            evaluate if len(sets["val"]) else None, title=title, fingerprint=fingerprints[name],
                            phase=name, reuse_finished=number < reuse))
+    last = trainings[list(settings)[-1]]
+    splits = {split: predictions(spec, model, sets[split], last) for split in ("val", "test")}  # on every rank
     if distributed()[0] != 0:
         return {}
     if spec.phases:
         write_log(pd.concat(history, ignore_index=True), out_dir, f"{model_name} fine-tuning")
-    last = trainings[list(settings)[-1]]
-    splits = {split: predictions(spec, model, sets[split], last) for split in ("val", "test")}
     write_predictions(out_dir / PREDICTIONS, splits, model_name, num_classes,
                       {**model_cfg, "train": {name: asdict(t) for name, t in trainings.items()}},
                       hand_model_used(model), init)

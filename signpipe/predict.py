@@ -117,13 +117,15 @@ def open_run(folder: str | os.PathLike) -> Run:
 
 @dataclass
 class LoadedModel:
-    """One trained model of a run, ready for test-time clips: its spec, weights, settings and device."""
+    """One trained model of a run, ready for test-time clips: its spec, weights, settings, the
+    training settings of its last phase (``signpipe.train.TrainConfig``: batch size, loader workers,
+    autocast) and device."""
 
     name: str
     spec: Any
     model: Any
     settings: dict[str, Any]
-    batch_size: int
+    training: Any
     device: str
 
 
@@ -195,7 +197,7 @@ def load_model(run: Run, name: str, device: str = "auto") -> LoadedModel:
     model.load_state_dict(state["model"])
     last = train_config(training[spec.phases[-1].name] if spec.phases else training.get("main", {}))
     model.eval()
-    return LoadedModel(name, spec, model, settings, last.batch_size, device)
+    return LoadedModel(name, spec, model, settings, last, device)
 
 
 # -- one video through the stages ------------------------------------------------------------
@@ -417,7 +419,8 @@ class Recogniser:
             data = m.spec.dataset({stage: [shards[stage]] for stage in m.spec.stages}, SPLIT, False, m.settings)
             if not len(data):
                 return Prediction(video_id, str(path), reason="no frames")
-            logits[m.name] = predict(m.model, data, m.spec.forward, m.batch_size, m.device)[0][0]
+            logits[m.name] = predict(m.model, data, m.spec.forward, m.training.batch_size, m.device,
+                                     num_workers=m.training.num_workers, amp=m.training.amp)[0][0]
         fused = fused_probabilities([logits[m.name][None] for m in self.models], self.weights, self.rule)[0]
         return Prediction(video_id, str(path), fused, logits)
 

@@ -35,7 +35,7 @@ import h5py
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from signpipe.data import NUM_FRAMES
 from signpipe.handmodel.defaults import SIDES
@@ -46,7 +46,10 @@ from signpipe.models.signbert import (
 from signpipe.figures import save_figure
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
-from signpipe.train import distributed, fit, input_fingerprint, resolve_device, train_config, use_threads
+from signpipe.train import (
+    AMP, autocast, distributed, eval_loader, evaluation_ranks, fit, gather_shards, input_fingerprint, resolve_device,
+    shard_of, train_config, use_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,27 +237,37 @@ def pck_auc(predicted: Tensor, detected: Tensor, epsilon: float) -> tuple[float,
 
 @torch.no_grad()
 def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = PretrainObjective(),
-                seed: int = 0, batch_size: int = 32, device: str = "auto") -> dict[str, float]:
+                seed: int = 0, batch_size: int = 32, device: str = "auto", num_workers: int | None = None,
+                amp: str = "off") -> dict[str, float]:
     """PCK@20 and AUC of the masked input and of the reconstruction, over every token of ``data``
     but padding (the paper's measure), and PCK@20 over the tokens whose joints or frame were masked
     (``*_masked``: what the model had to hallucinate).
 
-    The masking is drawn from ``seed`` batch by batch, so every epoch (and every run with the same
-    ``batch_size``, whatever its training batch size) is measured on the same masked clips.
+    Batch k's masking is drawn from ``seed`` and k, so every epoch (and every run with the same
+    ``batch_size``, whatever its training batch size) is measured on the same masked clips, and
+    under torchrun each rank measures its share of the batches (``signpipe.train.shard_of``) as
+    one process would; every rank returns the whole measure. ``num_workers`` and ``amp`` as in
+    ``signpipe.train.TrainConfig``.
     """
-    target = resolve_device(device)
+    target = resolve_device(device, distributed()[2])
     model.to(target).eval()
-    generator = torch.Generator().manual_seed(seed)
+    rank, world = evaluation_ranks()
+    first = shard_of(len(data), batch_size, rank, world).start // batch_size
+    dtype = AMP[amp] if target.type == "cuda" else None
     inputs, outputs, detected, masked = [], [], [], []
-    for batch in DataLoader(data, batch_size=batch_size, shuffle=False):
+    for number, batch in enumerate(eval_loader(data, batch_size, target, num_workers=num_workers), first):
         pose, valid = batch["pose"], batch["valid"]
-        masking = mask_tokens(pose, objective, generator, valid)
-        latent = model(masking.pose.to(target), masking.present.to(target), valid.to(target))
+        masking = mask_tokens(pose, objective, torch.Generator().manual_seed(seed + number * 1_000_003), valid)
+        with autocast(target, dtype):
+            latent = model(masking.pose.to(target), masking.present.to(target), valid.to(target))
+            joints = model.decoder.joints2d(latent).float().cpu()
         keep = valid[:, :, None].expand_as(masking.chosen)  # padding tokens are not measured
-        outputs.append(model.decoder.joints2d(latent).cpu()[keep])
+        outputs.append(joints[keep])
         inputs.append(masking.pose[..., :2][keep])
         detected.append(pose[keep])
         masked.append((masking.operation > IDENTITY)[keep])
+    parts = gather_shards((detected, inputs, outputs, masked))
+    detected, inputs, outputs, masked = ([x for part in parts for x in part[k]] for k in range(4))
     if not detected:
         return {}
     detected_all, input_all, output_all, masked_all = map(torch.cat, (detected, inputs, outputs, masked))
@@ -433,7 +446,8 @@ def pretrain(hands_shards: Sequence[str | os.PathLike], out_pt: str | os.PathLik
         epoch = train_set.epoch + 1  # the epoch just trained, counted from 1
         if epoch % val_every and epoch < training.epochs:
             return {}
-        return feasibility(model, val_set, objective, seed, device=training.device)
+        return feasibility(model, val_set, objective, seed, device=training.device,
+                           num_workers=training.num_workers, amp=training.amp)
 
     settings = {k: v for k, v in cfg.items() if k not in ("epochs", "num_workers", "val_every")}
     history = fit(model, step, train_set, out_dir, training, evaluate, title="SignBERT pre-training",

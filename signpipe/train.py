@@ -5,7 +5,8 @@ device choice (CUDA when present, else CPU), mixed precision on CUDA (``amp``: f
 deterministic algorithms (``deterministic``), DistributedDataParallel when started by ``torchrun``
 (no code change: the ``RANK``/``WORLD_SIZE`` variables decide; ``batch_size`` is per rank, each
 rank draws its own masks and dropout, BatchNorm becomes SyncBatchNorm on GPUs and the logged
-training metrics are the mean over every rank's samples), seeding, progress (``signpipe.logs.track``), a CSV log with a PNG of its curves, and a checkpoint
+training metrics are the mean over every rank's samples; each rank evaluates its share of the
+batches with rank 0's weights, :func:`predict`), seeding, progress (``signpipe.logs.track``), a CSV log with a PNG of its curves, and a checkpoint
 written at the end of every epoch under a temporary name, so a killed job leaves the previous checkpoint or
 the new one, never a broken file. Started again, it resumes from the checkpoint and ends where
 an uninterrupted run would have ended (the data order and dropout are seeded per epoch).
@@ -34,7 +35,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from signpipe.logs import track
 from signpipe.settings import from_config
@@ -53,7 +54,9 @@ Step = Callable[[nn.Module, Batch], tuple[Tensor, dict[str, Tensor | float]]]
 """``step(model, batch) -> (loss, metrics)``: one training step's forward pass and loss; metrics
 as 0-d tensors on the device are read once per epoch (a float is a wait for the GPU per step)."""
 Evaluate = Callable[[nn.Module], dict[str, float]]
-"""``evaluate(model) -> metrics`` after each epoch (e.g. validation accuracy), on rank 0."""
+"""``evaluate(model) -> metrics`` after each epoch (e.g. validation accuracy), on every rank:
+under torchrun :func:`predict` gives each rank its share of the batches and every rank the whole
+result, so the metrics are those of one process evaluating rank 0's weights."""
 
 
 OPTIMIZERS = ("adam", "sgd")
@@ -147,6 +150,11 @@ def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return AMP[cfg.amp] if device.type == "cuda" else None
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """Autocast to ``dtype`` on ``device`` (:func:`autocast_dtype`); None: float32, autocast off."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def set_determinism(deterministic: bool) -> None:
     """Deterministic algorithms (warn_only: an op without one warns, it does not stop the run) and
     cuDNN without autotuning, or the fastest kernels (``cudnn.benchmark``) when False. Ops that stay
@@ -186,8 +194,8 @@ def loader_workers(num_workers: int | None, device: torch.device | str) -> int:
 
 
 DIST_TIMEOUT = datetime.timedelta(hours=3)
-"""How long a rank waits in a collective: the other ranks wait while rank 0 alone evaluates
-and writes its checkpoint, which on a large validation set outlasts NCCL's 10-minute default."""
+"""How long a rank waits in a collective: every rank evaluates its share, but the others still
+wait while rank 0 writes the checkpoint, log and curves, or draws a model's figures."""
 
 
 def _init_distributed(device: torch.device, world: int) -> None:
@@ -407,12 +415,13 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
         row = _train_epoch(trained, step, loader, optimizer, scaler, device, amp, cfg, epoch, world,
                            rank == 0 and progress)
         row["lr"] = optimizer.param_groups[0]["lr"]
-        if evaluate is not None and rank == 0:
+        share_rank0_state(model, world)
+        if evaluate is not None:
             model.eval()
             with torch.no_grad():
                 row.update(evaluate(model))
         if isinstance(schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            schedule.step(_shared_value(row.get("val_loss", row["train_loss"]), device, world))
+            schedule.step(row.get("val_loss", row["train_loss"]))  # the same on every rank
         else:
             schedule.step()
         if phase is not None:
@@ -476,13 +485,55 @@ def load_run(out_dir: str | os.PathLike, cfg: TrainConfig, fingerprint: str,
     return state
 
 
-def _shared_value(value: float, device: torch.device, world: int) -> float:
-    """Rank 0's ``value`` on every rank (under torchrun the plateau schedule steps alike everywhere)."""
+def share_rank0_state(model: nn.Module, world: int) -> None:
+    """Rank 0's weights and buffers on every rank (what its checkpoint saves). DDP keeps the
+    weights equal, but each rank's last step updates BatchNorm's running statistics with its own
+    batch; a sharded evaluation must see one model."""
+    if world > 1:
+        for tensor in model.state_dict().values():
+            shared = tensor if tensor.is_contiguous() else tensor.contiguous()
+            dist.broadcast(shared, 0)
+            if shared is not tensor:
+                tensor.copy_(shared)
+
+
+def evaluation_ranks() -> tuple[int, int]:
+    """(rank, world size) of a sharded evaluation: torchrun's once its process group is up (in
+    :func:`fit`), else (0, 1), a process that evaluates everything itself."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def shard_of(length: int, batch_size: int, rank: int, world: int) -> range:
+    """The samples ``rank`` evaluates: a contiguous run of whole batches of ``batch_size``, the
+    batches split as evenly as they go (a rank may get none). The batches are those of one process,
+    so the logits are the same to the bit, and no sample is evaluated twice."""
+    batches = math.ceil(length / batch_size)
+    first, last = batches * rank // world, batches * (rank + 1) // world
+    return range(first * batch_size, min(last * batch_size, length))
+
+
+def gather_shards(part: Any) -> list[Any]:
+    """Every rank's ``part`` in rank order, on every rank (``[part]`` without a process group)."""
+    _, world = evaluation_ranks()
     if world == 1:
-        return float(value)
-    tensor = torch.tensor([float(value)], device=device, dtype=torch.float64)
-    dist.broadcast(tensor, 0)
-    return float(tensor.item())
+        return [part]
+    parts: list[Any] = [None] * world
+    dist.all_gather_object(parts, part)
+    return parts
+
+
+def eval_loader(dataset: Dataset, batch_size: int, device: torch.device, collate: Callable | None = None,
+                num_workers: int | None = None) -> DataLoader:
+    """This rank's :func:`shard_of` ``dataset`` in order, in batches of ``batch_size``, with the
+    training loop's workers (:func:`loader_workers`, no more than the shard has batches to spare)."""
+    rank, world = evaluation_ranks()
+    shard = shard_of(len(dataset), batch_size, rank, world)
+    batches = math.ceil(len(shard) / batch_size)
+    workers = min(loader_workers(num_workers, device), max(batches - 1, 0))
+    return DataLoader(dataset if world == 1 else Subset(dataset, shard), batch_size=batch_size, shuffle=False,
+                      collate_fn=collate, num_workers=workers, pin_memory=device.type == "cuda")
 
 
 def write_log(history: pd.DataFrame, out_dir: str | os.PathLike, title: str) -> None:
@@ -511,7 +562,7 @@ def _train_epoch(model: nn.Module, step: Step, loader: Iterable[Batch], optimize
     bar = track(loader, disable=not progress, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False)
     for index, batch in enumerate(bar):
         batch = to_device(batch, device)
-        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+        with autocast(device, amp):
             loss, metrics = step(model, batch)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -554,21 +605,24 @@ def predict(model: nn.Module, dataset: Dataset, forward: Callable[[nn.Module, Ba
             batch_size: int = 64, device: str = "auto", collate: Callable | None = None,
             num_workers: int | None = None, amp: str = "off") -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Logits (N, C), labels (N,) and video ids of every sample, in dataset order; ``num_workers``
-    and ``amp`` as in :class:`TrainConfig` (autocast on CUDA only)."""
+    and ``amp`` as in :class:`TrainConfig` (autocast on CUDA only).
+
+    Under torchrun (a process group, as in :func:`fit`) every rank runs its :func:`shard_of` the
+    batches and gets every rank's results: call it on all ranks, with the same weights."""
     target = resolve_device(device, distributed()[2])
     model.to(target).eval()
-    workers = loader_workers(num_workers, target)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=workers,
-                        pin_memory=target.type == "cuda")
     dtype = AMP[amp] if target.type == "cuda" else None
     logits, labels, ids = [], [], []
-    for batch in loader:
+    for batch in eval_loader(dataset, batch_size, target, collate, num_workers):
         batch = to_device(batch, target)
-        with torch.autocast(target.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with autocast(target, dtype):
             output = forward(model, batch)
         logits.append(output.float().cpu().numpy())
         labels.append(batch["label"].cpu().numpy())
         ids += list(batch["video_id"])
-    if not logits:
+    parts = [part for part in gather_shards((logits, labels, ids)) if part[0]]
+    if not parts:
         return np.zeros((0, 0), np.float32), np.zeros(0, np.int64), []
-    return np.concatenate(logits), np.concatenate(labels).astype(np.int64), ids
+    return (np.concatenate([x for part in parts for x in part[0]]),
+            np.concatenate([y for part in parts for y in part[1]]).astype(np.int64),
+            [video for part in parts for video in part[2]])

@@ -14,14 +14,14 @@ import pytest
 import torch
 from torch import nn
 
-from signpipe.launch import on_ranks
+from signpipe.models.signbert import HandTokens, SignBERT, SignBERTConfig
+from signpipe.pretrain import FEASIBILITY_KEYS, PretrainObjective, feasibility
 from signpipe.train import (
     AMP, CHECKPOINT, TrainConfig, autocast_dtype, fit, loader_workers, make_optimizer, make_schedule, restore_run,
     set_determinism, sync_batchnorm, train_config,
 )
 from test_train import TinyData, TinyNet, classification_step
 
-from test_hma import TINY as HMA_TINY
 from test_signbert import make_hands_shards
 
 def benchmark(name: str) -> ModuleType:
@@ -34,12 +34,9 @@ def benchmark(name: str) -> ModuleType:
     return module
 
 
-syncs_per_pretrain_step = benchmark("gpu_ready").syncs_per_pretrain_step
+GPU_READY = benchmark("gpu_ready")
+syncs_per_pretrain_step = GPU_READY.syncs_per_pretrain_step
 """The benchmark's counter of GPU waits."""
-
-PRETRAIN = {"epochs": 2, "batch_size": 1, "num_frames": 4, "device": "cpu", "seed": 0,
-            "model": {"hidden": 16, "layers": 1, "heads": 2, "feedforward": 32, "gcn_channels": 8}}
-
 
 CFG = TrainConfig(epochs=2, batch_size=8, lr=1e-2, device="cpu")
 
@@ -49,21 +46,22 @@ def shards(tmp_path_factory):
     return make_hands_shards(tmp_path_factory.mktemp("hands"), crop_size=32)
 
 
-def test_two_ranks_pretrain_signbert_past_the_second_step(shards, tmp_path):
+def test_two_ranks_pretrain_signbert_and_finetune_hma_past_the_second_step(shards, tmp_path):
     """MANO's unused ``body_pose`` parameter made DDP stop at step 2 ("Expected to have finished
-    reduction in the prior iteration")."""
-    on_ranks("signpipe.pretrain:pretrain", 2, shards, tmp_path / "signbert.pt", PRETRAIN, threads=2)
-    log = pd.read_csv(tmp_path / "log.csv")
-    assert len(log) == 2 and log["samples"].sum() >= 3  # >= 3 steps of batch 1 on each rank
-    assert (tmp_path / "signbert.pt").is_file()
-
-
-def test_two_ranks_finetune_hma_past_the_second_step(shards, tmp_path):
-    cfg = {"device": "cpu", "epochs": 2, "batch_size": 1, "hma": HMA_TINY}
-    on_ranks("signpipe.finetune:finetune", 2, "hma", {"hands": shards}, tmp_path, 4, cfg, threads=2)
-    log = pd.read_csv(tmp_path / "log.csv")
-    assert len(log) == 2 and log["samples"].sum() >= 3
-    assert (tmp_path / "predictions.h5").is_file()
+    reduction in the prior iteration"). One torchrun launch runs both stages (the benchmark's
+    ``ddp_models``: batch 1, 2 epochs, CPU-sized models); a stage's error is printed by its rank."""
+    done = GPU_READY.ddp_steps_ok({"hands": shards}, tmp_path, ("pretrain", "hma"))
+    assert done == {"pretrain": True, "hma": True}
+    for stage in ("pretrain", "hma"):
+        log = pd.read_csv(tmp_path / stage / "log.csv")
+        assert len(log) == 2 and log["samples"].sum() >= 3  # >= 3 steps of batch 1 on each rank
+    assert (tmp_path / "pretrain" / "signbert.pt").is_file() and (tmp_path / "hma" / "predictions.h5").is_file()
+    # the ranks' gathered feasibility (4 val clips: one batch, one rank has none) is one process's
+    model = SignBERT(SignBERTConfig(**GPU_READY.SIGNBERT))
+    model.load_state_dict(torch.load(tmp_path / "pretrain" / CHECKPOINT, weights_only=True)["model"])
+    alone = feasibility(model, HandTokens(shards, "val", 4), PretrainObjective(), seed=0, device="cpu")
+    last = pd.read_csv(tmp_path / "pretrain" / "log.csv").iloc[-1]
+    assert {key: last[key] for key in FEASIBILITY_KEYS} == pytest.approx(alone, rel=1e-12, nan_ok=True)
 
 
 def test_a_cpu_checkpoint_resumes_with_an_fp16_gradient_scaler(tmp_path):

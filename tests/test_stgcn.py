@@ -37,8 +37,9 @@ def test_every_subset_gives_logits() -> None:
         assert model.blocks[0].gcn.importance.shape == (3, int(subset), int(subset))
 
 
-def _shard(path, videos: int = 12, classes: int = 3) -> None:
-    """Keypoints whose right wrist moves in a class-specific direction: learnable in a few steps."""
+def _shard(path, videos: int = 12, classes: int = 3, val: int = 0) -> None:
+    """Keypoints whose right wrist moves in a class-specific direction: learnable in a few steps.
+    Videos 0-8 are train, the next ``val`` val, the rest test."""
     rng = np.random.default_rng(0)
     with ShardWriter(path, "keypoints", 1, {"xy": (np.float32, (NUM_KEYPOINTS, 2)),
                                             "score": (np.float32, (NUM_KEYPOINTS,))}) as writer:
@@ -48,7 +49,7 @@ def _shard(path, videos: int = 12, classes: int = 3) -> None:
             xy[:, 5], xy[:, 6] = (120, 80), (80, 80)
             xy[:, 112:133] += (np.arange(frames)[:, None, None] * 4 * np.array([np.cos(v % classes * 2.1),
                                                                                  np.sin(v % classes * 2.1)]))
-            writer.add(f"v{v}", label=v % classes, split="train" if v < 9 else "test", xy=xy,
+            writer.add(f"v{v}", label=v % classes, split="train" if v < 9 else "val" if v < 9 + val else "test", xy=xy,
                        score=np.ones((frames, NUM_KEYPOINTS), np.float32))
 
 

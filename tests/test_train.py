@@ -15,8 +15,8 @@ from torch import nn
 
 from signpipe.predictions import SplitPredictions, read_predictions, write_predictions
 from signpipe.train import (
-    CHECKPOINT, CURVE_NAMES, TrainConfig, code_digest, curves_figure, fit, input_fingerprint, predict, resolve_device,
-    save_checkpoint, train_config,
+    CHECKPOINT, CURVE_NAMES, TrainConfig, code_digest, curves_figure, eval_loader, fit, input_fingerprint, predict,
+    resolve_device, save_checkpoint, shard_of, train_config,
 )
 
 
@@ -249,6 +249,24 @@ def test_predictions_roundtrip(tmp_path):
         write_predictions(tmp_path / "q.h5", {"val": SplitPredictions(logits, labels, ids)}, "tiny", 3)
 
 
+def test_evaluation_shards_are_whole_batches_each_sample_once_in_order():
+    for length, batch, world in ((13, 4, 2), (3, 4, 2), (64, 8, 3), (0, 4, 2), (10, 1, 4)):
+        shards = [shard_of(length, batch, rank, world) for rank in range(world)]
+        assert [i for shard in shards for i in shard] == list(range(length))
+        assert all(shard.start % batch == 0 for shard in shards)  # one process's batches, not new ones
+    assert [len(shard_of(13, 4, rank, 2)) for rank in (0, 1)] == [8, 5]
+
+
+def test_evaluation_uses_the_training_workers_but_no_more_than_it_has_batches_to_spare():
+    cpu = torch.device("cpu")
+    assert eval_loader(TinyData(20), 8, cpu, num_workers=4).num_workers == 2  # 3 batches
+    assert eval_loader(TinyData(5), 8, cpu, num_workers=4).num_workers == 0  # one batch: the main process loads it
+    model = TinyNet()
+    logits, _, ids = predict(model, TinyData(20), forward, batch_size=8, num_workers=2)
+    np.testing.assert_array_equal(logits, predict(model, TinyData(20), forward, batch_size=8)[0])
+    assert ids == [f"v{i:03d}" for i in range(20)]  # in dataset order
+
+
 def test_device_choice():
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,20 +274,34 @@ def test_device_choice():
         resolve_device("tpu")
 
 
-def test_torchrun_two_ranks_share_the_schedule_draw_their_own_masks_and_log_the_mean_over_ranks(tmp_path):
-    """DistributedDataParallel through torchrun on CPU (gloo): the same code, two ranks."""
+def test_torchrun_two_ranks_share_the_schedule_draw_their_own_masks_log_the_mean_and_evaluate_their_shards(tmp_path):
+    """DistributedDataParallel through torchrun on CPU (gloo): the same code, two ranks. Evaluation
+    runs on both ranks, each on its share of an odd-sized set, and gives what one process gives
+    with the checkpoint's weights (rank 0's BatchNorm statistics on every rank)."""
+    from ddp_fit import VAL_BATCH, VAL_SIZE, NormNet, ReadLog
+
     tests = Path(__file__).parent
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests), str(tests.parent), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_port", "29517", str(tests / "ddp_fit.py"), str(tmp_path)],
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           str(tests / "ddp_fit.py"), str(tmp_path)],  # standalone: a free port, not a fixed one
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "ranks 2 epochs 3" in proc.stdout
-    assert torch.load(tmp_path / CHECKPOINT)["epoch"] == 3
-    # every rank steps the plateau schedule on rank 0's validation loss
+    state = torch.load(tmp_path / CHECKPOINT)
+    assert state["epoch"] == 3
+    # every rank steps the plateau schedule on the same validation loss
     assert "rank 0 lr 1e-02 1e-02 1e-03" in proc.stdout and "rank 1 lr 1e-02 1e-02 1e-03" in proc.stdout
     assert "same draws on both ranks: False" in proc.stdout  # masks and dropout seeded per rank
     assert "rank column 0.5 0.5 0.5" in proc.stdout  # training metrics: the mean over both ranks
+    gathered = torch.load(tmp_path / "eval.pt", weights_only=False)
+    assert gathered["read"] == [list(range(8)), list(range(8, VAL_SIZE))]  # each rank its whole batches, once
+    model = NormNet()
+    model.load_state_dict(state["model"])
+    logits, labels, ids = predict(model, ReadLog(VAL_SIZE, seed=1), forward, batch_size=VAL_BATCH, device="cpu")
+    np.testing.assert_array_equal(gathered["logits"], logits)  # to the bit: the same batches, the same weights
+    assert gathered["ids"] == ids and (gathered["labels"] == labels).all()
+    accuracy = float((logits.argmax(1) == labels).mean())
+    assert pd.read_csv(tmp_path / "log.csv")["val_acc"].iloc[-1] == pytest.approx(accuracy, abs=1e-12)  # CSV digits
 
 
 def test_curves_name_terms_use_percent_integer_epochs_and_named_phases():
