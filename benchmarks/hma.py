@@ -1,6 +1,6 @@
 """HMA on the synthetic hand-shape corpus (CPU): the paper's Table 1 and how well the decoded hands fit.
 
-    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~15 min, 2 cores)
+    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~12 min, 2 idle cores)
     python benchmarks/hma.py --smoke      # the same code path and JSON keys in seconds
 
 Builds the corpus (``hand_shapes``: classes differ only by hand shape and palm orientation;
@@ -18,8 +18,10 @@ side (a decoder that ignores the image). ``theta_probe_acc`` is the test accurac
 classifier trained on the full model's decoded theta (and camera rotation), averaged over each
 clip: how much of the class the decoded hands carry; ``theta_probe_acc_<row>`` and
 ``joints_probe_acc_<row>`` (the same probe on the inference module's input) give it per row, and
-``pose_probe_acc`` on the pseudo-label 2D poses: what a perfect fit could carry. Prints one JSON line last; accuracies are
-test-split means (and standard deviations) over the seeds.
+``pose_probe_acc`` on the pseudo-label 2D poses: what a perfect fit could carry; ``acc_pose_gcn``
+is the inference module alone trained on the pseudo-labels (can the classifier learn the classes
+in this budget?). Prints one JSON line last; accuracies are test-split means (and standard
+deviations) over the seeds.
 """
 
 from __future__ import annotations
