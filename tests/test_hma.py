@@ -18,7 +18,7 @@ from signpipe.keypoints import HAND_EDGES
 from signpipe.keypoints.layout import FINGERS
 from signpipe.models import model_spec
 from signpipe.models.hma import (
-    ALPHA, HMA, MIDDLE_JOINTS, PALM_JOINTS, SPEC, TEMPORAL_GROUPS, TERMINAL_JOINTS, HandClips, HandGraphConv,
+    ALPHA, HMA, INITIAL_VIEW, MIDDLE_JOINTS, PALM_JOINTS, SPEC, TEMPORAL_GROUPS, TERMINAL_JOINTS, HandClips, HandGraphConv,
     HMAConfig, build, hand_partitions, joint_weights, projected_pck, regularisation_loss, spatial_consistency_loss,
     temporal_consistency_loss, transform_clip,
 )
@@ -161,6 +161,31 @@ def test_edge_importance_starts_at_ones_and_is_learned():
     assert all(m.grad is not None and m.grad.abs().sum() > 0 for m in masks)
     optimizer.step()
     assert all(not torch.equal(m, torch.ones(42, 42)) for m in masks)
+
+
+def test_camera_scale_survives_the_papers_sgd_on_the_spatial_loss():
+    """Eq. 6's L1 gradient in log c_s stays about the loss's size at the optimum and the FC's features
+    are large, so at the paper's SGD step a free log c_s shrank the hands to their wrists (c_s 8 -> 1.6
+    in two steps, < 0.01 in ten; docs/hma.md, Camera scale). SCALE_STEP keeps c_s near its start."""
+    model = build(4, {**TINY, "width": 16, "size": 32})
+    torch.manual_seed(2)
+    crops = torch.randint(0, 256, (4, 4, 2, 32, 32, 3), dtype=torch.uint8)
+    hand = model.decoder.hands[1]
+    turned = torch.linalg.matrix_exp(torch.tensor([[0.0, 0.0, 1.2], [0.0, 0.0, 0.0], [-1.2, 0.0, 0.0]]))
+    camera = make_camera(INITIAL_VIEW @ turned, torch.zeros(2), torch.tensor(8.0))
+    target = hand(0.5 * torch.randn(4, 4, 2, 6), torch.zeros(10), camera, vertices=False).joints2d
+    pose = torch.cat([target, torch.ones(*target.shape[:-1], 1)], dim=-1)  # a hand turned from the start's view
+    optimizer = torch.optim.SGD(model.parameters(), lr=5e-3, momentum=0.9, weight_decay=1e-4)
+    scales = []
+    for _ in range(10):
+        out = model(crops)
+        scales.append(out.latent.camera[..., 8].detach().exp())
+        loss = 0.1 * spatial_consistency_loss(out.joints2d, pose, reduction="frame", scale=8.0)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert min(float(s.min()) for s in scales) > 4.0  # never a hand shrunk to half its size, let alone its wrist
+    assert torch.allclose(scales[0], torch.tensor(8.0), rtol=0.05)  # the start: the hand spans 3/4 of the crop
 
 
 @pytest.mark.parametrize("frame", ["model", "camera", None])

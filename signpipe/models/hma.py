@@ -80,7 +80,16 @@ INITIAL_VIEW = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
 pointing up in the image (y down) and its palm towards the camera, as in most hand crops."""
 INITIAL_LOG_SCALE = float(np.log(8.0))
 """Camera log-scale the decoder starts from: the hand (about 0.19 m wrist to fingertip) spans
-about 1.5 of the crop's 2 normalised units (SignBERT's decoder starts the same way)."""
+about 1.5 of the crop's 2 normalised units (SignBERT's decoder starts the same way). The hands
+stage cuts each crop around its hand, so c_s varies little: on the hand-shape corpus the scales
+implied by the pseudo-labels' extents are 6.4-9.8 (5th-95th percentile, median 8.5)."""
+SCALE_STEP = 0.1
+"""log c_s = INITIAL_LOG_SCALE + SCALE_STEP * (the FC's output): the camera scale's steps are
+SCALE_STEP^2 = 1/100 of the other latent outputs'. Eq. 6's L1 gradient in log c_s does not shrink
+near the optimum (it is about the loss itself) and the FC's input features have a squared norm of
+about 75, so at the paper's lr 5e-3 one SGD step moved log c_s by about 1: c_s fell from 8 to 1.6
+in two steps and some hands reached c_s < 0.01 within ten, where every gradient into theta, c_r
+and c_s is multiplied by c_s and the hand stays shrunk to its wrist (docs/hma.md, Camera scale)."""
 FUSIONS = ("graph", "logits")
 FRAMES = ("model", "camera")
 PARTITIONS = ("spatial", "uniform")
@@ -286,10 +295,11 @@ class HMADecoder(HandModelAwareDecoder):
     """The last layer of E (eq. 1: features -> theta (6), beta (10), camera (9)) and MANO (eq. 2-3).
 
     The camera is signpipe's (``signpipe.handmodel.camera``): the rotation c_r in the 6D
-    representation (always a true rotation), translation c_o, log c_s (always positive).
-    :meth:`decode` gives joints3d (B, T, 2, 21, 3), wrist at the origin, in the hand model's frame
-    (metres), and joints2d (B, T, 2, 21, 2) = c_s * Pi(c_r joints3d) + c_o (eq. 5). The left and
-    right hand models decode the left and right tokens.
+    representation (always a true rotation), translation c_o, log c_s (always positive), the
+    last with steps SCALE_STEP^2 smaller than the other outputs' (it starts at 8). :meth:`decode`
+    gives joints3d (B, T, 2, 21, 3), wrist at the origin, in the hand model's frame (metres), and
+    joints2d (B, T, 2, 21, 2) = c_s * Pi(c_r joints3d) + c_o (eq. 5). The left and right hand
+    models decode the left and right tokens.
     """
 
     def __init__(self, features: int, num_pca: int, mano_dir: str | None) -> None:
@@ -297,7 +307,14 @@ class HMADecoder(HandModelAwareDecoder):
         with torch.no_grad():
             start = self.num_pca + NUM_BETAS
             self.latent.bias[start:start + 6] = rotation_to_6d(INITIAL_VIEW) - torch.tensor(IDENTITY_6D)
-            self.latent.bias[start + CAMERA_DIM - 1] = INITIAL_LOG_SCALE
+            self.latent.bias[start + CAMERA_DIM - 1] = 0.0  # c_s starts at exp(INITIAL_LOG_SCALE)
+
+    def forward(self, features: Tensor) -> HandLatent:
+        """features (B, T, 2, F) -> theta, beta, camera; log c_s = INITIAL_LOG_SCALE + SCALE_STEP * output."""
+        latent = super().forward(features)
+        camera = latent.camera
+        log_scale = INITIAL_LOG_SCALE + SCALE_STEP * camera[..., CAMERA_DIM - 1:]
+        return HandLatent(latent.theta, latent.beta, torch.cat([camera[..., :CAMERA_DIM - 1], log_scale], dim=-1))
 
     def decode(self, latent: HandLatent) -> tuple[Tensor, Tensor]:
         """(joints3d (B, T, 2, 21, 3), joints2d (B, T, 2, 21, 2)) of a latent (B, T, 2, *)."""
