@@ -11,7 +11,8 @@ stored image is decoded once per run, straight at the smallest power-of-two scal
 size the model needs (libjpeg's DCT scaling: a 1/8 decode costs about half a full one and leaves
 almost nothing to resize), resized with OpenCV's area average on uint8, and kept in a bounded
 in-memory cache (``cache_mb`` per dataset, shared out among its DataLoader workers, each holding
-its part; images past the budget are decoded each time). What does depend on the epoch is cheap
+its part; images past the budget are decoded each time). In training a video's first clip decodes
+every frame a later epoch may draw, so from the second epoch on nothing is decoded. What does depend on the epoch is cheap
 and drawn per item and epoch from ``(seed, epoch, item)``: the square crop's place and the
 horizontal flip, one draw for every frame (and both hands) of a clip. At test the crop is
 centred and nothing is flipped.
@@ -116,20 +117,28 @@ class ImageCache:
     (a clip's frames are redrawn every epoch, so no image is likelier than another to come back)."""
 
     def __init__(self, budget: int) -> None:
-        self.budget, self.used, self.images = budget, 0, {}
+        self.budget, self.used, self.images, self.full = budget, 0, {}, False
 
     def get(self, key: tuple[int, int]) -> np.ndarray | None:
         return self.images.get(key)
 
     def put(self, key: tuple[int, int], image: np.ndarray) -> None:
+        """Keeps ``image`` if it fits the budget; the first one that does not marks the cache ``full``."""
         if self.used + image.nbytes <= self.budget:
             self.images[key] = image
             self.used += image.nbytes
+        else:
+            self.full = True
 
 
 class PixelClips(ShardDataset):
     """A :class:`ShardDataset` whose JPEG array ``image_array`` is decoded by :meth:`decode` once per
-    run into a bounded :class:`ImageCache` (``cache_mb``; 0 decodes every time)."""
+    run into a bounded :class:`ImageCache` (``cache_mb``; 0 decodes every time).
+
+    In training, the first clip read of a video decodes every frame a later epoch may draw
+    (:meth:`reachable`) while the cache has room: random frames reach all of them over the epochs
+    anyway, and one read of the video's span beats one per epoch. At test only the (centred,
+    fixed) frames read are decoded."""
 
     image_array = ""
     """The JPEG array read through the cache (``jpeg`` of frames shards, ``crop`` of hands shards)."""
@@ -150,6 +159,10 @@ class PixelClips(ShardDataset):
             self._cache = ImageCache(int(self.cache_mb * (1 << 20)) // (info.num_workers if info else 1))
         return self._cache
 
+    def reachable(self, item: int) -> np.ndarray:
+        """Frame indices (M,) a training clip of video ``item`` can draw: all of them."""
+        return np.arange(self._length[item])
+
     def images(self, items: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
         """Per item of ``items`` (B,), its images at ``frames`` (B, N) stacked (N, ...): from the cache,
         the missing ones read with one h5py read of their span and decoded once each."""
@@ -160,11 +173,15 @@ class PixelClips(ShardDataset):
             s, rows = int(shard[item]), (start[item] + picked).tolist()
             found = {row: cache.get((s, row)) for row in rows}
             missing = sorted(row for row, image in found.items() if image is None)
+            if missing and self.train and not cache.full:  # the video's first clip: all it may ever draw
+                missing = sorted(set(missing) | {row for row in (start[item] + self.reachable(item)).tolist()
+                                                 if cache.get((s, row)) is None})
             if missing:
                 span = datasets[s][missing[0]:missing[-1] + 1]
                 for row in missing:
-                    found[row] = self.decode(span[row - missing[0]])
-                    cache.put((s, row), found[row])
+                    image = self.decode(span[row - missing[0]])
+                    cache.put((s, row), image)
+                    found[row] = image
             clips.append(np.stack([found[row] for row in rows]))
         return clips
 
@@ -195,6 +212,10 @@ class FrameClips(PixelClips):
         """A frame (H', W', 3) uint8 with its short side ``short_side``."""
         height, width = short_side_size(*simplejpeg.decode_jpeg_header(row)[:2], self.short_side)
         return resize_image(decode_scaled(row, height, width), height, width)
+
+    def reachable(self, item: int) -> np.ndarray:
+        """Every ``frame_step``-th frame: those a clip can draw."""
+        return np.arange(0, self._length[item], self.frame_step)
 
     def frames(self, items: np.ndarray) -> np.ndarray:
         """Frame indices (B, N): ``num_frames`` of every ``frame_step``-th frame."""

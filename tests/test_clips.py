@@ -111,6 +111,21 @@ def test_the_cache_serves_later_epochs_unchanged_without_the_file(tmp_path):
         uncached[0]
 
 
+def test_training_decodes_every_frame_a_clip_may_draw_at_its_first_read(tmp_path):
+    path = frames_shard(tmp_path / "0.h5")
+    train = FrameClips([path], "train", True, 40, 32, frame_step=2, num_frames=2)
+    first = train[1]
+    start = int(train._where["frames"][1][1])
+    assert sorted(row - start for _, row in train.cache().images) == list(range(0, first["length"], 2))
+    _close(train)
+    for epoch in range(1, 6):                                            # later epochs: other frames, no file
+        train.set_epoch(epoch)
+        assert train[1]["jpeg"].shape == (2, 32, 32, 3)
+    test = FrameClips([path], "train", False, 40, 32, frame_step=2, num_frames=2)
+    test[1]
+    assert len(test.cache().images) == 2                                 # at test: the frames read only
+
+
 def test_the_cache_keeps_to_its_budget(tmp_path):
     path = frames_shard(tmp_path / "0.h5", frames=6)
     frame = 40 * 53 * 3                                                  # a 48 x 64 frame at short side 40
