@@ -21,6 +21,7 @@ centred and nothing is flipped.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -117,7 +118,7 @@ class ImageCache:
     (a clip's frames are redrawn every epoch, so no image is likelier than another to come back)."""
 
     def __init__(self, budget: int) -> None:
-        self.budget, self.used, self.images, self.full = budget, 0, {}, False
+        self.budget, self.used, self.images, self.full = budget, 0, {}, budget <= 0
 
     def get(self, key: tuple[int, int]) -> np.ndarray | None:
         return self.images.get(key)
@@ -146,17 +147,19 @@ class PixelClips(ShardDataset):
     def __init__(self, *args: Any, cache_mb: float = CACHE_MB, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache_mb = cache_mb
-        self._cache: ImageCache | None = None
+        self._cache, self._cache_pid = ImageCache(0), -1
 
     def decode(self, row: np.ndarray) -> np.ndarray:
         """One stored JPEG row as the image this dataset keeps."""
         raise NotImplementedError
 
     def cache(self) -> ImageCache:
-        """This process's cache: the budget divided among the DataLoader's workers, each keeping its own."""
-        if self._cache is None:
+        """This process's cache: the budget divided among the DataLoader's workers, each keeping its own
+        (a forked worker starts its own rather than keep its parent's at the parent's budget)."""
+        if self._cache_pid != os.getpid():
             info = get_worker_info()
             self._cache = ImageCache(int(self.cache_mb * (1 << 20)) // (info.num_workers if info else 1))
+            self._cache_pid = os.getpid()
         return self._cache
 
     def reachable(self, item: int) -> np.ndarray:
@@ -187,7 +190,7 @@ class PixelClips(ShardDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (spawned workers) without the cache; each process fills its own."""
-        return {**super().__getstate__(), "_cache": None}
+        return {**super().__getstate__(), "_cache": ImageCache(0), "_cache_pid": -1}
 
 
 class FrameClips(PixelClips):
@@ -254,6 +257,8 @@ class HandClips(PixelClips):
     def decode(self, row: np.ndarray) -> np.ndarray:
         """Both hands' crops (2, S', S', 3) uint8, S' the stored S shrunk while ``crop_fraction * S' >= size``."""
         image = decode_scaled(row, 0, math.ceil(self.size / min(self.crop_fraction, 1.0)))
+        if image.shape[0] != 2 * image.shape[1]:  # a side the scale does not divide: the stored size
+            image = simplejpeg.decode_jpeg(row, colorspace="RGB")
         return image.reshape(2, image.shape[1], *image.shape[1:])
 
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
