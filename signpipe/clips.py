@@ -6,7 +6,8 @@ hands' crops with their 2D poses (HMA). Frames are sampled in time by
 :class:`signpipe.data.ShardDataset`; each model module only says which sizes it wants.
 
 What costs time is decoding JPEG and resizing, and it does not depend on the epoch: a frame is
-always scaled to the same short side, a hand crop always decoded at the same scale. So each
+always scaled to the same short side, a hand crop always to the scale at which its window is
+``size`` pixels. So each
 stored image is decoded once per run, straight at the smallest power-of-two scale that keeps the
 size the model needs (libjpeg's DCT scaling: a 1/8 decode costs about half a full one and leaves
 almost nothing to resize), resized with OpenCV's area average on uint8, and kept in a bounded
@@ -20,7 +21,6 @@ centred and nothing is flipped.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -64,14 +64,18 @@ def resize_image(image: np.ndarray, height: int, width: int) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(image), (width, height), interpolation=interpolation)
 
 
-def square_crop(clip: np.ndarray, crop: int, offset: Sequence[float] | None = None) -> np.ndarray:
-    """Frames (N, H, W, 3) -> (N, crop, crop, 3), the same square of every frame; ``offset`` (y, x)
-    in [0, 1) places it within the slack, None centres it."""
-    slack_y, slack_x = clip.shape[1] - crop, clip.shape[2] - crop
+def crop_place(height: int, width: int, crop: int, offset: Sequence[float] | None = None) -> tuple[int, int]:
+    """(top, left) of a ``crop`` x ``crop`` square in a (height, width) image: ``offset`` (y, x) in
+    [0, 1) places it within the slack, None centres it."""
+    slack_y, slack_x = height - crop, width - crop
     if offset is None:
-        top, left = slack_y // 2, slack_x // 2
-    else:
-        top, left = int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
+        return slack_y // 2, slack_x // 2
+    return int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
+
+
+def square_crop(clip: np.ndarray, crop: int, offset: Sequence[float] | None = None) -> np.ndarray:
+    """Frames (N, H, W, 3) -> (N, crop, crop, 3), the same square of every frame (:func:`crop_place`)."""
+    top, left = crop_place(clip.shape[1], clip.shape[2], crop, offset)
     return np.ascontiguousarray(clip[:, top:top + crop, left:left + crop])
 
 
@@ -166,9 +170,9 @@ class PixelClips(ShardDataset):
         """Frame indices (M,) a training clip of video ``item`` can draw: all of them."""
         return np.arange(self._length[item])
 
-    def images(self, items: np.ndarray, frames: np.ndarray) -> list[np.ndarray]:
-        """Per item of ``items`` (B,), its images at ``frames`` (B, N) stacked (N, ...): from the cache,
-        the missing ones read with one h5py read of their span and decoded once each."""
+    def images(self, items: np.ndarray, frames: np.ndarray) -> list[list[np.ndarray]]:
+        """Per item of ``items`` (B,), its N images at ``frames`` (B, N) (the cache's own arrays: read
+        only): from the cache, the missing ones read with one h5py read of their span, decoded once each."""
         cache, datasets = self.cache(), self._arrays()[self.image_array]
         shard, start = self._where[next(iter(self.sources))]
         clips = []
@@ -185,7 +189,7 @@ class PixelClips(ShardDataset):
                     image = self.decode(span[row - missing[0]])
                     cache.put((s, row), image)
                     found[row] = image
-            clips.append(np.stack([found[row] for row in rows]))
+            clips.append([found[row] for row in rows])
         return clips
 
     def __getstate__(self) -> dict[str, Any]:
@@ -229,21 +233,24 @@ class FrameClips(PixelClips):
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
         """Scaled frames (cached), then each clip's crop and flip: one draw per item and epoch."""
         draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
-        clips = []
-        for k, clip in enumerate(self.images(items, frames)):
-            clip = square_crop(clip, self.size, None if draws is None else draws[k, :2])
-            if draws is not None and draws[k, 2] < self.flip:
-                clip = np.ascontiguousarray(clip[:, :, ::-1])
-            clips.append(clip)
-        return {"jpeg": np.stack(clips)}
+        out = np.empty((*frames.shape, self.size, self.size, 3), np.uint8)
+        for k, images in enumerate(self.images(items, frames)):  # each pixel copied once, into the batch
+            top, left = crop_place(*images[0].shape[:2], self.size, None if draws is None else draws[k, :2])
+            step = -1 if draws is not None and draws[k, 2] < self.flip else 1
+            for n, image in enumerate(images):
+                out[k, n] = image[top:top + self.size, left:left + self.size][:, ::step]
+        return {"jpeg": out}
 
 
 class HandClips(PixelClips):
     """Clips of hands shards for HMA: ``crop`` (N, 2, size, size, 3) uint8 and ``pose`` (N, 2, 21, 3)
-    normalised by :func:`transform_clip`; in training one random window and a flip (p = ``flip``)
-    per clip, drawn from (seed, epoch, item) like the frames; at test the centred window, no flip.
-    Crops are decoded (cached) at the smallest power-of-two scale whose window still has ``size``
-    pixels, their poses scaled alike."""
+    normalised by :func:`transform_clip`: a window of ``crop_fraction`` of the stored crop, resized
+    to ``size``; in training one random window and a flip (p = ``flip``) per clip, drawn from
+    (seed, epoch, item) like the frames; at test the centred window, no flip.
+
+    The resizing does not depend on the epoch, so it is done once: each stored crop (side S) is
+    decoded and scaled by ``size / round(crop_fraction * S)`` (:meth:`scaled_side`) into the cache,
+    and a clip is a ``size`` window of those, its poses scaled alike."""
 
     image_array = "crop"
 
@@ -254,25 +261,36 @@ class HandClips(PixelClips):
         self.size, self.crop_fraction, self.flip = size, crop_fraction, flip
         self._sides: dict[int, int] = {}
 
+    def scaled_side(self, stored: int) -> int:
+        """Side of a stored crop of side ``stored`` scaled so its ``crop_fraction`` window is ``size`` pixels."""
+        return max(self.size, round(stored * self.size / max(1, round(self.crop_fraction * stored))))
+
     def decode(self, row: np.ndarray) -> np.ndarray:
-        """Both hands' crops (2, S', S', 3) uint8, S' the stored S shrunk while ``crop_fraction * S' >= size``."""
-        image = decode_scaled(row, 0, math.ceil(self.size / min(self.crop_fraction, 1.0)))
+        """Both hands' crops (2, S', S', 3) uint8, S' = :meth:`scaled_side` of the stored S."""
+        stored = simplejpeg.decode_jpeg_header(row)[1]
+        side = self.scaled_side(stored)
+        image = decode_scaled(row, 2 * side, side)
         if image.shape[0] != 2 * image.shape[1]:  # a side the scale does not divide: the stored size
             image = simplejpeg.decode_jpeg(row, colorspace="RGB")
-        return image.reshape(2, image.shape[1], *image.shape[1:])
+        half = image.shape[1]
+        return np.stack([resize_image(image[:half], side, side), resize_image(image[half:], side, side)])
+
+    def scaled(self, items: np.ndarray, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """Per item its scaled crops (N, 2, S', S', 3) (cached) and poses (B, N, 2, 21, 3) in their pixels."""
+        poses = ShardDataset.read(self, items, frames, names=("pose",))["pose"]
+        crops = [np.stack(images) for images in self.images(items, frames)]
+        for k, item in enumerate(items):
+            poses[k, ..., :2] *= crops[k].shape[-2] / self.stored_side(int(item))
+        return crops, poses
 
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Crops (cached) and poses, then each clip's window and flip: one draw per item and epoch."""
-        poses = ShardDataset.read(self, items, frames, names=("pose",))["pose"]
+        """Scaled crops and poses, then each clip's ``size`` window and flip: one draw per item and epoch."""
         draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
         crops, out = [], []
-        for k, clip in enumerate(self.images(items, frames)):
+        for k, (clip, pose) in enumerate(zip(*self.scaled(items, frames))):
             offset = None if draws is None else (draws[k, 0], draws[k, 1])
             flip = draws is not None and draws[k, 2] < self.flip
-            pose, stored = poses[k], self.stored_side(int(items[k]))
-            if clip.shape[-2] != stored:  # decoded smaller: poses in the decoded crop's pixels
-                pose = np.concatenate([pose[..., :2] * (clip.shape[-2] / stored), pose[..., 2:]], axis=-1)
-            crop, pose = transform_clip(clip, pose, self.size, self.crop_fraction, offset, flip)
+            crop, pose = transform_clip(clip, pose, self.size, self.size / clip.shape[-2], offset, flip)
             crops.append(crop)
             out.append(pose)
         return {"crop": np.stack(crops), "pose": np.stack(out)}

@@ -86,7 +86,7 @@ def test_training_crops_move_per_epoch_and_are_one_square_of_every_frame(tmp_pat
     for epoch in range(6):
         train.set_epoch(epoch)
         whole.set_epoch(epoch)
-        clip, frames = train[2]["jpeg"].numpy(), whole.images(np.array([2]), train[2]["frames"].numpy()[None])[0]
+        clip, frames = train[2]["jpeg"].numpy(), np.stack(whole.images(np.array([2]), train[2]["frames"].numpy()[None])[0])
         found = [(top, left) for top in range(frames.shape[1] - 31) for left in range(frames.shape[2] - 31)
                  if np.array_equal(frames[:, top:top + 32, left:left + 32], clip)]
         assert found, f"epoch {epoch}: not one square of every frame"
@@ -180,16 +180,18 @@ def clip_transforms(raw_crop, raw_pose, size, crop_fraction):
 
 
 def test_training_clips_are_flipped_and_cropped_once_per_clip(hands):
-    """Each training clip is transform_clip of its raw frames with one window and one flip for
-    all its frames (the flip swapping the hands); over epochs both flips and several windows occur."""
+    """Each training clip is one ``size`` window of its scaled crops and one flip for all its frames
+    (the flip swapping the hands); over epochs both flips and several windows occur."""
     data = HMA.dataset({"hands": hands}, "train", True, {**HMA_TINY, "num_frames": 6})
     drawn = []
     for epoch in range(12):
         data.set_epoch(epoch)
         sample = data[1]
-        raw = ShardDataset.read(data, np.array([1]), sample["frames"].numpy()[None])
-        assert not (raw["crop"][0, :, 0] == raw["crop"][0, :, 1]).all()  # the hands differ: a swap shows
-        matches = [draw for draw, (crop, pose) in clip_transforms(raw["crop"][0], raw["pose"][0], 16, 0.875)
+        crops, poses = data.scaled(np.array([1]), sample["frames"].numpy()[None])
+        side = crops[0].shape[-2]
+        assert side == 18                                                  # 32 px stored, 16 / round(0.875 * 32)
+        assert not (crops[0][:, 0] == crops[0][:, 1]).all()               # the hands differ: a swap shows
+        matches = [draw for draw, (crop, pose) in clip_transforms(crops[0], poses[0], 16, 16 / side)
                    if np.array_equal(crop, sample["crop"].numpy()) and np.allclose(pose, sample["pose"].numpy())]
         assert matches, f"epoch {epoch}: the clip is not one window and one flip of its frames"
         drawn.append(matches[0])
@@ -197,23 +199,23 @@ def test_training_clips_are_flipped_and_cropped_once_per_clip(hands):
     assert len({(top, left) for top, left, _ in drawn}) > 2  # random windows, not the centre only
     test = HMA.dataset({"hands": hands}, "train", False, {**HMA_TINY, "num_frames": 6})
     centred = test[1]
-    raw = ShardDataset.read(test, np.array([1]), centred["frames"].numpy()[None])
-    crop, _ = transform_clip(raw["crop"][0], raw["pose"][0], 16, 0.875)
+    crops, poses = test.scaled(np.array([1]), centred["frames"].numpy()[None])
+    crop, _ = transform_clip(crops[0], poses[0], 16, 16 / crops[0].shape[-2])
     assert torch.equal(centred["crop"], torch.from_numpy(crop))  # at test: centred, not flipped
 
 
-def test_crops_decoded_smaller_keep_their_poses_on_the_pixels(hands):
-    """32-px stored crops for an 8-px input are decoded at 16 px; the poses follow the pixels: the
-    same window of the same hand, in the same normalised coordinates, as from the full decode."""
-    data = HandClips(hands, "test", False, size=8, num_frames=6)
+@pytest.mark.parametrize("size", [8, 16])
+def test_scaled_crops_keep_their_poses_on_the_pixels(hands, size):
+    """Crops scaled once (8 px: decoded at half the stored 32 px, then 9 px; 16 px: 18 px) give the
+    clip that windowing the stored crop and resizing it each time gives, within a pixel, poses included."""
+    data = HandClips(hands, "test", False, size=size, num_frames=6)
     items = np.arange(len(data))
     frames = data.frames(items)
-    assert data.images(items[:1], frames[:1])[0].shape[-2] == 16
     ours = data.read(items, frames)
     raw = ShardDataset.read(data, items, frames)
     for k in items:
-        crop, pose = transform_clip(raw["crop"][k], raw["pose"][k], 8, 0.875)
-        np.testing.assert_allclose(ours["pose"][k], pose, atol=1e-5)
-        assert np.abs(ours["crop"][k].astype(int) - crop.astype(int)).mean() < 6
+        crop, pose = transform_clip(raw["crop"][k], raw["pose"][k], size, 0.875)
+        np.testing.assert_allclose(ours["pose"][k], pose, atol=2 / size)      # one pixel of the input
+        assert np.abs(ours["crop"][k].astype(int) - crop.astype(int)).mean() < 12
     _close(data)
     np.testing.assert_array_equal(data.read(items, frames)["crop"], ours["crop"])  # the crops came from the cache
