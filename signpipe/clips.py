@@ -7,16 +7,15 @@ hands' crops with their 2D poses (HMA). Frames are sampled in time by
 
 What costs time is decoding JPEG and resizing, and it does not depend on the epoch: a frame is
 always scaled to the same short side, a hand crop always to the scale at which its window is
-``size`` pixels. So each
-stored image is decoded once per run, straight at the smallest power-of-two scale that keeps the
-size the model needs (libjpeg's DCT scaling: a 1/8 decode costs about half a full one and leaves
-almost nothing to resize), resized with OpenCV's area average on uint8, and kept in a bounded
-in-memory cache (``cache_mb`` per dataset, shared out among its DataLoader workers, each holding
-its part; images past the budget are decoded each time). In training a video's first clip decodes
-every frame a later epoch may draw, so from the second epoch on nothing is decoded. What does depend on the epoch is cheap
-and drawn per item and epoch from ``(seed, epoch, item)``: the square crop's place and the
-horizontal flip, one draw for every frame (and both hands) of a clip. At test the crop is
-centred and nothing is flipped.
+``size`` pixels. So each stored image is decoded once per run, straight at the smallest
+power-of-two scale that keeps the size the model needs (libjpeg's DCT scaling: a 1/8 decode costs
+about half a full one and leaves almost nothing to resize), resized with OpenCV's area average on
+uint8, and kept in a bounded in-memory cache (``cache_mb`` per dataset, shared out among its
+DataLoader workers, each holding its part; images past the budget are decoded each time). In
+training a video's first clip decodes every frame a later epoch may draw, so from the second
+epoch on nothing is decoded. What does depend on the epoch is cheap and drawn per item and epoch
+from ``(seed, epoch, item)``: the square crop's place and the horizontal flip, one draw for every
+frame (and both hands) of a clip. At test the crop is centred and nothing is flipped.
 """
 
 from __future__ import annotations
@@ -99,22 +98,25 @@ def transform_clip(crop: np.ndarray, pose: np.ndarray, size: int, crop_fraction:
     """
     side = crop.shape[-2]
     window = max(1, int(round(crop_fraction * side)))
-    slack = side - window
-    if offset is None:
-        top = left = slack // 2
-    else:
-        top, left = int(offset[0] * (slack + 1)), int(offset[1] * (slack + 1))
+    top, left = crop_place(side, side, window, offset)
     images = crop[..., top:top + window, left:left + window, :]
     if window != size:
         images = np.stack([resize_image(image, size, size) for image in images.reshape(-1, window, window, 3)]
                           ).reshape(*crop.shape[:2], size, size, 3)
+    if flip:
+        images = images[:, ::-1, :, ::-1]  # swap the hands, mirror each image left-right
+    return np.ascontiguousarray(images), window_pose(pose, top, left, window, flip)
+
+
+def window_pose(pose: np.ndarray, top: int, left: int, window: int, flip: bool = False) -> np.ndarray:
+    """Poses (N, 2, 21, 3) in crop pixels -> x, y in [-1, 1] of the ``window`` square at (top, left)
+    (centre 0; undetected joints, score 0, at 0), float32; ``flip``: mirrored, the hands swapped."""
     score = pose[..., 2:].astype(np.float32)
     xy = (pose[..., :2] - np.array([left, top], np.float32)) * (2.0 / window) - 1.0
     if flip:
-        images = images[:, ::-1, :, ::-1]  # swap the hands, mirror each image left-right
         xy, score = xy[:, ::-1] * np.array([-1.0, 1.0], np.float32), score[:, ::-1]
     xy = np.where(score > 0, xy, 0.0)
-    return np.ascontiguousarray(images), np.concatenate([xy, score], axis=-1).astype(np.float32)
+    return np.concatenate([xy, score], axis=-1).astype(np.float32)
 
 
 class ImageCache:
@@ -275,25 +277,31 @@ class HandClips(PixelClips):
         half = image.shape[1]
         return np.stack([resize_image(image[:half], side, side), resize_image(image[half:], side, side)])
 
-    def scaled(self, items: np.ndarray, frames: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-        """Per item its scaled crops (N, 2, S', S', 3) (cached) and poses (B, N, 2, 21, 3) in their pixels."""
+    def scaled(self, items: np.ndarray, frames: np.ndarray) -> tuple[list[list[np.ndarray]], np.ndarray]:
+        """Per item its N scaled crops (2, S', S', 3) (the cache's: read only) and poses (B, N, 2, 21, 3)
+        in their pixels."""
         poses = ShardDataset.read(self, items, frames, names=("pose",))["pose"]
-        crops = [np.stack(images) for images in self.images(items, frames)]
+        crops = self.images(items, frames)
         for k, item in enumerate(items):
-            poses[k, ..., :2] *= crops[k].shape[-2] / self.stored_side(int(item))
+            poses[k, ..., :2] *= crops[k][0].shape[-2] / self.stored_side(int(item))
         return crops, poses
 
     def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Scaled crops and poses, then each clip's ``size`` window and flip: one draw per item and epoch."""
+        """Each clip's ``size`` window of its scaled crops, and its flip: one draw per item and epoch
+        (:func:`transform_clip` with the resizing done once); each pixel copied once, into the batch."""
         draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
-        crops, out = [], []
-        for k, (clip, pose) in enumerate(zip(*self.scaled(items, frames))):
-            offset = None if draws is None else (draws[k, 0], draws[k, 1])
+        crops, poses = self.scaled(items, frames)
+        out = np.empty((*frames.shape, 2, self.size, self.size, 3), np.uint8)
+        pose = np.empty((*frames.shape, 2, 21, 3), np.float32)
+        for k, images in enumerate(crops):
+            side = images[0].shape[-2]
+            top, left = crop_place(side, side, self.size, None if draws is None else draws[k, :2])
             flip = draws is not None and draws[k, 2] < self.flip
-            crop, pose = transform_clip(clip, pose, self.size, self.size / clip.shape[-2], offset, flip)
-            crops.append(crop)
-            out.append(pose)
-        return {"crop": np.stack(crops), "pose": np.stack(out)}
+            step = -1 if flip else 1
+            for n, image in enumerate(images):
+                out[k, n] = image[::step, top:top + self.size, left:left + self.size][:, :, ::step]
+            pose[k] = window_pose(poses[k], top, left, self.size, flip)
+        return {"crop": out, "pose": pose}
 
     def stored_side(self, item: int) -> int:
         """Side S of the crops stored for video ``item`` (its shard's ``crop`` JPEGs are 2S x S), read once per shard."""

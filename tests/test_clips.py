@@ -188,6 +188,7 @@ def test_training_clips_are_flipped_and_cropped_once_per_clip(hands):
         data.set_epoch(epoch)
         sample = data[1]
         crops, poses = data.scaled(np.array([1]), sample["frames"].numpy()[None])
+        crops = [np.stack(crops[0])]
         side = crops[0].shape[-2]
         assert side == 18                                                  # 32 px stored, 16 / round(0.875 * 32)
         assert not (crops[0][:, 0] == crops[0][:, 1]).all()               # the hands differ: a swap shows
@@ -200,7 +201,7 @@ def test_training_clips_are_flipped_and_cropped_once_per_clip(hands):
     test = HMA.dataset({"hands": hands}, "train", False, {**HMA_TINY, "num_frames": 6})
     centred = test[1]
     crops, poses = test.scaled(np.array([1]), centred["frames"].numpy()[None])
-    crop, _ = transform_clip(crops[0], poses[0], 16, 16 / crops[0].shape[-2])
+    crop, _ = transform_clip(np.stack(crops[0]), poses[0], 16, 16 / crops[0][0].shape[-2])
     assert torch.equal(centred["crop"], torch.from_numpy(crop))  # at test: centred, not flipped
 
 
