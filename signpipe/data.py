@@ -231,7 +231,7 @@ class ShardDataset(Dataset):
     (True) or centred (False) sampling. Uncompressed numeric arrays are read through
     :class:`MappedArray` unless ``memory_map`` is False; other arrays (JPEG, compressed) through
     h5py with a chunk cache of ``cache_mb`` MiB per array. Frames of different videos may differ
-    in size; a batch of them stacks only if they agree (``signpipe.models.rgb3d`` resizes per video).
+    in size; a batch of them stacks only if they agree (``signpipe.clips`` resizes per video).
 
     Several stages (``shards`` as ``{stage: paths}``, ``arrays`` as ``{stage: names}`` or names
     found in exactly one stage) give one sample per video with the arrays of every stage at the
@@ -344,17 +344,18 @@ class ShardDataset(Dataset):
                         self._handles[name] = datasets
         return self._handles
 
-    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """The arrays of videos ``items`` (B,) at ``frames`` (B, N): name -> (B, N, ...).
+    def read(self, items: np.ndarray, frames: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """The arrays of videos ``items`` (B,) at ``frames`` (B, N): name -> (B, N, ...); only
+        ``names`` when given (a subclass reads the others its own way, e.g. ``signpipe.clips``).
 
         Mapped arrays are gathered in one step per shard; the others are read per video, one
         h5py read of the span its frames cover (JPEG rows decoded once each).
         """
         handles, out = self._arrays(), {}
-        for stage, names in self.stage_arrays.items():
+        for stage, stage_names in self.stage_arrays.items():
             shard, start = self._where[stage]
             rows, shards = start[items, None] + frames, shard[items]
-            for name in names:
+            for name in stage_names if names is None else [n for n in stage_names if n in names]:
                 ds = handles[name]
                 out[name] = (ds.take(shards, rows) if isinstance(ds, MappedArray)
                              else np.stack([_read_rows(ds[s], r) for s, r in zip(shards, rows)]))

@@ -15,10 +15,9 @@ from signpipe.fusion import fuse
 from signpipe.models import model_spec
 from signpipe.models.glenet import (
     SPEC, GLENet, GlobalEnhancement, P3DResNet, build, equation1_weights, forward, inverse_cdf,
-    losses, mutual_promotion_loss, normalise, region_magnification, resample, sampling_grid, scale_crop, settings,
+    losses, mutual_promotion_loss, normalise, region_magnification, resample, sampling_grid, settings,
     trilinear_saliency,
 )
-from signpipe.models.rgb3d import resize_crop
 from signpipe.predictions import read_predictions
 from signpipe.shards import VLEN_BYTES, ShardWriter
 from test_config import FINETUNE
@@ -318,33 +317,7 @@ def test_the_global_module_can_sit_after_other_stages_or_nowhere(position):
     assert model(torch.zeros(1, 4, 32, 32, 3, dtype=torch.uint8)).z_com.shape == (1, 3)
 
 
-# ---------------------------------------------------------------- input (§5.1)
-
-def test_clips_take_every_other_frame_crop_and_flip(tmp_path):
-    path = frames_shard(tmp_path / "0.h5")
-    cfg = {"short_side": 40, "crop": 32, "test_crop": 40, "frame_step": 2}
-    train = SPEC.dataset({"frames": [path]}, "train", True, {**cfg, "num_frames": 4})
-    test = SPEC.dataset({"frames": [path]}, "test", False, {**cfg, "num_frames": 4})
-    item = train[0]
-    assert item["jpeg"].shape == (4, 32, 32, 3) and (item["frames"] % 2 == 0).all()
-    assert test[0]["jpeg"].shape == (4, 40, 40, 3) and (test[0]["frames"] % 2 == 0).all()
-    plain = SPEC.dataset({"frames": [path]}, "train", True, {**cfg, "num_frames": 4, "flip": False})
-    flipped = []
-    for epoch in range(8):                                               # flips are drawn per item and epoch
-        train.set_epoch(epoch)
-        plain.set_epoch(epoch)                                           # the same crop, never flipped
-        clip, reference = train[0]["jpeg"], plain[0]["jpeg"]
-        assert torch.equal(clip, reference) or torch.equal(clip, reference.flip(2))   # mirrored left-right
-        flipped.append(not torch.equal(clip, reference))
-    assert 0 < sum(flipped) < 8, flipped
-    train.set_epoch(3)
-    plain.set_epoch(3)
-    assert torch.equal(train[0]["jpeg"], plain[0]["jpeg"].flip(2) if flipped[3] else plain[0]["jpeg"])
-    ramp = np.linspace(0, 255, 64)[None, :, None] * np.linspace(0.2, 1, 48)[:, None, None]
-    clip = np.broadcast_to(ramp, (2, 48, 64, 3)).round().astype(np.uint8)
-    ours, rgb3d = scale_crop(clip, 40, 40).astype(int), resize_crop(clip, 40).astype(int)   # test: the centred square
-    assert ours.shape == rgb3d.shape == (2, 40, 40, 3) and np.abs(ours - rgb3d).max() <= 3       # (area vs antialiased)
-
+# ---------------------------------------------------------------- input (§5.1; the clips themselves: test_clips.py)
 
 def test_both_crops_must_fit_the_short_side():
     assert settings({"short_side": 256, "crop": 224, "test_crop": 256}).test_crop == 256     # the paper's

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from signpipe.data import ShardDataset
+from signpipe.clips import HandClips
 from signpipe.finetune import finetune, phase_settings
 from signpipe.handmodel import make_camera
 from signpipe.handmodel.mano import MANO_FINGERTIPS, mirror_model
@@ -18,9 +18,9 @@ from signpipe.keypoints import HAND_EDGES
 from signpipe.keypoints.layout import FINGERS
 from signpipe.models import model_spec
 from signpipe.models.hma import (
-    ALPHA, HMA, INITIAL_VIEW, MIDDLE_JOINTS, PALM_JOINTS, SPEC, TEMPORAL_GROUPS, TERMINAL_JOINTS, HandClips, HandGraphConv,
+    ALPHA, HMA, INITIAL_VIEW, MIDDLE_JOINTS, PALM_JOINTS, SPEC, TEMPORAL_GROUPS, TERMINAL_JOINTS, HandGraphConv,
     HMAConfig, build, hand_partitions, joint_weights, projected_pck, regularisation_loss, spatial_consistency_loss,
-    temporal_consistency_loss, transform_clip,
+    temporal_consistency_loss,
 )
 from signpipe.predictions import read_predictions
 from test_handmodel import pretend_chumpy, to_mano_vertex_layout, write_mano_pickle
@@ -350,49 +350,7 @@ def test_pck_counts_wrist_relative_joints_within_the_threshold():
     assert projected_pck(predicted, pose, threshold=0.4) == (19, 20)
 
 
-# --- input: crops, poses, flip -----------------------------------------------------------------
-
-def test_flip_swaps_the_hands_and_mirrors_images_and_poses():
-    crop = np.zeros((1, 2, 16, 16, 3), np.uint8)
-    crop[0, 0, :, :4, 0] = 255   # left hand: red stripe on its left edge
-    crop[0, 1, :, :4, 2] = 255   # right hand: blue stripe on its left edge
-    pose = np.zeros((1, 2, 21, 3), np.float32)
-    pose[0, 0, 0] = (4.0, 8.0, 0.9)    # left wrist
-    pose[0, 1, 0] = (12.0, 4.0, 0.8)   # right wrist
-    images, poses = transform_clip(crop, pose, 16, 1.0)
-    np.testing.assert_allclose(poses[0, :, 0], [[-0.5, 0.0, 0.9], [0.5, -0.5, 0.8]])
-    flipped, flipped_poses = transform_clip(crop, pose, 16, 1.0, flip=True)
-    assert flipped[0, 0, :, -4:, 2].min() == 255 and flipped[0, 0, :, :12].max() == 0  # the right hand, mirrored
-    assert flipped[0, 1, :, -4:, 0].min() == 255  # the left hand now in the right slot
-    np.testing.assert_allclose(flipped_poses[0, :, 0], [[-0.5, -0.5, 0.8], [0.5, 0.0, 0.9]])
-    np.testing.assert_array_equal(flipped_poses[0, :, 1:], 0)  # undetected joints stay at 0
-
-
-def test_window_and_resize_keep_poses_on_the_pixels():
-    crop = np.zeros((1, 2, 32, 32, 3), np.uint8)
-    crop[0, :, 10:12, 20:22] = 255  # a bright dot around (21, 11)
-    pose = np.zeros((1, 2, 21, 3), np.float32)
-    pose[0, :, 0] = (21.0, 11.0, 1.0)
-    images, poses = transform_clip(crop, pose, 48, 0.75, offset=(0.0, 0.99))  # window x 8..32, y 0..24
-    u, v = poses[0, 0, 0, :2]
-    assert (u, v) == pytest.approx(((21 - 8) / 24 * 2 - 1, 11 / 24 * 2 - 1))
-    y, x = np.unravel_index(images[0, 0, ..., 0].argmax(), (48, 48))
-    assert abs((x + 0.5) / 48 * 2 - 1 - u) < 0.1 and abs((y + 0.5) / 48 * 2 - 1 - v) < 0.1
-
-
-def clip_transforms(raw_crop, raw_pose, size, crop_fraction):
-    """Every (top, left, flip) a training clip can get, with the clip it gives: the window cut
-    here for all frames at once, resized by :func:`transform_clip`, flipped here (every frame
-    mirrored, x negated, the hands swapped)."""
-    window = max(1, int(round(crop_fraction * raw_crop.shape[-2])))
-    for top in range(raw_crop.shape[-2] - window + 1):
-        for left in range(raw_crop.shape[-2] - window + 1):
-            pose = raw_pose - np.array([left, top, 0], np.float32)
-            crop, pose = transform_clip(raw_crop[..., top:top + window, left:left + window, :], pose, size, 1.0)
-            yield (top, left, False), (crop, pose)
-            mirrored = np.concatenate([pose[:, ::-1, :, :1] * -1, pose[:, ::-1, :, 1:]], axis=-1)
-            yield (top, left, True), (crop[:, ::-1, :, ::-1], mirrored)
-
+# --- input (the crops' windows and flips: test_clips.py) -----------------------------------------
 
 def test_hand_clips_from_hands_shards(shards):
     data = SPEC.dataset({"hands": shards}, "train", True, {**TINY, "num_frames": 6})
@@ -409,29 +367,6 @@ def test_hand_clips_from_hands_shards(shards):
         assert torch.equal(first["crop"], second["crop"]) and torch.equal(first["pose"], second["pose"])
     test = SPEC.dataset({"hands": shards}, "test", False, TINY)
     assert torch.equal(test[0]["crop"], test[0]["crop"]) and test[0]["crop"].shape[0] == 4
-
-
-def test_training_clips_are_flipped_and_cropped_once_per_clip(shards):
-    """Each training clip is transform_clip of its raw frames with one window and one flip for
-    all its frames (the flip swapping the hands); over epochs both flips and several windows occur."""
-    data = SPEC.dataset({"hands": shards}, "train", True, {**TINY, "num_frames": 6})
-    drawn = []
-    for epoch in range(12):
-        data.set_epoch(epoch)
-        sample = data[1]
-        raw = ShardDataset.read(data, np.array([1]), sample["frames"].numpy()[None])
-        assert not (raw["crop"][0, :, 0] == raw["crop"][0, :, 1]).all()  # the hands differ: a swap shows
-        matches = [draw for draw, (crop, pose) in clip_transforms(raw["crop"][0], raw["pose"][0], 16, 0.875)
-                   if np.array_equal(crop, sample["crop"].numpy()) and np.allclose(pose, sample["pose"].numpy())]
-        assert matches, f"epoch {epoch}: the clip is not one window and one flip of its frames"
-        drawn.append(matches[0])
-    assert {flip for _, _, flip in drawn} == {False, True}  # flipped, p = 0.5
-    assert len({(top, left) for top, left, _ in drawn}) > 2  # random windows, not the centre only
-    test = SPEC.dataset({"hands": shards}, "train", False, {**TINY, "num_frames": 6})
-    centred = test[1]
-    raw = ShardDataset.read(test, np.array([1]), centred["frames"].numpy()[None])
-    crop, _ = transform_clip(raw["crop"][0], raw["pose"][0], 16, 0.875)
-    assert torch.equal(centred["crop"], torch.from_numpy(crop))  # at test: centred, not flipped
 
 
 def test_finetune_trains_hma_logs_every_term_and_draws_the_hands(shards, tmp_path):

@@ -1,4 +1,4 @@
-"""RGB 3D-CNN: frames shards through the loader, resize and crop, checkpoint handling, a short training run."""
+"""RGB 3D-CNN: frames shards through the loader (resize and crop: test_clips.py), checkpoint handling, a short training run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from signpipe.data import ShardDataset
 from signpipe.models import model_spec
-from signpipe.models.rgb3d import RGB3D, build, resize_crop
+from signpipe.models.rgb3d import RGB3D, build
 from signpipe.shards import VLEN_BYTES, ShardWriter
 from signpipe.train import TrainConfig, fit, predict
 
@@ -33,16 +33,6 @@ def test_loader_decodes_frames_shards(tmp_path) -> None:
     item = ShardDataset(tmp_path / "0.h5", num_frames=4)[1]
     assert item["jpeg"].shape == (4, 64, 40, 3) and item["jpeg"].dtype == torch.uint8
     assert item["jpeg"][0, 0, 30, 0] > 150 and item["jpeg"][0, 0, 5, 0] < 80   # right half bright
-
-
-def test_resize_crop_short_side_then_square() -> None:
-    clip = np.zeros((2, 40, 80, 3), np.uint8)
-    clip[:, :, 40:] = 255
-    centred = resize_crop(clip, 20)
-    assert centred.shape == (2, 20, 20, 3)
-    assert centred[0, 10, 0, 0] < 10 and centred[0, 10, 19, 0] > 245      # the middle: dark left, bright right
-    assert resize_crop(clip, 20, (0.0, 0.0))[0, 10, 15, 0] < 10            # leftmost crop: dark
-    assert resize_crop(clip, 20, (0.0, 0.999))[0, 10, 4, 0] > 245          # rightmost crop: bright
 
 
 def test_checkpoint_path_must_exist_and_fit(tmp_path) -> None:

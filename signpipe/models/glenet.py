@@ -39,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from signpipe.data import NUM_FRAMES, SAMPLINGS, ShardDataset, random_offsets, sample_frames
+from signpipe.clips import FrameClips
+from signpipe.data import NUM_FRAMES, SAMPLINGS
 from signpipe.models import ModelSpec, Phase, Shards
 from signpipe.models.pretrained import load_p3d
-from signpipe.models.rgb3d import KINETICS_MEAN, KINETICS_STD, FrameClips
+from signpipe.models.rgb3d import KINETICS_MEAN, KINETICS_STD
 from signpipe.settings import from_config
 
 log = logging.getLogger(__name__)
@@ -505,56 +506,6 @@ def streams(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[st
     return out.z_com, {"global": out.z_global, "local": out.z_local}
 
 
-# ---------------------------------------------------------------- input (§5.1)
-
-def scale_crop(clip: np.ndarray, short_side: int, crop: int, offset: Sequence[float] | None = None) -> np.ndarray:
-    """Frames (N, H, W, 3) uint8 -> (N, crop, crop, 3): short side to ``short_side`` (OpenCV's
-    area average when shrinking, bilinear when enlarging), then a square crop; ``offset`` (y, x)
-    in [0, 1) places it within the slack, None centres it."""
-    import cv2
-
-    h, w = clip.shape[1:3]
-    scale = short_side / min(h, w)
-    height, width = max(short_side, round(h * scale)), max(short_side, round(w * scale))
-    if (height, width) != (h, w):
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        clip = np.stack([cv2.resize(frame, (width, height), interpolation=interpolation) for frame in clip])
-    slack_y, slack_x = height - crop, width - crop
-    if offset is None:
-        top, left = slack_y // 2, slack_x // 2
-    else:
-        top, left = int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
-    return np.ascontiguousarray(clip[:, top:top + crop, left:left + crop])
-
-
-class GLEClips(FrameClips):
-    """Clips for GLE-Net: every ``frame_step``-th frame, then ``num_frames`` of them as ``sampling``
-    says (a random window or random segments in training, centred at test); short side ``short_side``,
-    a random ``crop`` and flip in training, the centred ``test_crop`` at test. Item ``jpeg``
-    (N, side, side, 3) uint8, plus ``label``, ``video_id``, ``frames``, ``length``."""
-
-    def __init__(self, shards: Shards | Sequence[str | os.PathLike], split: str | None, train: bool,
-                 arch: GLENetConfig, num_frames: int = NUM_FRAMES, seed: int = 0) -> None:
-        super().__init__(shards, split, train, arch.crop if train else arch.test_crop, num_frames, seed)
-        self.arch = arch
-
-    def frames(self, items: np.ndarray) -> np.ndarray:
-        offsets = random_offsets(self.seed, self.epoch, items, self.num_frames) if self.train else None
-        step = self.arch.frame_step
-        return sample_frames(-(-self._length[items] // step), self.num_frames, offsets, self.arch.sampling) * step
-
-    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
-        clips = []
-        for k in range(len(items)):
-            clip = ShardDataset.read(self, items[k:k + 1], frames[k:k + 1])["jpeg"][0]
-            clip = scale_crop(clip, self.arch.short_side, self.size, None if draws is None else draws[k, :2])
-            if draws is not None and self.arch.flip and draws[k, 2] < 0.5:
-                clip = np.ascontiguousarray(clip[:, :, ::-1])
-            clips.append(clip)
-        return {"jpeg": np.stack(clips)}
-
-
 # ---------------------------------------------------------------- the spec
 
 def build(num_classes: int, cfg: Mapping[str, Any]) -> GLENet:
@@ -569,12 +520,18 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> GLENet:
     return model
 
 
-def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> GLEClips:
-    return GLEClips(shards, split, train, settings(cfg), int(cfg.get("num_frames", NUM_FRAMES)), int(cfg.get("seed", 0)))
+def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> FrameClips:
+    """§5.1's input (``signpipe.clips``): every ``frame_step``-th frame, then ``num_frames`` as
+    ``sampling`` says; short side ``short_side``, a random ``crop`` and flip in training, the
+    centred ``test_crop`` at test."""
+    arch = settings(cfg)
+    return FrameClips(shards, split, train, arch.short_side, arch.crop if train else arch.test_crop,
+                      0.5 if arch.flip else 0.0, arch.frame_step, arch.sampling,
+                      int(cfg.get("num_frames", NUM_FRAMES)), int(cfg.get("seed", 0)))
 
 
 @torch.no_grad()
-def saliency_figure(model: GLENet, data: GLEClips, out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None,
+def saliency_figure(model: GLENet, data: FrameClips, out_dir: str | os.PathLike, cfg: Mapping[str, Any] | None = None,
                     videos: int = 3, columns: int = 8) -> Path:
     """``saliency.png``: for the first ``videos`` clips of ``data``, per shown frame the frame, its
     saliency map (Eq. 6) over it, and the frame resampled with the local stream's grid (Eqs. 4-5):
@@ -625,7 +582,7 @@ def saliency_figure(model: GLENet, data: GLEClips, out_dir: str | os.PathLike, c
     return save_figure(fig, Path(out_dir) / "saliency.png")
 
 
-def figures(model: nn.Module, data: GLEClips, out_dir: Path, cfg: Mapping[str, Any]) -> None:
+def figures(model: nn.Module, data: FrameClips, out_dir: Path, cfg: Mapping[str, Any]) -> None:
     """The finetune stage's hook: ``saliency.png``."""
     saliency_figure(model, data, out_dir, cfg)
 

@@ -20,20 +20,19 @@ score; latent per token (B, T, 2, *); joints (B, T, 2, 21, 3) and (B, T, 2, 21, 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
-from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
+from signpipe.clips import HandClips
+from signpipe.data import NUM_FRAMES, ShardDataset
 from signpipe.handmodel import CAMERA_DIM, NUM_BETAS
 from signpipe.handmodel.camera import IDENTITY_6D, camera_rotation, rotation_to_6d
 from signpipe.handmodel.defaults import PAPER_NUM_PCA, SIDES
@@ -168,65 +167,6 @@ DEFAULTS: dict[str, Any] = {
 """Training defaults (§4 Implementation details): SGD, lr 5e-3, momentum 0.9, weight decay 1e-4,
 x0.1 when the validation loss saturates, 32 frames, lambda = 0.1 each. Not in the paper and
 chosen here: 60 epochs, batch size 8 clips (each 64 crops), patience 5 epochs."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Input: clips of both hands' crops and their 2D poses
-
-def transform_clip(crop: np.ndarray, pose: np.ndarray, size: int, crop_fraction: float = 0.875,
-                   offset: tuple[float, float] | None = None, flip: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """One clip's crops (N, 2, S, S, 3) uint8 and poses (N, 2, 21, 3) in crop pixels -> the model's input.
-
-    A square window of side ``crop_fraction * S`` is cut at the same place in every frame and
-    both hands (``offset`` (y, x) in [0, 1) of the slack; None: centred) and resized to ``size``;
-    poses become x, y in [-1, 1] of that window (centre 0; undetected joints, score 0, at 0).
-    ``flip`` mirrors the images horizontally: a mirrored right hand looks like a left one, so the
-    hands swap places (and with them the hand model that decodes them, their chirality).
-    Returns crops (N, 2, size, size, 3) uint8 and poses (N, 2, 21, 3) float32.
-    """
-    side = crop.shape[-2]
-    window = max(1, int(round(crop_fraction * side)))
-    slack = side - window
-    if offset is None:
-        top = left = slack // 2
-    else:
-        top, left = int(offset[0] * (slack + 1)), int(offset[1] * (slack + 1))
-    images = crop[..., top:top + window, left:left + window, :]
-    if window != size:
-        interpolation = cv2.INTER_AREA if window > size else cv2.INTER_LINEAR
-        images = np.stack([cv2.resize(np.ascontiguousarray(image), (size, size), interpolation=interpolation)
-                           for image in images.reshape(-1, window, window, 3)]).reshape(*crop.shape[:2], size, size, 3)
-    score = pose[..., 2:].astype(np.float32)
-    xy = (pose[..., :2] - np.array([left, top], np.float32)) * (2.0 / window) - 1.0
-    if flip:
-        images = images[:, ::-1, :, ::-1]  # swap the hands, mirror each image left-right
-        xy, score = xy[:, ::-1] * np.array([-1.0, 1.0], np.float32), score[:, ::-1]
-    xy = np.where(score > 0, xy, 0.0)
-    return np.ascontiguousarray(images), np.concatenate([xy, score], axis=-1).astype(np.float32)
-
-
-class HandClips(ShardDataset):
-    """Clips of hands shards for HMA: ``crop`` (N, 2, size, size, 3) uint8 and ``pose`` (N, 2, 21, 3)
-    normalised by :func:`transform_clip`; in training one random window and a flip (p = ``flip``)
-    per clip, drawn from (seed, epoch, item) like the frames; at test the centred window, no flip."""
-
-    def __init__(self, shards: Shards | Sequence[str | os.PathLike], split: str | None, train: bool,
-                 size: int = 256, crop_fraction: float = 0.875, flip: float = 0.5, num_frames: int = NUM_FRAMES,
-                 seed: int = 0) -> None:
-        super().__init__(shards, ["crop", "pose"], split=split, num_frames=num_frames, train=train, seed=seed)
-        self.size, self.crop_fraction, self.flip = size, crop_fraction, flip
-
-    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        raw = super().read(items, frames)
-        draws = random_offsets(self.seed + 1, self.epoch, items, 3) if self.train else None
-        crops, poses = [], []
-        for k in range(len(items)):
-            offset = None if draws is None else (draws[k, 0], draws[k, 1])
-            flip = draws is not None and draws[k, 2] < self.flip
-            crop, pose = transform_clip(raw["crop"][k], raw["pose"][k], self.size, self.crop_fraction, offset, flip)
-            crops.append(crop)
-            poses.append(pose)
-        return {"crop": np.stack(crops), "pose": np.stack(poses)}
 
 
 # ---------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def _label(text: str, width: int) -> np.ndarray:
 
 
 def draw_hands(model: torch.nn.Module, data, path: str | os.PathLike, videos: int = 2, frames: int = 4) -> Path:
-    """PNG of ``videos`` clips of ``data`` (a ``signpipe.models.hma.HandClips``): per clip and
+    """PNG of ``videos`` clips of ``data`` (a ``signpipe.clips.HandClips``): per clip and
     ``frames`` frames spread over it, both hands, in three rows: the crop the model sees, the
     hands stage's 2D pose (joints with c >= epsilon), and the model's 3D joints projected by its
     camera (eq. 5). The decoded hand is drawn relative to its wrist (eq. 6 constrains the shape,

@@ -25,17 +25,15 @@ size; the CPU demo uses less), ``num_frames`` (32), ``checkpoint`` (null), ``sub
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import cv2
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torchvision.models import video
 
-from signpipe.data import NUM_FRAMES, ShardDataset, random_offsets
+from signpipe.clips import FrameClips
+from signpipe.data import NUM_FRAMES
 from signpipe.models import ModelSpec, Shards
 from signpipe.models.pretrained import load_video_resnet
 
@@ -45,45 +43,6 @@ ARCHS = ("r3d_18", "mc3_18", "r2plus1d_18")
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 DEFAULT_SIZE = 112
-
-
-def resize_crop(clip: np.ndarray, size: int, offset: tuple[float, float] | None = None) -> np.ndarray:
-    """Frames (N, H, W, 3) uint8 -> (N, size, size, 3) uint8: short side to ``size``, then a square crop.
-
-    offset: where the crop lies along the long side's slack, (y, x) in [0, 1); None = centred.
-    Area interpolation on uint8 when shrinking (bilinear when enlarging), OpenCV's: a third of
-    the time of float32 antialiased resizing, which made the loader the bottleneck of a GPU.
-    """
-    h, w = clip.shape[1:3]
-    scale = size / min(h, w)
-    height, width = max(size, round(h * scale)), max(size, round(w * scale))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    frames = np.stack([cv2.resize(frame, (width, height), interpolation=interpolation) for frame in clip])
-    slack_y, slack_x = height - size, width - size
-    if offset is None:
-        top, left = slack_y // 2, slack_x // 2
-    else:
-        top, left = int(offset[0] * (slack_y + 1)), int(offset[1] * (slack_x + 1))
-    return np.ascontiguousarray(frames[:, top:top + size, left:left + size])
-
-
-class FrameClips(ShardDataset):
-    """Clips of full frames from frames shards: item ``jpeg`` (N, size, size, 3) uint8, plus the
-    usual ``label``, ``video_id``, ``frames``, ``length`` (see :class:`signpipe.data.ShardDataset`)."""
-
-    def __init__(self, shards: Sequence[str | os.PathLike], split: str | None, train: bool, size: int = DEFAULT_SIZE,
-                 num_frames: int = NUM_FRAMES, seed: int = 0) -> None:
-        super().__init__(shards, ("jpeg",), split=split, num_frames=num_frames, train=train, seed=seed)
-        self.size = size
-
-    def read(self, items: np.ndarray, frames: np.ndarray) -> dict[str, np.ndarray]:
-        """Each video read and resized on its own (videos may differ in size), then stacked."""
-        offsets = random_offsets(self.seed + 1, self.epoch, items, 2) if self.train else None
-        clips = []
-        for k in range(len(items)):
-            clip = super().read(items[k:k + 1], frames[k:k + 1])["jpeg"][0]
-            clips.append(resize_crop(clip, self.size, None if offsets is None else tuple(offsets[k])))
-        return {"jpeg": np.stack(clips)}
 
 
 class RGB3D(nn.Module):
@@ -116,8 +75,10 @@ def build(num_classes: int, cfg: Mapping[str, Any]) -> RGB3D:
 
 
 def dataset(shards: Shards, split: str, train: bool, cfg: Mapping[str, Any]) -> FrameClips:
-    return FrameClips(shards, split, train, int(cfg.get("size", DEFAULT_SIZE)),
-                      int(cfg.get("num_frames", NUM_FRAMES)), int(cfg.get("seed", 0)))
+    """Frames scaled to ``size`` and cropped to ``size`` x ``size`` (``signpipe.clips``), never flipped."""
+    size = int(cfg.get("size", DEFAULT_SIZE))
+    return FrameClips(shards, split, train, size, size, num_frames=int(cfg.get("num_frames", NUM_FRAMES)),
+                      seed=int(cfg.get("seed", 0)))
 
 
 def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
