@@ -16,7 +16,8 @@ Per seed, with the same frames, input pipeline, optimiser and schedule:
   (the global stream alone: only L_global is trained, its logits scored), ``lem_only`` (two
   streams, no global enhancement module, ``position: none``), ``no_mu`` (both modules, L_mu
   weighted 0), and the hypotheses of issue 24: ``kl_0.2`` (L_mu weighted 0.2 instead of 0.8),
-  ``saliency_trained`` (``detach_saliency: false``). ``no_mu`` and ``kl_0.2`` differ from
+  ``saliency_detached`` (``detach_saliency: true``: the local loss stops at the saliency input,
+  signpipe's default until issue 24; ``full`` back-propagates through it, as the paper). ``no_mu`` and ``kl_0.2`` differ from
   ``full`` only in the joint phase, so they start from a copy of ``full``'s finished streams phase
   (the stage's phase reuse) instead of training it again.
 
@@ -69,7 +70,7 @@ VARIANTS = {
     "lem_only": {"position": "none"},
     "no_mu": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.0}}}},
     "kl_0.2": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.2}}}},
-    "saliency_trained": {"detach_saliency": False},
+    "saliency_detached": {"detach_saliency": True},
 }
 """GLE-Net's ablations (Table 4's +GEM, +LEM, both without mutual promotion) and issue 24's hypotheses."""
 SHARE_STREAMS = ("no_mu", "kl_0.2")
@@ -222,7 +223,7 @@ def block(args: argparse.Namespace, variant: str) -> dict:
     phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr, "epochs": args.joint_epochs}
     return {"depth": args.depth, "width": args.width, "short_side": short_side(args), "crop": args.side,
             "test_crop": args.side, "num_frames": args.num_frames, "frame_step": 1, "sampling": "segments",
-            "flip": False, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
+            "flip": False, "subtract_mean": args.subtract_mean, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
             "epochs": args.epochs, "schedule": args.schedule, "num_workers": 0, **variant_keys, "phases": phases}
 
 
@@ -289,7 +290,7 @@ def run_baseline(seed: int, shards: list[str], classes: int, partner: np.ndarray
     arch = settings(first)
     sets = {split: SPEC.dataset({"frames": shards}, split, split == "train", first) for split in ("train", "val", "test")}
     torch.manual_seed(seed)
-    model = P3DResNet(classes, arch.depth, arch.width, arch.dropout)
+    model = P3DResNet(classes, arch.depth, arch.width, arch.dropout, arch.subtract_mean)
     forward = lambda m, b: m(b["jpeg"])  # noqa: E731
 
     def step(m, batch):
@@ -376,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--side", type=int, default=72, help="crop side in pixels (short side: side * 9/8)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--subtract-mean", action="store_true",
+                        help="both models see each pixel minus its clip mean (the demo's lever from random weights)")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
