@@ -4,6 +4,8 @@ The corpus (drawn once into ``--out``, reused when its settings match): the synt
 generator's legible-face mode, ``face_scale`` 2.4 and every class in a pair that differs only in
 the face (``confusing_pairs = classes // 2``), so the face is >= 24 px at the 72-px model input
 and half of every decision rests on it. Split by signer; nothing is tuned on the test split.
+Both models see each pixel minus its mean over the clip (``subtract_mean``, as the demo):
+from random weights on raw frames (``--no-subtract-mean``) neither left chance at this budget.
 
 Per seed, with the same frames, input pipeline, optimiser and schedule:
 
@@ -52,6 +54,7 @@ import multiprocessing
 import resource
 import shutil
 import sys
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -357,8 +360,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny corpus and sizes: seconds, the same code and keys")
-    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "glenet"),
-                        help="corpus (reused), runs, saliency.png and result.json")
+    parser.add_argument("--out", default=None,
+                        help="corpus (reused), runs, saliency.png and result.json (default: results/benchmarks/glenet "
+                             "of the checkout; with --smoke a new temporary folder, so a smoke run never replaces them)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ablations", default=",".join(v for v in VARIANTS if v != "full"),
                         help=f"comma-separated, of {', '.join(VARIANTS)} (full always runs), or ''")
@@ -377,8 +381,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--side", type=int, default=72, help="crop side in pixels (short side: side * 9/8)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--subtract-mean", action="store_true",
-                        help="both models see each pixel minus its clip mean (the demo's lever from random weights)")
+    parser.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
+                        help="both models see each pixel minus its clip mean (subtract_mean): from random weights on "
+                             "raw frames neither learns at this budget")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
@@ -403,7 +408,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     shape = tuple(int(v) for v in args.attention_shape.split(","))
-    out = Path(args.out)
+    out = Path(args.out or (tempfile.mkdtemp(prefix="glenet-smoke-") if args.smoke else REPO / "results" / "benchmarks" / "glenet"))
     rows: list[dict] = []
     if args.skip_training:
         attention = {"module": attention_peak_mb(shape, args.attention_stride)}
