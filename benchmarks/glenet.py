@@ -4,19 +4,26 @@ The corpus (drawn once into ``--out``, reused when its settings match): the synt
 generator's legible-face mode, ``face_scale`` 2.4 and every class in a pair that differs only in
 the face (``confusing_pairs = classes // 2``), so the face is >= 24 px at the 72-px model input
 and half of every decision rests on it. Split by signer; nothing is tuned on the test split.
+Both models see each pixel minus its mean over the clip (``subtract_mean``, as the demo):
+from random weights on raw frames (``--no-subtract-mean``) neither left chance at this budget.
 
 Per seed, with the same frames, input pipeline, optimiser and schedule:
 
 - the **baseline**, the one-stream pseudo-3D ResNet of the same depth (``P3DResNet``), trained
-  for exactly GLE-Net's epochs and schedule: two runs of ``--epochs`` each (GLE-Net's phases;
-  the schedule restarts in the second as it does for GLE-Net), the weights carried over;
+  for exactly GLE-Net's epochs and schedule: one run per GLE-Net phase (``--epochs`` then
+  ``--joint-epochs``, the second at the joint phase's lr ``--joint-lr``), the weights carried over;
 - **GLE-Net** (``full``) through the finetune stage, both phases; its per-stream logits
   (``predictions.h5`` ``streams/``) give ``glenet_global_top1`` and ``glenet_local_top1``;
-- the **ablations** (``--ablations``, on ``--ablation-seeds`` seeds): ``gem_only`` (the
-  global stream alone: only L_global is trained, its logits scored), ``lem_only`` (two streams,
-  no global enhancement module, ``position: none``), ``no_mu`` (both modules, L_mu weighted 0),
-  and the hypotheses of issue 24: ``kl_0.2`` (L_mu weighted 0.2 instead of 0.8),
-  ``saliency_trained`` (``detach_saliency: false``).
+- the **ablations** (``--ablations``, on ``--ablation-seeds`` seeds, all by default): ``gem_only``
+  (the global stream alone: only L_global is trained, its logits scored), ``lem_only`` (two
+  streams, no global enhancement module, ``position: none``), ``no_mu`` (both modules, L_mu
+  weighted 0), and the hypotheses of issue 24: ``kl_0.2`` (L_mu weighted 0.2 instead of 0.8),
+  ``saliency_detached`` (``detach_saliency: true``: the local loss stops at the saliency input,
+  signpipe's default until issue 24; ``full`` back-propagates through it, as the paper). ``no_mu`` and ``kl_0.2`` differ from
+  ``full`` only in the joint phase, so they start from a copy of ``full``'s finished streams phase
+  (the stage's phase reuse) instead of training it again.
+
+The runs go to ``--jobs`` worker processes (one torch thread each): 2 fills 2 idle cores.
 
 Top-1 in % on the test signers; ``*_confusing_top1`` on the classes with a face-only partner
 (all of them here). ``face_magnification`` / ``hands_magnification``: how much the trained
@@ -27,14 +34,16 @@ module alone at the paper's pool2 shape (C 256, T 8, 56 x 56: 32 frames of 224 p
 by 2), one clip, in a fresh process, MiB above its inputs (RSS on CPU, the allocator's peak on
 CUDA). ``saliency.png`` of seed 0's GLE-Net is copied to ``--out``.
 
-    python benchmarks/glenet.py            # the issue's numbers: 3 seeds, ablations on seed 0
+    python benchmarks/glenet.py            # the issue's numbers: 3 seeds, every ablation (~12 min, 2 idle cores)
     python benchmarks/glenet.py --smoke    # seconds: tiny corpus and sizes, the same code and keys
-    python benchmarks/glenet.py --seeds 1 --epochs 3 --ablations full   # quicker indicative numbers
+    python benchmarks/glenet.py --seeds 1 --ablations ""   # baseline and full GLE-Net on one seed
 
 Prints one line per run, then one JSON line (last): baseline_top1, glenet_top1,
 glenet_global_top1, glenet_local_top1, baseline_confusing_top1, glenet_confusing_top1,
 face_magnification, hands_magnification (seed means), seeds (per seed), samples_per_s (GLE-Net
-training), attention_peak_mb, then ablations (per variant, seed means) and settings.
+training), attention_peak_mb, then ablations (per variant: seed means and standard deviations
+of the test top-1s, the streams' validation top-1 after each phase, the final train losses) and
+settings.
 """
 
 from __future__ import annotations
@@ -45,7 +54,9 @@ import multiprocessing
 import resource
 import shutil
 import sys
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -62,9 +73,11 @@ VARIANTS = {
     "lem_only": {"position": "none"},
     "no_mu": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.0}}}},
     "kl_0.2": {"phases": {"joint": {"loss_weights": {"com": 0.2, "global": 0.2, "local": 0.2, "mu": 0.2}}}},
-    "saliency_trained": {"detach_saliency": False},
+    "saliency_detached": {"detach_saliency": True},
 }
 """GLE-Net's ablations (Table 4's +GEM, +LEM, both without mutual promotion) and issue 24's hypotheses."""
+SHARE_STREAMS = ("no_mu", "kl_0.2")
+"""Variants whose streams phase is ``full``'s (they differ in the joint phase only)."""
 
 
 def rss_mb() -> float:
@@ -210,17 +223,19 @@ def block(args: argparse.Namespace, variant: str) -> dict:
     phases = {name: dict(keys) for name, keys in variant_keys.pop("phases", {}).items()}
     # the block's lr would also be the joint phase's: it fine-tunes at --joint-lr instead of restarting
     joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr
-    phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr}
+    phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr, "epochs": args.joint_epochs}
     return {"depth": args.depth, "width": args.width, "short_side": short_side(args), "crop": args.side,
             "test_crop": args.side, "num_frames": args.num_frames, "frame_step": 1, "sampling": "segments",
-            "flip": False, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
+            "flip": False, "subtract_mean": args.subtract_mean, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
             "epochs": args.epochs, "schedule": args.schedule, "num_workers": 0, **variant_keys, "phases": phases}
 
 
 def run_glenet(seed: int, variant: str, shards: list[str], classes: int, partner: np.ndarray, corpus: Path,
                args: argparse.Namespace, work: Path) -> dict[str, float]:
-    """One GLE-Net run through the finetune stage: its test top-1s (sum and streams), and for
-    ``full`` the magnification of face and hands and the training speed."""
+    """One GLE-Net run through the finetune stage: its test top-1s (sum and streams), the
+    streams' validation top-1 after each phase, the final train losses, and for ``full`` the
+    magnification of face and hands. A ``SHARE_STREAMS`` variant starts from a copy of
+    ``full``'s streams phase of the same seed (run first)."""
     import pandas as pd
     import torch
 
@@ -229,19 +244,28 @@ def run_glenet(seed: int, variant: str, shards: list[str], classes: int, partner
     from signpipe.predictions import read_predictions
 
     folder = work / f"{variant}{seed}"
+    if variant in SHARE_STREAMS:
+        shutil.rmtree(folder, ignore_errors=True)
+        shutil.copytree(work / f"full{seed}" / "streams", folder / "streams")
     cfg = {"device": "cpu", "seed": seed, "glenet": block(args, variant)}
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     finetune("glenet", shards, folder, classes, cfg)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     test = read_predictions(folder / "predictions.h5")[0]["test"]
     scored = test.streams["global"] if variant == "gem_only" else test.logits
-    row = {"variant": variant, "seed": seed, "seconds": seconds}
+    row = {"variant": variant, "seed": seed, "seconds": seconds, "cpu_seconds": cpu}
     row["top1"], row["confusing_top1"] = top1(scored, test.label, partner)
     for stream, logits in test.streams.items():
         row[f"{stream}_top1"] = top1(logits, test.label, partner)[0]
     log = pd.read_csv(folder / "log.csv")
-    row["samples_per_s"] = float(log["samples_per_s"].mean())
+    trained = log[log["phase"] == "joint"] if variant in SHARE_STREAMS else log
+    row["samples_per_s"] = float(trained["samples_per_s"].mean())
     row["val_top1"] = 100 * float(log["val_acc"].iloc[-1])
+    for phase, rows in log.groupby("phase", sort=False):
+        for stream in ("global", "local"):
+            row[f"{phase}_val_{stream}_top1"] = 100 * float(rows[f"val_{stream}_acc"].iloc[-1])
+    for term in ("global", "local", "mu"):
+        row[f"train_{term}_loss"] = float(log[f"{term}_loss"].iloc[-1])
     if variant == "full":
         settings = block(args, variant)
         model = SPEC.build(classes, settings)
@@ -269,7 +293,7 @@ def run_baseline(seed: int, shards: list[str], classes: int, partner: np.ndarray
     arch = settings(first)
     sets = {split: SPEC.dataset({"frames": shards}, split, split == "train", first) for split in ("train", "val", "test")}
     torch.manual_seed(seed)
-    model = P3DResNet(classes, arch.depth, arch.width, arch.dropout)
+    model = P3DResNet(classes, arch.depth, arch.width, arch.dropout, arch.subtract_mean)
     forward = lambda m, b: m(b["jpeg"])  # noqa: E731
 
     def step(m, batch):
@@ -281,14 +305,44 @@ def run_baseline(seed: int, shards: list[str], classes: int, partner: np.ndarray
         return {"val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
                 "val_acc": float((logits.argmax(1) == labels).mean())}
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for name, values in phases.items():
         fit(model, step, sets["train"], work / f"baseline{seed}" / name, train_config(values), evaluate, progress=False)
     logits, labels, _ = predict(model, sets["test"], forward, first["batch_size"], "cpu")
-    row = {"variant": "baseline", "seed": seed, "seconds": time.perf_counter() - started}
+    row = {"variant": "baseline", "seed": seed, "seconds": time.perf_counter() - started,
+           "cpu_seconds": time.process_time() - cpu}
     row["top1"], row["confusing_top1"] = top1(logits, labels, partner)
     print(json.dumps(row), flush=True)
     return row
+
+
+def run_task(task: list[tuple[str, int]], shards: list[str], classes: int, partner: np.ndarray, corpus: Path,
+             args: argparse.Namespace, work: Path) -> list[dict]:
+    """Runs ``(variant, seed)`` in order in one process (one torch thread); ``baseline`` is the backbone."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return [run_baseline(seed, shards, classes, partner, args, work) if variant == "baseline"
+            else run_glenet(seed, variant, shards, classes, partner, corpus, args, work) for variant, seed in task]
+
+
+SUMMARISED = ("top1", "confusing_top1", "global_top1", "local_top1", "val_top1", "streams_val_global_top1",
+              "streams_val_local_top1", "joint_val_global_top1", "joint_val_local_top1", "train_global_loss",
+              "train_local_loss", "train_mu_loss", "face_magnification", "hands_magnification", "seconds", "cpu_seconds")
+"""What the ablation summary gives per variant (mean and std over its seeds)."""
+
+
+def tasks(seeds: int, ablation_seeds: int, ablations: list[str]) -> list[list[tuple[str, int]]]:
+    """The runs grouped into tasks for the workers, seed by seed (a stopped run has whole seeds):
+    ``full`` followed by the variants that start from its streams phase, every other variant
+    alone, the baseline."""
+    out = []
+    for seed in range(seeds):
+        variants = ablations if seed < ablation_seeds else []
+        out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
+        out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
+        out.append([("baseline", seed)])
+    return out
 
 
 def mean(rows: list[dict], key: str) -> float:
@@ -296,17 +350,25 @@ def mean(rows: list[dict], key: str) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
+def std(rows: list[dict], key: str) -> float:
+    """Standard deviation over seeds (ddof 1; 0 for one seed)."""
+    values = [row[key] for row in rows if key in row]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0 if values else float("nan")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="tiny corpus and sizes: seconds, the same code and keys")
-    parser.add_argument("--out", default=str(REPO / "results" / "benchmarks" / "glenet"),
-                        help="corpus (reused), runs, saliency.png and result.json")
+    parser.add_argument("--out", default=None,
+                        help="corpus (reused), runs, saliency.png and result.json (default: results/benchmarks/glenet "
+                             "of the checkout; with --smoke a new temporary folder, so a smoke run never replaces them)")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--ablations", default="gem_only,lem_only,no_mu",
+    parser.add_argument("--ablations", default=",".join(v for v in VARIANTS if v != "full"),
                         help=f"comma-separated, of {', '.join(VARIANTS)} (full always runs), or ''")
-    parser.add_argument("--ablation-seeds", type=int, default=1, help="the first seeds that run the ablations")
-    parser.add_argument("--epochs", type=int, default=8, help="per GLE-Net phase; the baseline gets the same two runs")
+    parser.add_argument("--ablation-seeds", type=int, default=3, help="the first seeds that run the ablations")
+    parser.add_argument("--epochs", type=int, default=8, help="of GLE-Net's streams phase; the baseline's first run")
+    parser.add_argument("--joint-epochs", type=int, default=2, help="of the joint phase; the baseline's second run")
     parser.add_argument("--classes", type=int, default=8, help="all in face-only pairs (classes // 2 pairs)")
     parser.add_argument("--signers", type=int, default=14)
     parser.add_argument("--val-signers", type=int, default=1)
@@ -319,19 +381,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--side", type=int, default=72, help="crop side in pixels (short side: side * 9/8)")
     parser.add_argument("--num-frames", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--subtract-mean", action=argparse.BooleanOptionalAction, default=True,
+                        help="both models see each pixel minus its clip mean (subtract_mean): from random weights on "
+                             "raw frames neither learns at this budget")
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
                         help="lr of the joint phase (default: --lr x 0.1, a fine-tune, not a restart)")
     parser.add_argument("--schedule", default="cosine", help="plateau (the paper's), step or cosine")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--jobs", type=int, default=2, help="worker processes running the runs side by side")
     parser.add_argument("--attention-shape", default=",".join(map(str, PAPER_ATTENTION_SHAPE)), help="C,T,H,W at pool2")
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
     args = parser.parse_args(argv)
     if args.smoke:
-        args.seeds, args.ablation_seeds, args.epochs, args.classes, args.signers = 1, 1, 1, 4, 4
+        args.seeds, args.ablation_seeds, args.epochs, args.joint_epochs, args.classes, args.signers = 1, 1, 1, 1, 4, 4
         args.repeats, args.frames, args.side, args.width, args.num_frames, args.batch_size = 1, 8, 32, 4, 4, 4
         args.attention_shape, args.ablations = "16,2,8,8", "no_mu"
 
@@ -342,29 +408,33 @@ def main(argv: list[str] | None = None) -> dict:
 
     torch.set_num_threads(args.threads)
     shape = tuple(int(v) for v in args.attention_shape.split(","))
-    attention = {"module": attention_peak_mb(shape, args.attention_stride)}
-    if args.attention_explicit:
-        attention["explicit_E"] = attention_peak_mb(shape, args.attention_stride, explicit=True)
-    print(json.dumps({"attention": attention, "shape": shape}), flush=True)
-    out = Path(args.out)
+    out = Path(args.out or (tempfile.mkdtemp(prefix="glenet-smoke-") if args.smoke else REPO / "results" / "benchmarks" / "glenet"))
     rows: list[dict] = []
-    if not args.skip_training:
-        shards, corpus, manifest = make_frames(args, out)
-        classes = num_classes(manifest)
-        partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
+    if args.skip_training:
+        attention = {"module": attention_peak_mb(shape, args.attention_stride)}
+    else:
         ablations = [v for v in args.ablations.split(",") if v and v != "full"]
         unknown = [v for v in ablations if v not in VARIANTS]
         if unknown:
             parser.error(f"--ablations: {', '.join(unknown)} unknown; known: {', '.join(VARIANTS)}")
+        shards, corpus, manifest = make_frames(args, out)
+        classes = num_classes(manifest)
+        partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         work = out / "runs"
-        for seed in range(args.seeds):
-            rows.append(run_baseline(seed, shards, classes, partner, args, work))
-            rows.append(run_glenet(seed, "full", shards, classes, partner, corpus, args, work))
-            if seed < args.ablation_seeds:
-                rows += [run_glenet(seed, v, shards, classes, partner, corpus, args, work) for v in ablations]
+        todo = tasks(args.seeds, args.ablation_seeds, ablations)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max(1, min(args.jobs, len(todo))), mp_context=context) as pool:
+            running = [pool.submit(run_task, task, shards, classes, partner, corpus, args, work) for task in todo]
+            attention = {"module": attention_peak_mb(shape, args.attention_stride)}   # beside the runs
+            for future in running:
+                rows += future.result()
+        rows.sort(key=lambda row: row["seed"])
         figure = work / "full0" / "figures" / "saliency.png"
         if figure.exists():
             shutil.copy(figure, out / "saliency.png")
+    if args.attention_explicit:
+        attention["explicit_E"] = attention_peak_mb(shape, args.attention_stride, explicit=True)
+    print(json.dumps({"attention": attention, "shape": shape}), flush=True)
     by = {variant: [row for row in rows if row["variant"] == variant] for variant in dict.fromkeys(r["variant"] for r in rows)}
     full, baseline = by.get("full", []), by.get("baseline", [])
     result = {
@@ -376,10 +446,10 @@ def main(argv: list[str] | None = None) -> dict:
         "seeds": [{k: v for k, v in row.items() if k != "variant"} | {"baseline_top1": b["top1"]}
                   for row, b in zip(full, baseline)],
         "samples_per_s": mean(full, "samples_per_s"), "attention_peak_mb": attention["module"]["extra_mb"],
-        "ablations": {variant: {key: mean(part, key) for key in ("top1", "confusing_top1", "global_top1", "local_top1",
-                                                                 "val_top1") if any(key in r for r in part)}
-                      | {"seeds": len(part)} for variant, part in by.items()},
+        "ablations": {variant: {f"{stat.__name__}_{key}": stat(part, key) for key in SUMMARISED for stat in (mean, std)
+                                if any(key in r for r in part)} | {"seeds": len(part)} for variant, part in by.items()},
         "attention": attention, "attention_shape": shape,
+        "cpu_seconds": sum(row["cpu_seconds"] for row in rows),
         "settings": {k: v for k, v in vars(args).items() if k != "out"},
     }
     out.mkdir(parents=True, exist_ok=True)

@@ -242,16 +242,25 @@ def test_subtract_mean_hides_what_does_not_move():
     torch.testing.assert_close(logits[0], logits[1])
     assert not torch.allclose(logits[0], logits[2])
     assert not torch.allclose(raw_logits[0], raw_logits[1])            # raw frames: the colour reaches it
+    baseline = P3DResNet(3, 10, 4, subtract_mean=True).eval()           # the benchmark's one-stream baseline too
+    with torch.no_grad():
+        logits = baseline(torch.cat([still, moving]))
+    torch.testing.assert_close(logits[0], logits[1])
+    assert not torch.allclose(logits[0], logits[2])
 
 
-def test_saliency_is_detached_by_default_and_can_train_the_global_stream():
+def test_the_local_loss_trains_the_global_stream_through_the_saliency_unless_detached():
+    """As the paper (nothing detached): by default z_local's gradient reaches the global stream's
+    res3-res4 through Eqs. 4-6; ``detach_saliency: true`` stops it there."""
     torch.manual_seed(5)
     clip = torch.randint(0, 256, (2, 4, 32, 32, 3), dtype=torch.uint8)
-    for detach in (True, False):
-        model = GLENet(3, settings({**TINY, "detach_saliency": detach, "max_magnification": 1e9}))
+    for written, detached in (({}, False), ({"detach_saliency": True}, True), ({"detach_saliency": False}, False)):
+        model = GLENet(3, settings({**TINY, **written}))
         model(clip).z_local.sum().backward()
-        res4 = model.global_stream.res4[0].body[0][0].weight.grad
-        assert (res4 is None or not res4.any()) == detach
+        for stage in (model.global_stream.res3, model.global_stream.res4):
+            grad = stage[0].body[0][0].weight.grad
+            assert (grad is None or not grad.any()) == detached, written
+        assert model.global_stream.res5[0].body[0][0].weight.grad is None   # res5 is after Y: never
 
 
 def test_attention_and_saliency_stay_float32_under_mixed_precision(monkeypatch):

@@ -76,8 +76,11 @@ class GLENetConfig:
     (the non-local network's subsampling, [66] §3.3); 1 = full attention over all T*H*W positions."""
     saliency_stage: str = "res4"
     """Global-stream stage whose output Y gives the saliency map (Table 3: res4)."""
-    detach_saliency: bool = True
-    """No gradient from the local stream's sampling into the global stream."""
+    detach_saliency: bool = False
+    """Stop the local loss's gradient at the saliency input Y (True), so that it trains only the
+    local stream and the shared stages. The paper detaches nothing ("jointly finetune the whole
+    framework"): the sampling (Eqs. 4-5) is piecewise linear in S, so the local stream's loss
+    also trains the global stream's stages up to Y (docs/glenet.md: an ablation, issue 24)."""
     max_magnification: float = 4.0
     """Cap on how much the sampling may enlarge a row or column (>= 1; inf = no cap)."""
     dropout: float = 0.5
@@ -248,10 +251,12 @@ def stage_channels(kind: str, width: int) -> dict[str, int]:
 
 class P3DResNet(nn.Module):
     """The one-stream baseline (Table 4's 3D-R50): the same backbone without enhancement modules.
-    uint8 clips (B, T, S, S, 3) -> logits (B, classes)."""
+    uint8 clips (B, T, S, S, 3) -> logits (B, classes); ``subtract_mean`` as GLE-Net's."""
 
-    def __init__(self, num_classes: int, depth: int = 50, width: int = 64, dropout: float = 0.5) -> None:
+    def __init__(self, num_classes: int, depth: int = 50, width: int = 64, dropout: float = 0.5,
+                 subtract_mean: bool = False) -> None:
         super().__init__()
+        self.subtract_mean = subtract_mean
         kind, blocks = DEPTHS[depth]
         self.shared = SharedStages(kind, blocks[0], width)
         self.stream = Stream(kind, blocks[1:], self.shared.channels, width, num_classes, dropout)
@@ -259,7 +264,7 @@ class P3DResNet(nn.Module):
         self.register_buffer("std", torch.tensor(KINETICS_STD).view(1, 3, 1, 1, 1))
 
     def forward(self, clip: Tensor) -> Tensor:
-        return self.stream(self.shared(normalise(clip, self.mean, self.std)))[0]
+        return self.stream(self.shared(normalise(clip, self.mean, self.std, self.subtract_mean)))[0]
 
 
 def normalise(clip: Tensor, mean: Tensor, std: Tensor, subtract_mean: bool = False) -> Tensor:
@@ -406,7 +411,7 @@ class LocalEnhancement(nn.Module):
     (B, T, H, W), grid (B, T, H, W, 2)).
     """
 
-    def __init__(self, max_magnification: float = 4.0, detach: bool = True) -> None:
+    def __init__(self, max_magnification: float = 4.0, detach: bool = False) -> None:
         super().__init__()
         self.max_magnification, self.detach = max_magnification, detach
 
