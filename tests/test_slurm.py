@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from slurm.cluster import missing, single_node_cluster
+from test_benchmarks import run_smoke
 from test_workflow import TINY, jobs_planned
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,3 +99,8 @@ def test_the_tiny_demo_through_slurm_equals_a_local_run(tmp_path):
         assert jobs_planned(again.stdout + again.stderr).get("finetune") == 1
         assert "Nothing to be done" in snakemake(remote, "-n", "--configfile", "config.yaml", env=env).stdout
     print(f"slurm run: {len(ids)} jobs in {wall:.0f} s")
+
+
+def test_the_slurm_benchmark_smoke(tmp_path):
+    """benchmarks/slurm.py --smoke, here rather than in test_benchmarks.py: one test cluster at a time."""
+    run_smoke(REPO / "benchmarks" / "slurm.py", tmp_path)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,13 +58,13 @@ def _memory_mb() -> int:
     return int(total_kb / 1024 * 0.8)
 
 
-def write_config(folder: Path) -> Path:
-    """slurm.conf for a cluster whose files live under ``folder``."""
-    for sub in ("state", "spool"):
-        (folder / sub).mkdir(parents=True, exist_ok=True)
+def write_config(folder: Path, sockets: Path) -> Path:
+    """slurm.conf for a cluster whose files live under ``folder``, its sockets under ``sockets``."""
+    for sub in (folder / "state", sockets / "spool"):
+        sub.mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().split(".")[0]
     text = (HERE / "slurm.conf.in").read_text().format(
-        dir=folder, host=host, ctld_port=_free_port(), d_port=_free_port(), cpus=os.cpu_count(),
+        dir=folder, sockets=sockets, host=host, ctld_port=_free_port(), d_port=_free_port(), cpus=os.cpu_count(),
         memory_mb=_memory_mb())
     path = folder / "slurm.conf"
     path.write_text(text)
@@ -102,17 +103,20 @@ def single_node_cluster(folder: str | os.PathLike) -> Iterator[dict[str, str]]:
     (``SLURM_CONF``); stop them all by pid on exit, whatever happened."""
     folder = Path(folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    conf = write_config(folder)
+    # A Unix socket's path has at most 107 bytes, and slurmd names a job step's socket in its spool
+    # folder: a pytest worker's tmp_path is too deep for it (the job fails to launch).
+    sockets = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
+    conf = write_config(folder, sockets)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     started: list[subprocess.Popen] = []
     try:
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(conf, SYSTEM_CONF)
         started.append(subprocess.Popen(
-            [_sbin("munged"), "--foreground", "--force", f"--key-file={MUNGE_KEY}", f"--socket={folder}/munge.socket",
+            [_sbin("munged"), "--foreground", "--force", f"--key-file={MUNGE_KEY}", f"--socket={sockets}/munge.socket",
              f"--pid-file={folder}/munged.pid", f"--log-file={folder}/munged.log", f"--seed-file={folder}/munged.seed"],
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        _wait_for(lambda: (folder / "munge.socket").exists(), "munged did not open its socket", folder / "munged.log")
+        _wait_for(lambda: (sockets / "munge.socket").exists(), "munged did not open its socket", folder / "munged.log")
         started.append(subprocess.Popen([_sbin("slurmctld"), "-D", "-i", "-f", str(conf)], env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
         started.append(subprocess.Popen([_sbin("slurmd"), "-D", "-f", str(conf)], env=env,
@@ -130,3 +134,4 @@ def single_node_cluster(folder: str | os.PathLike) -> Iterator[dict[str, str]]:
             _stop(process)
         if SYSTEM_CONF.exists() and SYSTEM_CONF.read_text() == conf.read_text():
             SYSTEM_CONF.unlink()
+        shutil.rmtree(sockets, ignore_errors=True)
