@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,12 +46,19 @@ HERE = [path for path in BENCHMARKS if path.stem not in ELSEWHERE]
 def run_smoke(path: Path, tmp_path: Path) -> None:
     """``python <path> --smoke`` exits 0 (or 77: skip) with a JSON line last holding its promised keys."""
     env = {**repo_env(), "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path), "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.run([sys.executable, str(path), "--smoke"], cwd=REPO, env=env, capture_output=True, text=True,
-                          timeout=300)
+    # Its own process group, killed whole on a timeout: the SLURM benchmark's daemons go with it.
+    with subprocess.Popen([sys.executable, str(path), "--smoke"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=300)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+            pytest.fail(f"{path.name} --smoke ran over 300 s:\n{stdout[-3000:]}\n{stderr[-3000:]}")
     if proc.returncode == SKIPPED:
-        pytest.skip(f"{path.name}: {proc.stderr.strip().splitlines()[-1]}")
-    assert proc.returncode == 0, f"{path.name} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    last = proc.stdout.strip().splitlines()[-1]
+        pytest.skip(f"{path.name}: {stderr.strip().splitlines()[-1]}")
+    assert proc.returncode == 0, f"{path.name} --smoke failed:\n{stdout[-3000:]}\n{stderr[-3000:]}"
+    last = stdout.strip().splitlines()[-1]
     result = json.loads(last)
     assert isinstance(result, dict) and result, last
     missing = [key for key in promised_keys(path.read_text()) if key not in all_keys(result)]
