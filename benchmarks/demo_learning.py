@@ -10,8 +10,8 @@ the train and validation splits are reported: the test split is never used to ch
 Run: python benchmarks/demo_learning.py --results results [--models rgb3d hma] [--shards 4]
 [--epochs N] [--set rgb3d.subtract_mean=false] [--threads 1]
 ``--set model.key=value`` (value in JSON/YAML) overrides a key of a model's block, e.g. to compare
-one change at a time. ``--smoke``: a small generated corpus (benchmarks/train_loop.py's), its
-first shard, one epoch per model (about a minute); same code path and JSON keys.
+one change at a time. ``--smoke``: the small generated corpus of benchmarks/train_loop.py --smoke, its
+first shard, one epoch per model (about 20 s); same code path and JSON keys.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         if args.smoke:
-            shards, classes = {stage: paths[:1] for stage, paths in make_shards(root).items()}, 8
+            shards, classes = {stage: paths[:1] for stage, paths in make_shards(root, signers=3, repeats=1, frames=16).items()}, 8
         else:
             folder = args.results / args.dataset
             shards = {stage: sorted((folder / stage).glob("*.h5"))[:args.shards] for stage in ("frames", "hands")}
