@@ -24,7 +24,8 @@ pip_quiet() { "$1/bin/python" -m pip "${@:2}" 2> >(grep -v '^WARNING: Location' 
 # The lock's ~4 GB of wheels (torch and its CUDA libraries) install in about a minute with uv,
 # which unpacks in parallel, against several with pip. uv is fetched into a temporary folder
 # (never into the venv), pinned, and given the indexes, find-links, constraints and CA file that
-# pip is configured with here (uv does not read pip's configuration); pip is the fallback.
+# pip is configured with here (uv does not read pip's configuration); pip is the fallback. It
+# compiles the bytecode as pip does: else every first import of a fresh venv compiles it.
 UV_VERSION=0.13.8
 uv_install() {
     local tmp status=0 key value v
@@ -46,7 +47,7 @@ uv_install() {
             esac
         done
     done < <("$1/bin/python" -m pip config list 2>/dev/null)
-    "$tmp/bin/uv" pip install -q --python "$1/bin/python" "${args[@]}" \
+    "$tmp/bin/uv" pip install -q --compile-bytecode --python "$1/bin/python" "${args[@]}" \
         -r "$root/requirements.lock" || status=$?
     rm -rf "$tmp"
     return "$status"
