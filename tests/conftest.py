@@ -14,11 +14,12 @@ SHARED_DATA = Path(os.environ.get("SIGNPIPE_SHARED_DATA", REPO.parent / "shared"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Files holding a ``slow`` test run first, the rest keep their order: under ``make test``'s
-    parallel workers (xdist, one file per worker at a time) the minutes-long end-to-end runs then
-    start at once and overlap the many short tests, instead of one of them ending the run alone."""
+    """The SLURM file first, then the other files holding a ``slow`` test, the rest in their order:
+    under ``make test``'s parallel workers (xdist, one file per worker at a time, each worker handed
+    two files ahead) the minutes-long runs start at once and overlap the many short tests instead
+    of one ending the run alone; the SLURM file, mostly waiting on its daemons, is the longest."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
+    items.sort(key=lambda item: (item.path.name != "test_slurm.py", item.path not in slow))
 
 
 def repo_env() -> dict[str, str]:

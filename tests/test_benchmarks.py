@@ -65,6 +65,7 @@ def run_smoke(path: Path, tmp_path: Path) -> None:
     assert not missing, f"{path.name}: keys its docstring promises are not in {last}: {missing}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", HERE, ids=[path.stem for path in HERE])
 def test_benchmark_smoke(path, tmp_path):
     run_smoke(path, tmp_path)
