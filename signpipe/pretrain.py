@@ -47,7 +47,7 @@ from signpipe.figures import save_figure
 from signpipe.settings import from_config
 from signpipe.shards import atomic_path
 from signpipe.train import (
-    AMP, autocast, distributed, eval_loader, evaluation_ranks, fit, gather_shards, input_fingerprint, resolve_device,
+    autocast, autocast_dtype, distributed, eval_loader, evaluation_ranks, fit, gather_shards, input_fingerprint, resolve_device,
     shard_of, train_config, use_threads,
 )
 
@@ -253,7 +253,7 @@ def feasibility(model: SignBERT, data: Dataset, objective: PretrainObjective = P
     model.to(target).eval()
     rank, world = evaluation_ranks()
     first = shard_of(len(data), batch_size, rank, world).start // batch_size
-    dtype = AMP[amp] if target.type == "cuda" else None
+    dtype = autocast_dtype(amp, target)
     inputs, outputs, detected, masked = [], [], [], []
     for number, batch in enumerate(eval_loader(data, batch_size, target, num_workers=num_workers), first):
         pose, valid = batch["pose"], batch["valid"]

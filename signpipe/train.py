@@ -145,9 +145,10 @@ def use_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
 
 
-def autocast_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``cfg.amp`` on ``device``; None (float32) on CPU or with ``amp: off``."""
-    return AMP[cfg.amp] if device.type == "cuda" else None
+def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``amp`` (:class:`TrainConfig`'s key) on ``device``; None (float32) on
+    CPU or with ``amp: off``."""
+    return AMP[amp] if device.type == "cuda" else None
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
@@ -385,7 +386,7 @@ def fit(model: nn.Module, step: Step, train_set: Dataset, out_dir: str | os.Path
     model.to(device)
     optimizer = make_optimizer(model.parameters(), cfg)
     schedule = make_schedule(optimizer, cfg)
-    amp = autocast_dtype(cfg, device)
+    amp = autocast_dtype(cfg.amp, device)
     scaler = torch.amp.GradScaler("cuda", enabled=amp == torch.float16)
     history: list[dict[str, Any]] = []
     start = 0
@@ -611,7 +612,7 @@ def predict(model: nn.Module, dataset: Dataset, forward: Callable[[nn.Module, Ba
     batches and gets every rank's results: call it on all ranks, with the same weights."""
     target = resolve_device(device, distributed()[2])
     model.to(target).eval()
-    dtype = AMP[amp] if target.type == "cuda" else None
+    dtype = autocast_dtype(amp, target)
     logits, labels, ids = [], [], []
     for batch in eval_loader(dataset, batch_size, target, collate, num_workers):
         batch = to_device(batch, target)

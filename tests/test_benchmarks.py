@@ -36,8 +36,8 @@ def all_keys(result: dict) -> set[str]:
     return set(result) | {key for value in result.values() if isinstance(value, dict) for key in all_keys(value)}
 
 
-ELSEWHERE = {"slurm": "tests/test_slurm.py"}
-"""Benchmarks whose smoke runs in another test file: the SLURM one starts a test cluster, which holds
+ELSEWHERE = {"slurm"}
+"""Benchmarks whose smoke runs in another test file: the SLURM one (in tests/test_slurm.py) starts a test cluster, which holds
 /etc/slurm/slurm.conf while it runs, so it runs after test_slurm.py's cluster on the same pytest
 worker, never beside it on another."""
 HERE = [path for path in BENCHMARKS if path.stem not in ELSEWHERE]

@@ -106,8 +106,8 @@ def test_a_run_resumes_on_another_device(tmp_path, caplog):
 def test_amp_and_determinism_are_settings(written, amp):
     training = train_config({"amp": written, "deterministic": False})
     assert training.amp == amp and training.deterministic is False  # YAML reads `amp: off` as false
-    assert autocast_dtype(training, torch.device("cpu")) is None  # float32 on CPU, whatever amp says
-    assert autocast_dtype(training, torch.device("cuda", 0)) == AMP[amp]
+    assert autocast_dtype(training.amp, torch.device("cpu")) is None  # float32 on CPU, whatever amp says
+    assert autocast_dtype(training.amp, torch.device("cuda", 0)) == AMP[amp]
     with pytest.raises(ValueError, match="amp: 'fp8' unknown; known: off, fp16, bf16"):
         train_config({"amp": "fp8"})
 
