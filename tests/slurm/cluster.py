@@ -106,7 +106,11 @@ def single_node_cluster(folder: str | os.PathLike) -> Iterator[dict[str, str]]:
     # A Unix socket's path has at most 107 bytes, and slurmd names a job step's socket in its spool
     # folder: a pytest worker's tmp_path is too deep for it (the job fails to launch).
     sockets = Path(tempfile.mkdtemp(prefix="slurm-", dir="/tmp"))
-    conf = write_config(folder, sockets)
+    try:
+        conf = write_config(folder, sockets)
+    except BaseException:
+        shutil.rmtree(sockets, ignore_errors=True)
+        raise
     env = {**os.environ, "SLURM_CONF": str(conf)}
     started: list[subprocess.Popen] = []
     try:
