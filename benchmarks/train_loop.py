@@ -8,10 +8,12 @@ Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s",
 - bare: the same model, built the same way, on the same batches already in memory as tensors:
   forward + loss + backward + optimiser step only.
 - ratio = stage / bare; the goal is >= 0.9 (loader and bookkeeping under 10%). Both are medians
-  over the epochs after the first; run it on an idle machine (another job on the cores moves
-  either number by several times).
+  over the epochs after the first; the bare passes are timed half before the stage and half after
+  it, so a drift of the machine's speed during the run (at demo sizes an epoch of SignBERT is a
+  third of a second: two runs of four epochs measured 0.83 and 1.02 for the same code) falls on
+  both. Run it on an idle machine (another job on the cores moves either number by several times).
 The models take the demo's CPU sizes (their blocks of config.yaml). Run: python benchmarks/train_loop.py
-[--epochs 4] [--batch-size 8] [--models signbert stgcn rgb3d] [--smoke]
+[--epochs 6] [--batch-size 8] [--models signbert stgcn rgb3d] [--smoke]
 """
 
 from __future__ import annotations
@@ -68,9 +70,9 @@ def make_shards(root: Path, shards: int = 2, signers: int = 6, repeats: int = 3,
     return out
 
 
-def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epochs: int) -> float:
-    """Samples/s of forward + loss + backward + step on one epoch's batches held in memory: the
-    median of ``epochs`` passes after a warm-up pass."""
+def bare_rates(name: str, shards: dict[str, list[Path]], cfg: dict, passes: int) -> list[float]:
+    """Samples/s of forward + loss + backward + step on one epoch's batches held in memory, for each
+    of ``passes`` passes after a warm-up pass."""
     spec = model_spec(name)
     settings = next(iter(phase_settings(spec, cfg).values()))  # the first phase's
     training = train_config(settings)
@@ -82,7 +84,7 @@ def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epoc
     losses = spec.losses or cross_entropy(spec)
     model.train()
     rates = []
-    for epoch in range(epochs + 1):  # the first pass warms up, as the stage's first epoch does
+    for epoch in range(passes + 1):  # the first pass warms up, as the stage's first epoch does
         started, seen = time.perf_counter(), 0
         for batch in batches:
             terms, _ = losses(model, batch)
@@ -92,12 +94,12 @@ def bare_samples_per_s(name: str, shards: dict[str, list[Path]], cfg: dict, epoc
             optimizer.step()
             seen += len(batch["label"])
         rates.append(seen / (time.perf_counter() - started))
-    return float(statistics.median(rates[1:]))
+    return rates[1:]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
@@ -113,10 +115,13 @@ def main() -> None:
             cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,
                    name: blocks[name]}
             spec = model_spec(name)
+            passes = args.epochs - 1  # as many as the stage's timed epochs, half before it and half after
+            before = bare_rates(name, shards, cfg, (passes + 1) // 2)
             finetune(name, {stage: shards[stage] for stage in spec.stages}, root / "runs" / name, 8, cfg)
+            after = bare_rates(name, shards, cfg, passes // 2)
             log = pd.read_csv(root / "runs" / name / "log.csv")
             stage = float(log["samples_per_s"].iloc[1:].median())  # epoch 1 warms up
-            bare = bare_samples_per_s(name, shards, cfg, args.epochs - 1)
+            bare = float(statistics.median(before + after))
             result[name] = {"stage_samples_per_s": round(stage, 2), "bare_samples_per_s": round(bare, 2),
                             "ratio": round(stage / bare, 3)}
             print(name, result[name], flush=True)
