@@ -1,6 +1,6 @@
 """HMA on the synthetic hand-shape corpus (CPU): the paper's Table 1 and how well the decoded hands fit.
 
-    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~12 min, 2 idle cores)
+    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~17 min, 2 idle cores)
     python benchmarks/hma.py --smoke      # the same code path and JSON keys in seconds
 
 Builds the corpus (``hand_shapes``: classes differ only by hand shape and palm orientation;
@@ -14,14 +14,16 @@ wrist-relative as eq. 6, wrist excluded) that the full model's projected joints 
 of the hand box side (the stored crop); ``pck20_untrained`` the same for a freshly built model;
 ``pck20_fit`` for the hand model fitted to every val hand pose by optimisation (no encoder: the
 ceiling of theta in R^6, beta and the camera) and ``pck20_constant`` for one fitted hand per
-side (a decoder that ignores the image). ``theta_probe_acc`` is the test accuracy of a linear
+side (a decoder that ignores the image); each also at 0.1 of the box side (``pck10_*``, FRACTIONS:
+0.2 is passed by one constant hand, 0.1 asks for the articulation). ``theta_probe_acc`` is the test accuracy of a linear
 classifier trained on the full model's decoded theta (and camera rotation), averaged over each
 clip: how much of the class the decoded hands carry; ``theta_probe_acc_<row>`` and
 ``joints_probe_acc_<row>`` (the same probe on the inference module's input) give it per row, and
 ``pose_probe_acc`` on the pseudo-label 2D poses: what a perfect fit could carry; ``acc_pose_gcn``
 is the inference module alone trained on the pseudo-labels (can the classifier learn the classes
-in this budget?). Prints one JSON line last; accuracies are test-split means (and standard
-deviations) over the seeds.
+in this budget?). Each run's line has its per-epoch loss terms, val accuracy and lr (``lr_curve``:
+whether the plateau decayed it). Prints one JSON line last; accuracies are test-split means (and
+standard deviations) over the seeds.
 """
 
 from __future__ import annotations
@@ -73,22 +75,32 @@ def pck_threshold(config: HMAConfig, fraction: float = 0.2) -> float:
     return 2.0 * fraction / config.crop_fraction
 
 
-def val_pck(model: torch.nn.Module, shards: list[Path], settings: dict, fraction: float = 0.2) -> float:
-    """PCK@fraction of the hand box on the val split (centred clips): projected vs pseudo-label joints."""
+FRACTIONS = (0.2, 0.1)
+"""The PCK thresholds reported (fractions of the hand box side): 0.2 (the issue's goal) is lenient
+(a 0.46-unit radius on a hand about 1.2 units long, passed by one constant hand at ~0.69); 0.1
+separates a decoder that fits the articulation from one that outputs the average hand."""
+
+
+def val_pck(model: torch.nn.Module, shards: list[Path], settings: dict,
+            fractions: tuple[float, ...] = FRACTIONS) -> dict[float, float]:
+    """PCK@fraction of the hand box on the val split (centred clips), per fraction: projected vs
+    pseudo-label joints."""
     config = HMAConfig.from_settings(settings)
     data = SPEC.dataset({"hands": shards}, "val", False, settings)
-    threshold = pck_threshold(config, fraction)
-    correct = counted = 0
+    correct, counted = dict.fromkeys(fractions, 0), 0
     model.eval()
     with torch.no_grad():
         for batch in DataLoader(data, batch_size=8):
             out = model(batch["crop"])
-            c, n = projected_pck(out.joints2d, batch["pose"], threshold, config.epsilon)
-            correct, counted = correct + c, counted + n
-    return correct / max(counted, 1)
+            for fraction in fractions:
+                c, n = projected_pck(out.joints2d, batch["pose"], pck_threshold(config, fraction), config.epsilon)
+                correct[fraction] += c
+            counted += n
+    return {fraction: c / max(counted, 1) for fraction, c in correct.items()}
 
 
-def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 300, fraction: float = 0.2) -> float:
+def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 300,
+            fractions: tuple[float, ...] = FRACTIONS) -> dict[float, float]:
     """PCK@fraction of the hand model itself fitted to the val pseudo-labels by Adam on eq. 6 (no encoder).
 
     ``per_frame``: theta, beta and the camera of every hand pose are free (the best any encoder
@@ -101,7 +113,7 @@ def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 30
     poses = torch.cat([batch["pose"] for batch in DataLoader(data, batch_size=8)])   # (N, T, 2, 21, 3)
     generator = torch.Generator().manual_seed(0)
     per_hand_loss = torch.vmap(lambda j, p: spatial_consistency_loss(j[None], p[None], config.epsilon, reduction="sum"))
-    correct = counted = 0
+    correct, counted = dict.fromkeys(fractions, 0), 0
     for h, side in enumerate(SIDES):
         pose = poses[:, :, h].reshape(-1, 21, 3)
         pose = pose[pose[:, 0, 2] >= config.epsilon]                                 # a confident wrist
@@ -129,10 +141,12 @@ def fit_pck(shards: list[Path], settings: dict, per_frame: bool, steps: int = 30
             joints = model(theta, beta, camera, vertices=False).joints2d.expand(len(pose), 2, -1, -1)
             errors = per_hand_loss(joints.flatten(0, 1), target.flatten(0, 1)).view(-1, 2)   # (N, start)
             best = errors.argmin(1) if per_frame else errors.sum(0).argmin().expand(len(pose))
-            c, n = projected_pck(joints[torch.arange(len(pose)), best], pose, pck_threshold(config, fraction),
-                                 config.epsilon)
-        correct, counted = correct + c, counted + n
-    return correct / max(counted, 1)
+            for fraction in fractions:
+                c, n = projected_pck(joints[torch.arange(len(pose)), best], pose, pck_threshold(config, fraction),
+                                     config.epsilon)
+                correct[fraction] += c
+        counted += n
+    return {fraction: c / max(counted, 1) for fraction, c in correct.items()}
 
 
 def decoded_features(model: torch.nn.Module, shards: list[Path], split: str,
@@ -194,10 +208,12 @@ def train_variant(name: str, seed: int, shards: list[Path], root: Path, classes:
     result["curves"] = {f"{term}_loss": [round(float(v), 4) for v in log[f"{term}_loss"]]
                         for term in ("ce", "spa", "tem", "reg") if f"{term}_loss" in log}
     result["val_acc_curve"] = [round(float(v), 4) for v in log["val_acc"]] if "val_acc" in log else []
+    result["lr_curve"] = [float(v) for v in log["lr"]]
     settings = {**model, "num_frames": common["num_frames"]}
     trained = build(classes, settings)
     trained.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True)["model"])
-    result["pck20_projected"] = val_pck(trained, shards, settings)
+    pck = val_pck(trained, shards, settings)
+    result["pck20_projected"], result["pck10_projected"] = pck[0.2], pck[0.1]
     train, test = (decoded_features(trained, shards, split, settings) for split in ("train", "test"))
     for feature in ("theta", "joints", "pose"):
         result[f"{feature}_probe_acc"] = probe_accuracy(train[feature], test[feature], classes)
@@ -271,7 +287,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--size", type=int, default=32, help="encoder input side")
     parser.add_argument("--num-frames", type=int, default=8, help="frames per clip")
-    parser.add_argument("--epochs", type=int, default=14)
+    parser.add_argument("--epochs", type=int, default=24,
+                        help="24: the classifier's budget (acc_pose_gcn 0.45 at 14, 0.60 at 24; docs/hma.md, Numbers)")
     parser.add_argument("--batch-size", type=int, default=4,
                         help="clips per step (4: twice the steps of 8 at the same cost; the paper gives none)")
     parser.add_argument("--optimizer", default="sgd", help="sgd (paper) or adam")
@@ -327,9 +344,10 @@ def main() -> None:
     runs = {name: [r for (n, _), r in zip(jobs, results) if n == name] for name in variants}
     acc = {name: [r["test_acc"] for r in runs[name]] for name in variants}
     pck = [r["pck20_projected"] for r in runs.get("full", [])]
+    pck10 = [r["pck10_projected"] for r in runs.get("full", [])]
     probe = [r["theta_probe_acc"] for r in runs.get("full", [])]
-    fits = {f"pck20_{name}": round(mean(r["pck20_projected"] for r in runs[name]), 4)
-            for name in variants if name != "full"}
+    fits = {f"pck{k}_{name}": round(mean(r[f"pck{k}_projected"] for r in runs[name]), 4)
+            for k in ("20", "10") for name in variants if name != "full"}
     probes = {f"{feature}_probe_acc_{name}": round(mean(r[f"{feature}_probe_acc"] for r in runs[name]), 4)
               for feature in ("theta", "joints") for name in variants}
     print(json.dumps({
@@ -343,13 +361,16 @@ def main() -> None:
         **{f"acc_{name}_per_seed": [round(a, 4) for a in acc[name]] for name in variants},
         "pck20_projected": round(mean(pck), 4) if pck else None,
         "pck20_projected_per_seed": [round(p, 4) for p in pck],
+        "pck10_projected": round(mean(pck10), 4) if pck10 else None,
+        "pck10_projected_per_seed": [round(p, 4) for p in pck10],
         "theta_probe_acc": round(mean(probe), 4) if probe else None,
         "acc_pose_gcn": round(mean(r["test_acc"] for r in oracle), 4),
         "acc_pose_gcn_std": round(spread([r["test_acc"] for r in oracle]), 4),
         "val_acc_pose_gcn": round(mean(r["val_acc"] for r in oracle), 4),
         **probes, "pose_probe_acc": round(mean(r["pose_probe_acc"] for r in results), 4),
-        **fits, "pck20_untrained": round(untrained, 4), "pck20_fit": round(fitted, 4),
-        "pck20_constant": round(constant, 4),
+        **fits, **{f"pck{round(100 * f)}_{name}": round(value[f], 4)
+                   for name, value in (("untrained", untrained), ("fit", fitted), ("constant", constant))
+                   for f in FRACTIONS},
         "train_samples_per_s": round(mean(r["samples_per_s"] for r in results), 2),
         "peak_rss_mb": round(max([r["peak_rss_mb"] for r in results]
                                  + [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]), 1),

@@ -146,10 +146,12 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
                 (folders[later] / CHECKPOINT).unlink(missing_ok=True)
         step = _weighted_step(losses, values["loss_weights"])
 
-        def evaluate(model: nn.Module, training: TrainConfig = training) -> dict[str, float]:
+        def evaluate(model: nn.Module, training: TrainConfig = training, step=step) -> dict[str, float]:
             val = predictions(spec, model, sets["val"], training)
-            return {"val_loss": float(F.cross_entropy(torch.from_numpy(val.logits), torch.from_numpy(val.label))),
-                    "val_acc": accuracy(val.logits, val.label),
+            ce = float(F.cross_entropy(torch.from_numpy(val.logits), torch.from_numpy(val.label)))
+            loss = {"val_loss": objective(model, step, sets["val"], training), "val_ce_loss": ce} \
+                if spec.validate_objective else {"val_loss": ce}
+            return {**loss, "val_acc": accuracy(val.logits, val.label),
                     **{f"val_{stream}_acc": accuracy(logits, val.label) for stream, logits in val.streams.items()}}
 
         title = f"{model_name} fine-tuning" + (f", phase {name}" if spec.phases else "")
@@ -195,6 +197,18 @@ def predictions(spec: ModelSpec, model: nn.Module, data: Dataset, training: Trai
         return SplitPredictions(logits, labels, ids)
     stacked = logits.reshape(len(logits), 1 + len(names), -1)
     return SplitPredictions(stacked[:, 0], labels, ids, {name: stacked[:, 1 + k] for k, name in enumerate(names)})
+
+
+def objective(model: nn.Module, step, data: Dataset, training: TrainConfig) -> float:
+    """The training objective of ``step`` (:func:`_weighted_step`) on ``data`` in eval mode, the mean
+    over its samples (each batch's value weighs its size)."""
+    def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
+        total, _ = step(model, batch)
+        return total.detach().reshape(1, 1).expand(len(batch["label"]), 1)
+
+    values, _, _ = predict(model, data, forward, training.batch_size, training.device,
+                           num_workers=training.num_workers, amp=training.amp)
+    return float(values.mean())
 
 
 def hand_model_used(model: nn.Module) -> str | None:

@@ -335,7 +335,8 @@ SKIPPED_COLUMNS = {"epoch", "lr", "samples", "seconds", "samples_per_s", "phase"
 """log.csv columns that curves.png does not draw."""
 CURVE_NAMES = {
     "train_loss": "$L$: training loss, total",
-    "val_loss": "validation loss (cross-entropy)",
+    "val_loss": "validation loss (cross-entropy; HMA: eq. 9)",
+    "val_ce_loss": "validation cross-entropy",
     "rec_loss": "$L_{rec}$: reconstruction (eq. 6)",
     "reg_loss": "$L_{reg}$: hand-model regulariser",
     "ce_loss": "$L_{cla}$: cross-entropy (eq. 9)",

@@ -384,3 +384,25 @@ def test_finetune_trains_hma_logs_every_term_and_draws_the_hands(shards, tmp_pat
     figure = tmp_path / "figures" / "hands.png"
     assert figure.is_file() and figure.stat().st_size > 1000
     assert (tmp_path / "curves.png").is_file()
+
+
+def test_the_validation_loss_the_plateau_watches_is_eq9_on_the_val_split(shards, tmp_path):
+    """val_loss (what the plateau schedule steps on) is eq. 9 on the val split, the loss the paper
+    trains with, and val_ce_loss its cross-entropy: the cross-entropy alone sat at chance while the
+    decoder still fitted the hands and decayed the lr mid-fit."""
+    cfg = {"device": "cpu", "epochs": 1, "batch_size": 4, "schedule": "plateau", "hma": TINY}
+    finetune("hma", {"hands": shards}, tmp_path, 4, cfg)
+    row = pd.read_csv(tmp_path / "log.csv").iloc[-1]
+    model = build(4, TINY)
+    model.load_state_dict(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["model"])
+    model.eval()
+    totals, ces, sizes = [], [], []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(SPEC.dataset({"hands": shards}, "val", False, TINY), batch_size=4):
+            terms, logits = SPEC.losses(model, batch)
+            totals.append(terms["ce"] + 0.1 * (terms["spa"] + terms["tem"] + terms["reg"]))   # eq. 9, lambda = 0.1
+            ces.append(F.cross_entropy(logits, batch["label"], reduction="sum"))
+            sizes.append(len(batch["label"]))
+    assert row["val_loss"] == pytest.approx(float(sum(t * n for t, n in zip(totals, sizes)) / sum(sizes)), rel=1e-4)
+    assert row["val_ce_loss"] == pytest.approx(float(sum(ces) / sum(sizes)), rel=1e-4)
+    assert row["val_loss"] > row["val_ce_loss"]

@@ -82,6 +82,10 @@ class ModelSpec:
     streams(model, batch) -> (logits, {stream: logits (B, num_classes)}) in one forward, for a
         model whose prediction sums streams (GLE-Net): each stream's logits go to
         ``predictions.h5`` beside the prediction and its val top-1 to ``log.csv``. None: one stream.
+    validate_objective: the validation loss (``val_loss`` in ``log.csv``, what a plateau schedule
+        watches) is the training objective, ``losses`` summed with ``loss_weights``, on the val
+        split, its cross-entropy then ``val_ce_loss``; False: the val cross-entropy. For a model
+        whose auxiliary terms keep falling while the classes are not yet learned (HMA's hand fit).
     """
 
     name: str
@@ -93,6 +97,7 @@ class ModelSpec:
     phases: tuple[Phase, ...] = ()
     figures: Callable[[nn.Module, Dataset, Path, Mapping[str, Any]], Any] | None = None
     streams: Callable[[nn.Module, Mapping[str, Any]], tuple[Tensor, dict[str, Tensor]]] | None = None
+    validate_objective: bool = False
 
     @property
     def stages(self) -> tuple[str, ...]:

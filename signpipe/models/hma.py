@@ -518,4 +518,7 @@ def figures(model: nn.Module, data: ShardDataset, out_dir: Path, settings: Mappi
 
 
 SPEC = ModelSpec(name="hma", build=build, dataset=dataset, forward=forward, losses=losses, defaults=DEFAULTS,
-                 figures=figures)
+                 figures=figures, validate_objective=True)
+"""``validate_objective``: the plateau watches eq. 9 on the val split, "the validation loss" of the
+loss the paper trains with (§4). The val cross-entropy alone stays at chance while the decoder is
+still fitting the hands and decayed the lr mid-fit (docs/hma.md, Schedule)."""
