@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader
 
 from signpipe.datasets import write_manifest
 from signpipe.decode import decode_shard
-from signpipe.finetune import cross_entropy, finetune, phase_settings
+from signpipe.finetune import cross_entropy, finetune, phase_settings, weighted_total
 from signpipe.hands import crop_shard
 from signpipe.models import MODELS, model_spec
 from signpipe.pose import extract_shard
@@ -88,7 +88,7 @@ def bare_rates(name: str, shards: dict[str, list[Path]], cfg: dict, passes: int)
         started, seen = time.perf_counter(), 0
         for batch in batches:
             terms, _ = losses(model, batch)
-            loss = sum(settings["loss_weights"].get(name, 1.0) * term for name, term in terms.items())
+            loss = weighted_total(terms, settings["loss_weights"])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

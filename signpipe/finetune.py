@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -146,11 +146,14 @@ def finetune(model_name: str, shards: Mapping[str, Sequence[str | os.PathLike]] 
                 (folders[later] / CHECKPOINT).unlink(missing_ok=True)
         step = _weighted_step(losses, values["loss_weights"])
 
-        def evaluate(model: nn.Module, training: TrainConfig = training, step=step) -> dict[str, float]:
-            val = predictions(spec, model, sets["val"], training)
+        def evaluate(model: nn.Module, training: TrainConfig = training,
+                     weights: Mapping[str, float] = values["loss_weights"]) -> dict[str, float]:
+            if spec.validate_objective:
+                val, total = objective(model, losses, weights, sets["val"], training)
+            else:
+                val = predictions(spec, model, sets["val"], training)
             ce = float(F.cross_entropy(torch.from_numpy(val.logits), torch.from_numpy(val.label)))
-            loss = {"val_loss": objective(model, step, sets["val"], training), "val_ce_loss": ce} \
-                if spec.validate_objective else {"val_loss": ce}
+            loss = {"val_loss": total, "val_ce_loss": ce} if spec.validate_objective else {"val_loss": ce}
             return {**loss, "val_acc": accuracy(val.logits, val.label),
                     **{f"val_{stream}_acc": accuracy(logits, val.label) for stream, logits in val.streams.items()}}
 
@@ -199,16 +202,18 @@ def predictions(spec: ModelSpec, model: nn.Module, data: Dataset, training: Trai
     return SplitPredictions(stacked[:, 0], labels, ids, {name: stacked[:, 1 + k] for k, name in enumerate(names)})
 
 
-def objective(model: nn.Module, step, data: Dataset, training: TrainConfig) -> float:
-    """The training objective of ``step`` (:func:`_weighted_step`) on ``data`` in eval mode, the mean
-    over its samples (each batch's value weighs its size)."""
+def objective(model: nn.Module, losses: Callable, weights: Mapping[str, float], data: Dataset,
+              training: TrainConfig) -> tuple[SplitPredictions, float]:
+    """The predictions of ``data`` (eval mode) and, from the same forward, the training objective:
+    ``losses`` summed with ``weights``, the mean over its samples (each batch's value weighs its size)."""
     def forward(model: nn.Module, batch: Mapping[str, Any]) -> Tensor:
-        total, _ = step(model, batch)
-        return total.detach().reshape(1, 1).expand(len(batch["label"]), 1)
+        terms, logits = losses(model, batch)
+        total = weighted_total(terms, weights).detach()
+        return torch.cat([logits.float(), total.reshape(1, 1).expand(len(logits), 1)], 1)  # (B, C + 1)
 
-    values, _, _ = predict(model, data, forward, training.batch_size, training.device,
-                           num_workers=training.num_workers, amp=training.amp)
-    return float(values.mean())
+    values, labels, ids = predict(model, data, forward, training.batch_size, training.device,
+                                  num_workers=training.num_workers, amp=training.amp)
+    return SplitPredictions(values[:, :-1], labels, ids), float(values[:, -1].mean())
 
 
 def hand_model_used(model: nn.Module) -> str | None:
@@ -264,11 +269,16 @@ def _phases_to_reuse(folders: Mapping[str, Path], trainings: Mapping[str, TrainC
     return 0
 
 
+def weighted_total(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """The objective: the named loss terms summed with ``weights`` (1 for a term not named), in float32."""
+    return sum(weights.get(name, 1.0) * term.float() for name, term in terms.items())
+
+
 def _weighted_step(losses, weights: Mapping[str, float]):
     """A training step of ``fit``: the model's named losses, summed with ``weights``, each term logged."""
     def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
         terms, logits = losses(model, batch)
-        total = sum(weights.get(name, 1.0) * term.float() for name, term in terms.items())
+        total = weighted_total(terms, weights)
         metrics = {f"{name}_loss": float(term.detach()) for name, term in terms.items()}
         if logits is not None:
             metrics["train_acc"] = float((logits.argmax(1) == batch["label"]).float().mean())
