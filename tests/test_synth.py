@@ -17,7 +17,7 @@ from signpipe.synth import make_corpus
 from signpipe.synth.classes import make_classes, num_pairs
 from signpipe.keypoints.layout import FLIP_PERMUTATION
 from signpipe.synth.corpus import corpus_specs, detector_noise, missed_hands, video_pose
-from signpipe.synth.pose import clean_pose, left_handed, make_signer, make_variation, mirror_pose, num_frames
+from signpipe.synth.pose import clean_pose, in_share, make_signer, make_variation, mirror_pose, num_frames
 from signpipe.synth.render import render
 
 SMALL = dict(num_classes=4, signers=3, repeats=1, frames=12, width=96, height=72, val_signers=1,
@@ -232,6 +232,7 @@ def test_detector_noise_statistics():
     (dict(hand_miss=1.0), "hand_miss"),
     (dict(hand_miss_burst=0.5), "hand_miss_burst"),
     (dict(left_handed=1.5), "left_handed"),
+    (dict(dark_backdrop=-0.5), "dark_backdrop"),
     (dict(face_scale=4.0), "face_scale"),
     (dict(num_classes=8, confusing_pairs=5), "confusing_pairs"),
 ])
@@ -293,8 +294,8 @@ def test_detector_drops_hands_like_a_real_one_when_asked():
 
 
 def test_left_handed_signers_are_mirror_images():
-    assert [left_handed(i, 1 / 3) for i in range(6)] == [False, False, True, False, False, True]
-    assert not any(left_handed(i, 0.0) for i in range(8)) and all(left_handed(i, 1.0) for i in range(8))
+    assert [in_share(i, 1 / 3) for i in range(6)] == [False, False, True, False, False, True]
+    assert not any(in_share(i, 0.0) for i in range(8)) and all(in_share(i, 1.0) for i in range(8))
     spec = replace(corpus_specs(**SMALL)[0], left_handed=1.0)
     _, mirrored = video_pose(spec)
     _, pose = video_pose(replace(spec, left_handed=0.0))
@@ -302,6 +303,29 @@ def test_left_handed_signers_are_mirror_images():
     np.testing.assert_allclose(mirrored.xy[:, PARTS["left_hand"], 1], pose.xy[:, PARTS["right_hand"], 1])
     np.testing.assert_array_equal(mirrored.z, pose.z[:, FLIP_PERMUTATION])
     np.testing.assert_allclose(mirror_pose(mirrored, 96).xy, pose.xy)
+
+
+def test_dark_backdrop_share_changes_only_the_colours_of_every_other_signer():
+    """The demo's dark_backdrop 0.5: signers 1, 3, 5, 7 on a dark backdrop (the train split holds
+    both kinds, the test signer s07 a dark one), hands at least 50 levels brighter than it, the
+    torso readable; every other signer, and every body, motion and keypoint, as with share 0."""
+    specs = corpus_specs(dark_backdrop=0.5)
+    dark = {spec.signer for spec in specs if np.mean(video_pose(spec)[0].background) < 100}
+    assert dark == {1, 3, 5, 7}
+    assert {spec.split for spec in specs if spec.signer in dark} == {"train", "test"}
+    assert {spec.split for spec in specs if spec.signer not in dark} == {"train", "val"}
+    for index in range(8):
+        light, signer = make_signer(index, 0, 256, 192), make_signer(index, 0, 256, 192, dark_backdrop=0.5)
+        assert replace(signer, background=light.background, clothes=light.clothes) == light
+        if index in dark:
+            assert np.mean(signer.skin) - np.mean(signer.background) >= 49
+            assert abs(np.mean(signer.clothes) - np.mean(signer.background)) >= 60
+        else:
+            assert signer == light
+    spec = next(spec for spec in specs if spec.signer == 7)
+    _, pose = video_pose(spec)
+    _, same = video_pose(replace(spec, dark_backdrop=0.0))
+    np.testing.assert_array_equal(pose.xy, same.xy)
 
 
 def test_legible_face_corpus_enlarges_only_the_face_and_pairs_every_class():

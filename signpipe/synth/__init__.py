@@ -16,7 +16,7 @@ from typing import Any
 
 CORPUS_KEYS = ("num_classes", "signers", "repeats", "frames", "width", "height", "fps", "val_signers",
                "test_signers", "seed", "hand_miss", "hand_miss_burst", "left_handed", "face_scale", "confusing_pairs",
-               "hand_shapes")
+               "hand_shapes", "dark_backdrop")
 """The keys of a ``synthetic`` dataset block that define its corpus (what the synth rule depends
 on): the parameters of :func:`make_corpus` but its output folder and run options. Written out so
 the Snakefile reads them without importing the renderer (cv2, PyAV)."""

@@ -21,7 +21,7 @@ from signpipe.names import video_file
 from signpipe.shards import atomic_path, write_csv
 from signpipe.synth.classes import SignClass, make_classes, make_hand_shape_classes, with_nuisance
 from signpipe.synth.pose import (
-    Pose, Signer, clean_pose, left_handed, make_signer, make_variation, mirror_pose, num_frames,
+    Pose, Signer, clean_pose, in_share, make_signer, make_variation, mirror_pose, num_frames,
 )
 from signpipe.synth.render import render, write_video
 
@@ -48,6 +48,7 @@ class VideoSpec:
     left_handed: float = 0.0
     face_scale: float = 1.0
     hand_shapes: bool = False
+    dark_backdrop: float = 0.0
 
 
 HAND_SIZES = (0.8, 1.25)
@@ -63,7 +64,7 @@ def video_rng(spec: VideoSpec, stream: int) -> np.random.Generator:
 
 def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
     """The signer and the clean pose (the drawn truth) of one clip; mirrored for a left-handed signer."""
-    signer = make_signer(spec.signer, spec.seed, spec.width, spec.height)
+    signer = make_signer(spec.signer, spec.seed, spec.width, spec.height, spec.dark_backdrop)
     sign = spec.sign
     if spec.hand_shapes:  # the class is the hand; where and how it moves is drawn per video
         sign = with_nuisance(sign, video_rng(spec, 2))
@@ -72,7 +73,7 @@ def video_pose(spec: VideoSpec) -> tuple[Signer, Pose]:
     variation = make_variation(video_rng(spec, 0))
     length = num_frames(spec.frames, signer, variation)
     pose = clean_pose(sign, signer, variation, length, spec.width, spec.height, spec.face_scale)
-    return signer, mirror_pose(pose, spec.width) if left_handed(spec.signer, spec.left_handed) else pose
+    return signer, mirror_pose(pose, spec.width) if in_share(spec.signer, spec.left_handed) else pose
 
 
 def missed_hands(length: int, rng: np.random.Generator, miss: float, burst: float) -> np.ndarray:
@@ -174,15 +175,16 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
                  width: int = 256, height: int = 192, fps: float = 25.0, val_signers: int = 1,
                  test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0, hand_miss_burst: float = 8.0,
                  left_handed: float = 0.0, face_scale: float = 1.0, confusing_pairs: int | None = None,
-                 hand_shapes: bool = False) -> list[VideoSpec]:
+                 hand_shapes: bool = False, dark_backdrop: float = 0.0) -> list[VideoSpec]:
     """The clips of a corpus, ordered by signer, class, repeat; raises ValueError naming a bad argument."""
     for name, value, low in (("frames", frames, 8), ("repeats", repeats, 1), ("seed", seed, 0), ("fps", fps, 1),
                              ("hand_miss_burst", hand_miss_burst, 1)):
         _check_at_least(name, value, low)
     if not 0 <= hand_miss < 1:
         raise ValueError(f"hand_miss={hand_miss}: must be in [0, 1)")
-    if not 0 <= left_handed <= 1:
-        raise ValueError(f"left_handed={left_handed}: must be in [0, 1]")
+    for name, share in (("left_handed", left_handed), ("dark_backdrop", dark_backdrop)):
+        if not 0 <= share <= 1:
+            raise ValueError(f"{name}={share}: must be in [0, 1]")
     if not 0.5 <= face_scale <= 3:
         raise ValueError(f"face_scale={face_scale}: must be in [0.5, 3] (1: natural proportions)")
     for name, value in (("width", width), ("height", height)):
@@ -195,7 +197,8 @@ def corpus_specs(num_classes: int = 20, signers: int = 8, repeats: int = 3, fram
     digits_r = len(str(repeats - 1))
     return [
         VideoSpec(f"s{s:0{digits_s}d}_c{c.label:0{digits_c}d}_r{r:0{digits_r}d}", c, s, r, splits[s],
-                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed, face_scale, hand_shapes)
+                  frames, width, height, fps, seed, hand_miss, hand_miss_burst, left_handed, face_scale, hand_shapes,
+                  dark_backdrop)
         for s in range(signers) for c in classes for r in range(repeats)
     ]
 
@@ -204,8 +207,8 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
                 frames: int = 32, width: int = 256, height: int = 192, fps: float = 25.0,
                 val_signers: int = 1, test_signers: int = 1, seed: int = 0, hand_miss: float = 0.0,
                 hand_miss_burst: float = 8.0, left_handed: float = 0.0, face_scale: float = 1.0,
-                confusing_pairs: int | None = None, hand_shapes: bool = False, workers: int = 1,
-                progress: bool = True) -> pd.DataFrame:
+                confusing_pairs: int | None = None, hand_shapes: bool = False, dark_backdrop: float = 0.0,
+                workers: int = 1, progress: bool = True) -> pd.DataFrame:
     """Generate the synthetic ISLR corpus under ``out_dir`` and return its table (one row per clip).
 
     Writes ``videos/{video_id}.mp4`` (H.264), ``keypoints/{video_id}.npz`` (``xy`` (T, 133, 2)
@@ -221,6 +224,15 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     signs: about half the hand tokens); ``left_handed`` (0) the share of signers who sign with
     the left hand (every 1/share-th signer; their clips are mirror images).
 
+    Backdrops: ``dark_backdrop`` (0) is the share of signers on a dark backdrop (every
+    1/share-th signer, :func:`~signpipe.synth.pose.make_signer`); the others stand on a light one,
+    darkened only where bright clothes would not stand out on it. A pixel model that subtracts the
+    clip's mean sees a moving hand brighten a dark backdrop and darken a light one, so a corpus
+    where one polarity is a single held-out signer's tests a domain no training signer shows;
+    the demo draws half its signers dark (every other one), so each split holds both
+    polarities (the test signer s07 dark, the val signer s06 light) and so does every run of
+    two signers. Only colours change: bodies, motion and keypoints are those of share 0.
+
     A legible-face corpus, where the face can matter (GLE-Net's NMFs, benchmarks/glenet.py):
     ``face_scale`` (1) enlarges every head about its centre, ``confusing_pairs`` (None: about a
     quarter of the classes, :func:`~signpipe.synth.classes.num_pairs`) sets how many class pairs
@@ -233,7 +245,8 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
     """
     _check_at_least("workers", workers, 1)
     specs = corpus_specs(num_classes, signers, repeats, frames, width, height, fps, val_signers, test_signers, seed,
-                         hand_miss, hand_miss_burst, left_handed, face_scale, confusing_pairs, hand_shapes)
+                         hand_miss, hand_miss_burst, left_handed, face_scale, confusing_pairs, hand_shapes,
+                         dark_backdrop)
     out_dir = Path(out_dir)
     jobs = [(spec, out_dir) for spec in specs]
     with contextlib.ExitStack() as stack:

@@ -88,13 +88,32 @@ def _colour(rng: np.random.Generator, sat: tuple[float, float], val: tuple[float
     return int(255 * r), int(255 * g), int(255 * b)
 
 
-def make_signer(index: int, seed: int, width: int, height: int) -> Signer:
-    """Signer ``index`` of the corpus made with ``seed``, placed in a ``width`` x ``height`` frame."""
+DARK_BACKDROP = (0.3, 50.0)
+"""A dark backdrop: the drawn light one scaled to at most 0.3 of its brightness and at least 50
+grey levels (mean of R, G, B) below the signer's skin, so the hands stay visible on it."""
+
+
+def make_signer(index: int, seed: int, width: int, height: int, dark_backdrop: float = 0.0) -> Signer:
+    """Signer ``index`` of the corpus made with ``seed``, placed in a ``width`` x ``height`` frame.
+
+    Backdrops are light, except that a ``dark_backdrop`` share of the signers (every
+    1/share-th, :func:`in_share`) stand on a dark one (:data:`DARK_BACKDROP`): on a light backdrop
+    a moving hand darkens the pixels it covers, on a dark one it brightens them, and a pixel model
+    trained on one polarity only fails on the other. Their clothes are lightened where the
+    torso would not stand out. The random draws are the same whatever the share, so every
+    signer's body, motion and keypoints are too.
+    """
     rng = np.random.default_rng([seed, 0x5167E2, index])
     skin = np.clip(np.array(SKIN_TONES[rng.integers(len(SKIN_TONES))]) + rng.normal(0, 6, 3), 0, 255)
     clothes = _colour(rng, (0.45, 0.9), (0.3, 0.8))
     background = _colour(rng, (0.05, 0.3), (0.55, 0.95))
-    if abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
+    if in_share(index, dark_backdrop):
+        factor, below_skin = DARK_BACKDROP
+        factor = max(0.0, min(factor, (np.mean(skin) - below_skin) / np.mean(background)))
+        background = tuple(int(c * factor) for c in background)
+        if abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
+            clothes = tuple(int(c) for c in np.array(clothes) + 0.6 * (255 - np.array(clothes)))
+    elif abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
         shift = -0.45 * np.array(background) if np.mean(clothes) > 127 else 0.6 * (255 - np.array(background))
         background = tuple(int(c) for c in np.array(background) + shift)
     scale = min(0.38 * height, 0.3 * width) * rng.uniform(0.88, 1.08)
@@ -370,9 +389,10 @@ def clean_pose(cls: SignClass, signer: Signer, variation: Variation, length: int
     return Pose(xy=xy, z=units[..., 2], visible=visible, head=head)
 
 
-def left_handed(index: int, share: float) -> bool:
-    """Whether signer ``index`` signs left-handed when a ``share`` of the signers do: every
-    (1 / share)-th signer, so any run of signers (a split) holds its share, rounded."""
+def in_share(index: int, share: float) -> bool:
+    """Whether signer ``index`` is among a ``share`` of the signers (who sign left-handed, who
+    stand on a dark backdrop): every (1 / share)-th signer, so any run of signers (a split) holds
+    its share, rounded."""
     return int((index + 1) * share + 1e-9) > int(index * share + 1e-9)
 
 
