@@ -221,9 +221,10 @@ def block(args: argparse.Namespace, variant: str) -> dict:
     """The ``finetune.glenet`` block of a run (both models' input and training settings)."""
     variant_keys = dict(VARIANTS[variant])
     phases = {name: dict(keys) for name, keys in variant_keys.pop("phases", {}).items()}
-    # the block's lr would also be the joint phase's: it fine-tunes at --joint-lr instead of restarting
-    joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr
-    phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr, "epochs": args.joint_epochs}
+    # the joint phase fine-tunes at the stage's --lr x 0.1 (finetune.phase_settings) unless --joint-lr is given
+    phases["joint"] = {**phases.get("joint", {}), "epochs": args.joint_epochs}
+    if args.joint_lr is not None:
+        phases["joint"]["lr"] = args.joint_lr
     return {"depth": args.depth, "width": args.width, "short_side": short_side(args), "crop": args.side,
             "test_crop": args.side, "num_frames": args.num_frames, "frame_step": 1, "sampling": "segments",
             "flip": False, "subtract_mean": args.subtract_mean, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
@@ -332,10 +333,12 @@ SUMMARISED = ("top1", "confusing_top1", "global_top1", "local_top1", "val_top1",
 """What the ablation summary gives per variant (mean and std over its seeds)."""
 
 
-def tasks(seeds: int, ablation_seeds: int, ablations: list[str]) -> list[list[tuple[str, int]]]:
+def tasks(seeds: int, ablation_seeds: int, ablations: list[str], baseline_only: bool = False) -> list[list[tuple[str, int]]]:
     """The runs grouped into tasks for the workers, seed by seed (a stopped run has whole seeds):
     ``full`` followed by the variants that start from its streams phase, every other variant
-    alone, the baseline."""
+    alone, the baseline (alone with ``baseline_only``)."""
+    if baseline_only:
+        return [[("baseline", seed)] for seed in range(seeds)]
     out = []
     for seed in range(seeds):
         variants = ablations if seed < ablation_seeds else []
@@ -387,7 +390,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
-                        help="lr of the joint phase (default: --lr x 0.1, a fine-tune, not a restart)")
+                        help="lr of the joint phase, both models (default: --lr x 0.1, the stage's rule for a user's lr: "
+                             "a fine-tune, not a restart)")
     parser.add_argument("--schedule", default="cosine", help="plateau (the paper's), step or cosine")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes running the runs side by side")
@@ -395,6 +399,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
+    parser.add_argument("--baseline-only", action="store_true",
+                        help="train the baseline alone (the budget curve of docs/glenet.md: does it read the face?)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.ablation_seeds, args.epochs, args.joint_epochs, args.classes, args.signers = 1, 1, 1, 1, 4, 4
@@ -421,7 +427,7 @@ def main(argv: list[str] | None = None) -> dict:
         classes = num_classes(manifest)
         partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         work = out / "runs"
-        todo = tasks(args.seeds, args.ablation_seeds, ablations)
+        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.baseline_only)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max(1, min(args.jobs, len(todo))), mp_context=context) as pool:
             running = [pool.submit(run_task, task, shards, classes, partner, corpus, args, work) for task in todo]
