@@ -37,6 +37,7 @@ CUDA). ``saliency.png`` of seed 0's GLE-Net is copied to ``--out``.
     python benchmarks/glenet.py            # the issue's numbers: 3 seeds, every ablation (~12 min, 2 idle cores)
     python benchmarks/glenet.py --smoke    # seconds: tiny corpus and sizes, the same code and keys
     python benchmarks/glenet.py --seeds 1 --ablations ""   # baseline and full GLE-Net on one seed
+    python benchmarks/glenet.py --only baseline --epochs 30   # the budget curve: does the baseline read the face?
 
 Prints one line per run, then one JSON line (last): baseline_top1, glenet_top1,
 glenet_global_top1, glenet_local_top1, baseline_confusing_top1, glenet_confusing_top1,
@@ -333,18 +334,18 @@ SUMMARISED = ("top1", "confusing_top1", "global_top1", "local_top1", "val_top1",
 """What the ablation summary gives per variant (mean and std over its seeds)."""
 
 
-def tasks(seeds: int, ablation_seeds: int, ablations: list[str], baseline_only: bool = False) -> list[list[tuple[str, int]]]:
+def tasks(seeds: int, ablation_seeds: int, ablations: list[str], only: str | None = None) -> list[list[tuple[str, int]]]:
     """The runs grouped into tasks for the workers, seed by seed (a stopped run has whole seeds):
     ``full`` followed by the variants that start from its streams phase, every other variant
-    alone, the baseline (alone with ``baseline_only``)."""
-    if baseline_only:
-        return [[("baseline", seed)] for seed in range(seeds)]
+    alone, the baseline. ``only``: "baseline" (the baseline alone) or "glenet" (no baseline)."""
     out = []
     for seed in range(seeds):
         variants = ablations if seed < ablation_seeds else []
-        out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
-        out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
-        out.append([("baseline", seed)])
+        if only != "baseline":
+            out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
+            out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
+        if only != "glenet":
+            out.append([("baseline", seed)])
     return out
 
 
@@ -399,8 +400,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
-    parser.add_argument("--baseline-only", action="store_true",
-                        help="train the baseline alone (the budget curve of docs/glenet.md: does it read the face?)")
+    parser.add_argument("--only", choices=("baseline", "glenet"), default=None,
+                        help="train the baseline alone (the budget curve of docs/glenet.md: does it read the face?) "
+                             "or GLE-Net and its ablations alone (default: both)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.ablation_seeds, args.epochs, args.joint_epochs, args.classes, args.signers = 1, 1, 1, 1, 4, 4
@@ -427,7 +429,7 @@ def main(argv: list[str] | None = None) -> dict:
         classes = num_classes(manifest)
         partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         work = out / "runs"
-        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.baseline_only)
+        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.only)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max(1, min(args.jobs, len(todo))), mp_context=context) as pool:
             running = [pool.submit(run_task, task, shards, classes, partner, corpus, args, work) for task in todo]
@@ -449,8 +451,8 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_confusing_top1": mean(baseline, "confusing_top1"),
         "glenet_confusing_top1": mean(full, "confusing_top1"),
         "face_magnification": mean(full, "face_magnification"), "hands_magnification": mean(full, "hands_magnification"),
-        "seeds": [{k: v for k, v in row.items() if k != "variant"} | {"baseline_top1": b["top1"]}
-                  for row, b in zip(full, baseline)],
+        "seeds": [{k: v for k, v in row.items() if k != "variant"}
+                  | {"baseline_top1": b["top1"] for b in baseline if b["seed"] == row["seed"]} for row in full],
         "samples_per_s": mean(full, "samples_per_s"), "attention_peak_mb": attention["module"]["extra_mb"],
         "ablations": {variant: {f"{stat.__name__}_{key}": stat(part, key) for key in SUMMARISED for stat in (mean, std)
                                 if any(key in r for r in part)} | {"seeds": len(part)} for variant, part in by.items()},
