@@ -32,7 +32,7 @@ in the part's box over the box's share of the frame, boxes from the keypoint sid
 the global stream sees it). ``attention_peak_mb``: forward + backward of the global enhancement
 module alone at the paper's pool2 shape (C 256, T 8, 56 x 56: 32 frames of 224 px, keys pooled
 by 2), one clip, in a fresh process, MiB above its inputs (RSS on CPU, the allocator's peak on
-CUDA). ``saliency.png`` of seed 0's GLE-Net is copied to ``--out``.
+CUDA). ``saliency.png`` of the first seed's GLE-Net is copied to ``--out``.
 
     python benchmarks/glenet.py            # the issue's numbers: 3 seeds, every ablation (~12 min, 2 idle cores)
     python benchmarks/glenet.py --smoke    # seconds: tiny corpus and sizes, the same code and keys
@@ -334,13 +334,14 @@ SUMMARISED = ("top1", "confusing_top1", "global_top1", "local_top1", "val_top1",
 """What the ablation summary gives per variant (mean and std over its seeds)."""
 
 
-def tasks(seeds: int, ablation_seeds: int, ablations: list[str], only: str | None = None) -> list[list[tuple[str, int]]]:
-    """The runs grouped into tasks for the workers, seed by seed (a stopped run has whole seeds):
-    ``full`` followed by the variants that start from its streams phase, every other variant
-    alone, the baseline. ``only``: "baseline" (the baseline alone) or "glenet" (no baseline)."""
+def tasks(seeds: int, ablation_seeds: int, ablations: list[str], only: str | None = None,
+          first_seed: int = 0) -> list[list[tuple[str, int]]]:
+    """The runs grouped into tasks for the workers, seed by seed from ``first_seed`` (a stopped run
+    has whole seeds): ``full`` followed by the variants that start from its streams phase, every
+    other variant alone, the baseline. ``only``: "baseline" (the baseline alone) or "glenet" (no baseline)."""
     out = []
-    for seed in range(seeds):
-        variants = ablations if seed < ablation_seeds else []
+    for seed in range(first_seed, first_seed + seeds):
+        variants = ablations if seed - first_seed < ablation_seeds else []
         if only != "baseline":
             out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
             out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
@@ -368,9 +369,11 @@ def main(argv: list[str] | None = None) -> dict:
                         help="corpus (reused), runs, saliency.png and result.json (default: results/benchmarks/glenet "
                              "of the checkout; with --smoke a new temporary folder, so a smoke run never replaces them)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from here: adds seeds to a finished run (another --out) without rerunning it")
     parser.add_argument("--ablations", default=",".join(v for v in VARIANTS if v != "full"),
                         help=f"comma-separated, of {', '.join(VARIANTS)} (full always runs), or ''")
-    parser.add_argument("--ablation-seeds", type=int, default=3, help="the first seeds that run the ablations")
+    parser.add_argument("--ablation-seeds", type=int, default=3, help="how many of the first seeds run the ablations")
     parser.add_argument("--epochs", type=int, default=8, help="of GLE-Net's streams phase; the baseline's first run")
     parser.add_argument("--joint-epochs", type=int, default=2, help="of the joint phase; the baseline's second run")
     parser.add_argument("--classes", type=int, default=8, help="all in face-only pairs (classes // 2 pairs)")
@@ -429,7 +432,7 @@ def main(argv: list[str] | None = None) -> dict:
         classes = num_classes(manifest)
         partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         work = out / "runs"
-        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.only)
+        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.only, args.first_seed)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max(1, min(args.jobs, len(todo))), mp_context=context) as pool:
             running = [pool.submit(run_task, task, shards, classes, partner, corpus, args, work) for task in todo]
@@ -437,7 +440,7 @@ def main(argv: list[str] | None = None) -> dict:
             for future in running:
                 rows += future.result()
         rows.sort(key=lambda row: row["seed"])
-        figure = work / "full0" / "figures" / "saliency.png"
+        figure = work / f"full{args.first_seed}" / "figures" / "saliency.png"
         if figure.exists():
             shutil.copy(figure, out / "saliency.png")
     if args.attention_explicit:
