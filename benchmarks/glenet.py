@@ -14,7 +14,7 @@ Per seed, with the same frames, input pipeline, optimiser and schedule:
   ``--joint-epochs``, the second at the joint phase's lr ``--joint-lr``), the weights carried over;
 - **GLE-Net** (``full``) through the finetune stage, both phases; its per-stream logits
   (``predictions.h5`` ``streams/``) give ``glenet_global_top1`` and ``glenet_local_top1``;
-- the **ablations** (``--ablations``, on ``--ablation-seeds`` seeds, all by default): ``gem_only``
+- the **ablations** (``--ablations``, all by default, on the first ``--ablation-seeds`` seeds, 1 by default): ``gem_only``
   (the global stream alone: only L_global is trained, its logits scored), ``lem_only`` (two
   streams, no global enhancement module, ``position: none``), ``no_mu`` (both modules, L_mu
   weighted 0), and the hypotheses of issue 24: ``kl_0.2`` (L_mu weighted 0.2 instead of 0.8),
@@ -32,11 +32,17 @@ in the part's box over the box's share of the frame, boxes from the keypoint sid
 the global stream sees it). ``attention_peak_mb``: forward + backward of the global enhancement
 module alone at the paper's pool2 shape (C 256, T 8, 56 x 56: 32 frames of 224 px, keys pooled
 by 2), one clip, in a fresh process, MiB above its inputs (RSS on CPU, the allocator's peak on
-CUDA). ``saliency.png`` of seed 0's GLE-Net is copied to ``--out``.
+CUDA). ``saliency.png`` of the first seed's GLE-Net is copied to ``--out``.
 
-    python benchmarks/glenet.py            # the issue's numbers: 3 seeds, every ablation (~12 min, 2 idle cores)
+    python benchmarks/glenet.py            # the issue's numbers: 3 seeds, every ablation on seed 0 (~14 min, 2 idle cores)
     python benchmarks/glenet.py --smoke    # seconds: tiny corpus and sizes, the same code and keys
+    python benchmarks/glenet.py --ablation-seeds 3   # every ablation on every seed (~24 min)
     python benchmarks/glenet.py --seeds 1 --ablations ""   # baseline and full GLE-Net on one seed
+    python benchmarks/glenet.py --only baseline --epochs 8   # the budget curve: does the baseline read the face?
+
+The default budget is 30 + 2 epochs: at 8 + 2 (the default until then) every model stayed at or
+below the 50 % a model that reads only the hands reaches, so the comparison could not show what
+GLE-Net is for; at 30 + 2 both read the face (docs/glenet.md, "The budget").
 
 Prints one line per run, then one JSON line (last): baseline_top1, glenet_top1,
 glenet_global_top1, glenet_local_top1, baseline_confusing_top1, glenet_confusing_top1,
@@ -221,9 +227,10 @@ def block(args: argparse.Namespace, variant: str) -> dict:
     """The ``finetune.glenet`` block of a run (both models' input and training settings)."""
     variant_keys = dict(VARIANTS[variant])
     phases = {name: dict(keys) for name, keys in variant_keys.pop("phases", {}).items()}
-    # the block's lr would also be the joint phase's: it fine-tunes at --joint-lr instead of restarting
-    joint_lr = args.lr * 0.1 if args.joint_lr is None else args.joint_lr
-    phases["joint"] = {**phases.get("joint", {}), "lr": joint_lr, "epochs": args.joint_epochs}
+    # the joint phase fine-tunes at the stage's --lr x 0.1 (finetune.phase_settings) unless --joint-lr is given
+    phases["joint"] = {**phases.get("joint", {}), "epochs": args.joint_epochs}
+    if args.joint_lr is not None:
+        phases["joint"]["lr"] = args.joint_lr
     return {"depth": args.depth, "width": args.width, "short_side": short_side(args), "crop": args.side,
             "test_crop": args.side, "num_frames": args.num_frames, "frame_step": 1, "sampling": "segments",
             "flip": False, "subtract_mean": args.subtract_mean, "optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size,
@@ -332,16 +339,19 @@ SUMMARISED = ("top1", "confusing_top1", "global_top1", "local_top1", "val_top1",
 """What the ablation summary gives per variant (mean and std over its seeds)."""
 
 
-def tasks(seeds: int, ablation_seeds: int, ablations: list[str]) -> list[list[tuple[str, int]]]:
-    """The runs grouped into tasks for the workers, seed by seed (a stopped run has whole seeds):
-    ``full`` followed by the variants that start from its streams phase, every other variant
-    alone, the baseline."""
+def tasks(seeds: int, ablation_seeds: int, ablations: list[str], only: str | None = None,
+          first_seed: int = 0) -> list[list[tuple[str, int]]]:
+    """The runs grouped into tasks for the workers, seed by seed from ``first_seed`` (a stopped run
+    has whole seeds): ``full`` followed by the variants that start from its streams phase, every
+    other variant alone, the baseline. ``only``: "baseline" (the baseline alone) or "glenet" (no baseline)."""
     out = []
-    for seed in range(seeds):
-        variants = ablations if seed < ablation_seeds else []
-        out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
-        out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
-        out.append([("baseline", seed)])
+    for seed in range(first_seed, first_seed + seeds):
+        variants = ablations if seed - first_seed < ablation_seeds else []
+        if only != "baseline":
+            out.append([("full", seed)] + [(v, seed) for v in variants if v in SHARE_STREAMS])
+            out += [[(v, seed)] for v in variants if v not in SHARE_STREAMS]
+        if only != "glenet":
+            out.append([("baseline", seed)])
     return out
 
 
@@ -364,10 +374,13 @@ def main(argv: list[str] | None = None) -> dict:
                         help="corpus (reused), runs, saliency.png and result.json (default: results/benchmarks/glenet "
                              "of the checkout; with --smoke a new temporary folder, so a smoke run never replaces them)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run from here: adds seeds to a finished run (another --out) without rerunning it")
     parser.add_argument("--ablations", default=",".join(v for v in VARIANTS if v != "full"),
                         help=f"comma-separated, of {', '.join(VARIANTS)} (full always runs), or ''")
-    parser.add_argument("--ablation-seeds", type=int, default=3, help="the first seeds that run the ablations")
-    parser.add_argument("--epochs", type=int, default=8, help="of GLE-Net's streams phase; the baseline's first run")
+    parser.add_argument("--ablation-seeds", type=int, default=1, help="how many of the first seeds run the ablations")
+    parser.add_argument("--epochs", type=int, default=30,
+                        help="of GLE-Net's streams phase; the baseline's first run (8: no model reads the face)")
     parser.add_argument("--joint-epochs", type=int, default=2, help="of the joint phase; the baseline's second run")
     parser.add_argument("--classes", type=int, default=8, help="all in face-only pairs (classes // 2 pairs)")
     parser.add_argument("--signers", type=int, default=14)
@@ -387,7 +400,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--optimizer", default="adam")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--joint-lr", type=float, default=None,
-                        help="lr of the joint phase (default: --lr x 0.1, a fine-tune, not a restart)")
+                        help="lr of the joint phase, both models (default: --lr x 0.1, the stage's rule for a user's lr: "
+                             "a fine-tune, not a restart)")
     parser.add_argument("--schedule", default="cosine", help="plateau (the paper's), step or cosine")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes running the runs side by side")
@@ -395,6 +409,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--attention-stride", type=int, default=2)
     parser.add_argument("--attention-explicit", action="store_true", help="also measure with E materialised")
     parser.add_argument("--skip-training", action="store_true", help="measure the attention memory only")
+    parser.add_argument("--only", choices=("baseline", "glenet"), default=None,
+                        help="train the baseline alone (the budget curve of docs/glenet.md: does it read the face?) "
+                             "or GLE-Net and its ablations alone (default: both)")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.ablation_seeds, args.epochs, args.joint_epochs, args.classes, args.signers = 1, 1, 1, 1, 4, 4
@@ -421,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict:
         classes = num_classes(manifest)
         partner = pd.read_csv(corpus / "classes.csv").sort_values("label")["confusing_with"].to_numpy()
         work = out / "runs"
-        todo = tasks(args.seeds, args.ablation_seeds, ablations)
+        todo = tasks(args.seeds, args.ablation_seeds, ablations, args.only, args.first_seed)
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max(1, min(args.jobs, len(todo))), mp_context=context) as pool:
             running = [pool.submit(run_task, task, shards, classes, partner, corpus, args, work) for task in todo]
@@ -429,7 +446,7 @@ def main(argv: list[str] | None = None) -> dict:
             for future in running:
                 rows += future.result()
         rows.sort(key=lambda row: row["seed"])
-        figure = work / "full0" / "figures" / "saliency.png"
+        figure = work / f"full{args.first_seed}" / "figures" / "saliency.png"
         if figure.exists():
             shutil.copy(figure, out / "saliency.png")
     if args.attention_explicit:
@@ -443,8 +460,8 @@ def main(argv: list[str] | None = None) -> dict:
         "baseline_confusing_top1": mean(baseline, "confusing_top1"),
         "glenet_confusing_top1": mean(full, "confusing_top1"),
         "face_magnification": mean(full, "face_magnification"), "hands_magnification": mean(full, "hands_magnification"),
-        "seeds": [{k: v for k, v in row.items() if k != "variant"} | {"baseline_top1": b["top1"]}
-                  for row, b in zip(full, baseline)],
+        "seeds": [{k: v for k, v in row.items() if k != "variant"}
+                  | {"baseline_top1": b["top1"] for b in baseline if b["seed"] == row["seed"]} for row in full],
         "samples_per_s": mean(full, "samples_per_s"), "attention_peak_mb": attention["module"]["extra_mb"],
         "ablations": {variant: {f"{stat.__name__}_{key}": stat(part, key) for key in SUMMARISED for stat in (mean, std)
                                 if any(key in r for r in part)} | {"seeds": len(part)} for variant, part in by.items()},

@@ -13,7 +13,9 @@ SignBERT starts from the pre-trained encoder when ``pretrained`` is given (§3.4
 Settings of a model, last wins: ``TrainConfig``'s defaults, the model's (``ModelSpec.defaults``,
 from its paper), its phase's defaults, then what the user wrote: the stage's keys
 (``finetune.epochs``), the model's block (``finetune.<model>``), its phase's block
-(``finetune.<model>.phases.<phase>``). A key the user set thus beats every default.
+(``finetune.<model>.phases.<phase>``). A key the user set thus beats every default, with one
+rule on top: a phase with an ``lr_scale`` (GLE-Net's joint phase, 0.1) runs at that multiple of
+the previous phase's lr, the user's included, unless the user writes the phase's own ``lr``.
 
 A model with several phases trains them in order, each one ``fit`` in its own folder
 (``<out>/<phase>/``) with its own checkpoint, each starting from the weights the previous one
@@ -93,6 +95,9 @@ def phase_settings(spec: ModelSpec, cfg: Mapping[str, Any]) -> dict[str, dict[st
     for phase in phases:
         written = user_phases.get(phase.name) or {}
         mine = {**defaults, **phase.settings, **stage, **block, **written}
+        if phase.lr_scale is not None and "lr" not in written:   # a step below the lr before it (Phase)
+            before = settings[next(reversed(settings))]["lr"] if settings else mine["lr"]
+            mine["lr"] = float(f"{before * phase.lr_scale:.12g}")   # 5e-3 x 0.1 is 5e-4, not 5.000000000000001e-4
         weights = {**defaults["loss_weights"], **phase.settings.get("loss_weights", {}),
                    **(block.get("loss_weights") or {}), **(written.get("loss_weights") or {})}
         extra = sorted(set(weights) - set(defaults["loss_weights"]))

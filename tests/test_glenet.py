@@ -182,6 +182,15 @@ def test_lambda_0_2_weighs_the_label_losses_0_2_and_mutual_promotion_0_8():
         assert (values["schedule"], values["lr_gamma"], values["num_frames"]) == ("plateau", 0.1, 32)
 
 
+def test_the_joint_phase_fine_tunes_one_tenth_below_the_users_lr_unless_its_own_is_written():
+    joint = lambda cfg: phase_settings(SPEC, cfg)["joint"]["lr"]  # noqa: E731
+    assert joint({"glenet": {"lr": 1e-3}}) == pytest.approx(1e-4)         # the block's lr: x0.1, not a restart at 1e-3
+    assert joint({"lr": 2e-2}) == pytest.approx(2e-3)                      # the stage's lr too
+    assert joint({"glenet": {"phases": {"streams": {"lr": 1e-2}}}}) == pytest.approx(1e-3)   # below phase 1's lr
+    assert joint({"glenet": {"lr": 1e-3, "phases": {"joint": {"lr": 3e-3}}}}) == 3e-3   # written: taken as is
+    assert phase_settings(SPEC, {"glenet": {"lr": 1e-3}})["streams"]["lr"] == 1e-3
+
+
 def test_z_com_is_the_sum_used_at_test_and_supervised_by_l_com():
     torch.manual_seed(4)
     model = GLENet(3, settings(TINY)).eval()

@@ -53,10 +53,16 @@ Shards = Mapping[str, Sequence[Union[str, os.PathLike]]]
 
 @dataclass(frozen=True)
 class Phase:
-    """One training phase: its own epochs and overrides (lr, loss weights, ...) of the model's settings."""
+    """One training phase: its own epochs and overrides (lr, loss weights, ...) of the model's settings.
+
+    ``lr_scale``: the phase's lr as a multiple of the lr before it (the previous phase's; for the
+    first, the model's), whoever set that, unless the user writes the phase's own ``lr``: a
+    fine-tuning phase stays one step below a user's lr instead of restarting at a fixed one.
+    """
 
     name: str
     settings: Mapping[str, Any] = field(default_factory=dict)
+    lr_scale: float | None = None
 
 
 @dataclass(frozen=True)

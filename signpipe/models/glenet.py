@@ -597,12 +597,13 @@ DEFAULTS = {"optimizer": "sgd", "lr": 5e-3, "momentum": 0.9, "weight_decay": 1e-
             "loss_weights": equation1_weights(LAMBDA)}
 """§5.1: SGD, lr 5e-3, momentum 0.9, weight decay 1e-4, x0.1 on a validation-loss plateau, 32
 frames. Not in the paper (docs/glenet.md): patience 5, 40 epochs per phase, batch 16."""
-JOINT_LR = 5e-4
-"""lr of the joint phase: §5.1 "jointly finetune the whole framework trained at the first stage";
-the paper gives one lr (5e-3, x0.1 on a plateau), read here as fine-tuning one x0.1 step below it
-(docs/training.md), not a restart at 5e-3."""
+JOINT_LR_SCALE = 0.1
+"""lr of the joint phase over the streams phase's (5e-4 at the paper's 5e-3): §5.1 "jointly
+finetune the whole framework trained at the first stage"; the paper gives one lr (5e-3, x0.1 on a
+plateau), read here as fine-tuning one x0.1 step below it (docs/training.md), not a restart. It
+follows a user's lr (``finetune.glenet.lr: 1e-3`` -> joint 1e-4) unless ``phases.joint.lr`` is written."""
 PHASES = (Phase("streams", {"loss_weights": STREAMS_WEIGHTS}),
-          Phase("joint", {"lr": JOINT_LR, "loss_weights": equation1_weights(LAMBDA)}))
+          Phase("joint", {"loss_weights": equation1_weights(LAMBDA)}, lr_scale=JOINT_LR_SCALE))
 """§5.1's two-stage optimisation: the streams on their own, then jointly with Eq. 1 from their weights."""
 
 SPEC = ModelSpec("glenet", build, dataset, forward, losses=losses, defaults=DEFAULTS, phases=PHASES, figures=figures,
