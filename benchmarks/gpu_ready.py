@@ -2,7 +2,7 @@
 devices, the GLE-Net attention's peak memory, GPU->CPU syncs per pre-training step, loader time.
 
 Prints one JSON line last: {"ddp_steps_ok": {pretrain, hma, glenet, signbert, stgcn, rgb3d},
-"resume_cpu_to_amp_ok", "glenet_attention_peak_mb_224", "syncs_per_pretrain_step",
+"resume_cpu_to_amp_ok", "glenet_attention_peak_mb_224", "syncs_per_pretrain_step", "syncs_per_finetune_step",
 "loader_s_per_batch": {rgb3d, glenet, hma}, ...}.
 - ddp_steps_ok: each stage on 2 torchrun ranks (gloo on CPU, NCCL on GPUs), batch 1, 2 epochs of
   a tiny synthetic corpus (>= 3 steps per rank), all in one torchrun launch: True when it
@@ -17,6 +17,8 @@ Prints one JSON line last: {"ddp_steps_ok": {pretrain, hma, glenet, signbert, st
   indexing), counted by wrapping those methods, inside ``signpipe.train.fit``'s steps of SignBERT
   pre-training (the loader's own work excluded), per step. Calls from ``torch.optim`` are not
   counted: the optimisers keep their step counts on the host even on a GPU.
+- syncs_per_finetune_step: the same for the finetune stage's step (SignBERT fine-tuning: its loss
+  terms and training accuracy, logged per epoch).
 - loader_s_per_batch: seconds per training batch of each model's dataset through a DataLoader
   with the training loop's worker default (``signpipe.train.loader_workers``) at its paper batch
   size, on 320 x 240 synthetic videos of 40 frames (hands crops 224 px; --smoke: the tiny corpus, batch 2).
@@ -33,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -193,23 +196,19 @@ def counting_syncs(counts: collections.Counter):
                 delattr(torch.Tensor, name)
 
 
-def syncs_per_pretrain_step(hands: list[Path], out: Path, steps: int) -> tuple[float, dict[str, int]]:
-    """GPU waits per step of SignBERT pre-training in ``fit`` (the loader's work not counted)."""
-    from signpipe import pretrain as stage
-    from signpipe.models.signbert import HandTokens, SignBERT, SignBERTConfig
+def syncs_per_step(model: torch.nn.Module, step: Callable, items: list[dict], out: Path,
+                   batch_size: int = 2) -> tuple[float, dict[str, int]]:
+    """GPU waits per step of ``fit`` training ``model`` with ``step`` on ``items`` (one epoch;
+    the loader's work is not counted), and the calls per method."""
     from signpipe.train import TrainConfig, fit
 
-    objective = stage.PretrainObjective()
-    data = HandTokens(hands, "train", 8, train=True)
-    batches = [data.__getitems__([i % len(data) for i in range(k, k + 2)]) for k in range(steps)]
-    items = [item for batch in batches for item in batch]
     counts: collections.Counter = collections.Counter()
     taken = [0]
 
-    def step(model, batch):
+    def counted_step(model, batch):
         counts["_armed"] = 1
         taken[0] += 1
-        return stage.pretraining_loss(model, batch["pose"], objective, valid=batch["valid"])
+        return step(model, batch)
 
     class Disarm(torch.utils.data.Dataset):  # the loader's work is not the step's
         def __len__(self):
@@ -219,13 +218,39 @@ def syncs_per_pretrain_step(hands: list[Path], out: Path, steps: int) -> tuple[f
             counts["_armed"] = 0
             return items[i]
 
-    torch.manual_seed(0)
-    model = SignBERT(SignBERTConfig(**SIGNBERT))
     with counting_syncs(counts):
-        fit(model, step, Disarm(), out, TrainConfig(epochs=1, batch_size=2, lr_step=10), progress=False)
+        fit(model, counted_step, Disarm(), out, TrainConfig(epochs=1, batch_size=batch_size, lr_step=10), progress=False)
     counts["_armed"] = 0
     per_site = {k: v for k, v in counts.items() if k != "_armed"}
     return sum(per_site.values()) / max(taken[0], 1), per_site
+
+
+def syncs_per_pretrain_step(hands: list[Path], out: Path, steps: int) -> tuple[float, dict[str, int]]:
+    """GPU waits per step of SignBERT pre-training in ``fit`` (the loader's work not counted)."""
+    from signpipe import pretrain as stage
+    from signpipe.models.signbert import HandTokens, SignBERT, SignBERTConfig
+
+    objective = stage.PretrainObjective()
+    data = HandTokens(hands, "train", 8, train=True)
+    items = [data[i % len(data)] for i in range(2 * steps)]
+    torch.manual_seed(0)
+    return syncs_per_step(SignBERT(SignBERTConfig(**SIGNBERT)), lambda model, batch: stage.pretraining_loss(
+        model, batch["pose"], objective, valid=batch["valid"]), items, out)
+
+
+def syncs_per_finetune_step(hands: list[Path], out: Path, steps: int) -> tuple[float, dict[str, int]]:
+    """GPU waits per step of the finetune stage's training step (SignBERT fine-tuning: its
+    losses, their logging and the training accuracy) in ``fit``."""
+    from signpipe.finetune import _weighted_step, cross_entropy, phase_settings
+    from signpipe.models import model_spec
+
+    spec = model_spec("signbert")
+    settings = next(iter(phase_settings(spec, {"signbert": {"model": SIGNBERT}}).values()))
+    data = spec.dataset({"hands": hands}, "train", True, settings)
+    items = [data[i % len(data)] for i in range(2 * steps)]
+    torch.manual_seed(0)
+    step = _weighted_step(spec.losses or cross_entropy(spec), settings["loss_weights"])
+    return syncs_per_step(spec.build(4, settings), step, items, out)  # make_shards' 4 classes
 
 
 def loader_s_per_batch(shards: dict[str, list[Path]], model: str, batches: int, batch_size: int | None) -> float:
@@ -279,6 +304,9 @@ def main() -> None:
         syncs, sites = syncs_per_pretrain_step(tiny["hands"], root / "syncs", steps)
         result["syncs_per_pretrain_step"] = round(syncs, 2)
         result["sync_calls"] = sites
+        syncs, sites = syncs_per_finetune_step(tiny["hands"], root / "finetune_syncs", steps)
+        result["syncs_per_finetune_step"] = round(syncs, 2)
+        result["finetune_sync_calls"] = sites
         paper = tiny if args.smoke else make_shards(root / "paper", crop_size=224, frames=40, size=(320, 240))
         result["loader_s_per_batch"] = {
             model: round(loader_s_per_batch(paper, model, 1 if args.smoke else args.loader_batches,

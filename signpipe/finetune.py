@@ -280,13 +280,16 @@ def weighted_total(terms: Mapping[str, Tensor], weights: Mapping[str, float]) ->
 
 
 def _weighted_step(losses, weights: Mapping[str, float]):
-    """A training step of ``fit``: the model's named losses, summed with ``weights``, each term logged."""
-    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+    """A training step of ``fit``: the model's named losses, summed with ``weights``, each term logged.
+
+    The metrics stay tensors on the device: ``fit`` sums them there and reads them once per epoch,
+    so a step never waits for the GPU to log them."""
+    def step(model: nn.Module, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         terms, logits = losses(model, batch)
         total = weighted_total(terms, weights)
-        metrics = {f"{name}_loss": float(term.detach()) for name, term in terms.items()}
+        metrics = {f"{name}_loss": term.detach() for name, term in terms.items()}
         if logits is not None:
-            metrics["train_acc"] = float((logits.argmax(1) == batch["label"]).float().mean())
+            metrics["train_acc"] = (logits.detach().argmax(1) == batch["label"]).float().mean()
         return total, metrics
     return step
 
