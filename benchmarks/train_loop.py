@@ -1,19 +1,23 @@
 """What the finetune stage costs on top of the model's own arithmetic, for every registered model.
 
-Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s", "ratio"}, ...}.
+Prints one JSON line last: {model: {"stage_samples_per_s", "bare_samples_per_s", "ratio", "median_ratio"}, ...}.
 - stage: ``signpipe.finetune.finetune`` on a small generated corpus (synthetic signers, decoded,
-  sidecar keypoints, hand crops): training samples/s of its last epoch as ``log.csv`` records
-  it (loader, sampling, JPEG decoding, loss bookkeeping, forward, backward, optimiser step;
+  sidecar keypoints, hand crops): training samples/s per epoch as ``log.csv`` records it
+  (loader, sampling, JPEG decoding, loss bookkeeping, forward, backward, optimiser step;
   validation is outside the epoch's clock).
 - bare: the same model, built the same way, on the same batches already in memory as tensors:
   forward + loss + backward + optimiser step only.
-- ratio = stage / bare; the goal is >= 0.9 (loader and bookkeeping under 10%). Both are medians
-  over the epochs after the first; the bare passes are timed half before the stage and half after
-  it, so a drift of the machine's speed during the run (at demo sizes an epoch of SignBERT is a
-  third of a second: two runs of four epochs measured 0.83 and 1.02 for the same code) falls on
-  both. Run it on an idle machine (another job on the cores moves either number by several times).
+- ratio = stage / bare; the goal is >= 0.9 (loader and bookkeeping under 10%). Both rates are
+  the fastest epoch after the first (the stage's first epoch and one bare pass warm up), as
+  ``timeit`` takes the fastest repeat: interference (the VM, the kernel, the epoch that starts
+  cold after evaluation and the checkpoint) only ever slows an epoch, so the fastest is what the
+  code costs, and on an idle 2-core VM epochs of the same code spread by +-20% (HMA's bare loop
+  ran at 55-75 samples/s in one run). ``median_ratio`` is the ratio of the medians, for the record.
+  The bare passes are timed half before the stage and half after it, so a drift of the machine's
+  speed during the run falls on both. Run it on an idle machine (another job on the cores moves
+  either number by several times).
 The models take the demo's CPU sizes (their blocks of config.yaml). Run: python benchmarks/train_loop.py
-[--epochs 6] [--batch-size 8] [--models signbert stgcn rgb3d] [--smoke]
+[--epochs 6] [--batch-size 8] [--repeats 3] [--models signbert stgcn rgb3d] [--smoke]
 """
 
 from __future__ import annotations
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--models", nargs="+", default=list(MODELS))
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats per signer and class: 3 gives 96 training videos, 12 batches of 8 an epoch")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, seconds: checks the benchmark runs (its numbers mean nothing)")
     args = parser.parse_args()
     if args.smoke:
@@ -109,7 +115,7 @@ def main() -> None:
     result: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shards = make_shards(root, signers=3, repeats=1, frames=16) if args.smoke else make_shards(root)
+        shards = make_shards(root, signers=3, repeats=1, frames=16) if args.smoke else make_shards(root, repeats=args.repeats)
         blocks = demo_blocks()
         for name in args.models:
             cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,
@@ -120,10 +126,11 @@ def main() -> None:
             finetune(name, {stage: shards[stage] for stage in spec.stages}, root / "runs" / name, 8, cfg)
             after = bare_rates(name, shards, cfg, passes // 2)
             log = pd.read_csv(root / "runs" / name / "log.csv")
-            stage = float(log["samples_per_s"].iloc[1:].median())  # epoch 1 warms up
-            bare = float(statistics.median(before + after))
+            stage_rates = log["samples_per_s"].iloc[1:].tolist()  # epoch 1 warms up
+            stage, bare = max(stage_rates), max(before + after)
             result[name] = {"stage_samples_per_s": round(stage, 2), "bare_samples_per_s": round(bare, 2),
-                            "ratio": round(stage / bare, 3)}
+                            "ratio": round(stage / bare, 3),
+                            "median_ratio": round(statistics.median(stage_rates) / statistics.median(before + after), 3)}
             print(name, result[name], flush=True)
     print(json.dumps(result))
 
