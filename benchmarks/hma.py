@@ -306,6 +306,8 @@ def main() -> None:
     parser.add_argument("--hma", action="append", default=[], metavar="KEY=JSON",
                         help="a finetune.hma key over the model's default, e.g. joint_frame='\"model\"' (repeatable)")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first..first+seeds-1 (to add seeds to an earlier run's, over the same --data)")
     parser.add_argument("--variants", default="cls_only,cls_reg,no_tem,full", help=f"of {', '.join(TERMS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (processes)")
@@ -323,7 +325,8 @@ def main() -> None:
     common = {"batch_size": args.batch_size, "device": "cpu", "epochs": args.epochs, "optimizer": args.optimizer,
               "lr": args.lr, "schedule": args.schedule, "num_frames": args.num_frames}
     variants = args.variants.split(",")
-    jobs = [(name, seed) for seed in range(args.seeds) for name in variants]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(name, seed) for seed in seeds for name in variants]
     with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
         root = Path(tmp)
         data = args.data or root
@@ -338,7 +341,7 @@ def main() -> None:
             futures = [pool.submit(train_variant, name, seed, shards, root, args.classes, common, model, args.threads)
                        for name, seed in jobs]
             oracle = [pool.submit(train_on_pseudo_labels, seed, shards, args.classes, common, model, args.threads)
-                      for seed in range(args.seeds)]
+                      for seed in seeds]
             torch.manual_seed(0)
             untrained = val_pck(build(args.classes, settings), shards, settings)
             fitted = fit_pck(shards, settings, per_frame=True, steps=args.fit_steps)
@@ -365,7 +368,7 @@ def main() -> None:
     print(json.dumps({
         "corpus": args.corpus, "videos": videos, "classes": args.classes, "chance": round(1 / args.classes, 4),
         "video": args.video, "crop": args.crop, "model": model, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
-        "schedule": args.schedule, "num_frames": args.num_frames, "seeds": args.seeds, "jobs": args.jobs,
+        "schedule": args.schedule, "num_frames": args.num_frames, "seeds": list(seeds), "jobs": args.jobs,
         "data_s": round(data_s, 1), "total_s": round(time.perf_counter() - started, 1),
         **{f"acc_{name}": round(mean(acc[name]), 4) for name in variants},
         **{f"acc_{name}_std": round(spread(acc[name]), 4) for name in variants},
