@@ -1,11 +1,11 @@
 """HMA on the synthetic hand-shape corpus (CPU): the paper's Table 1 and how well the decoded hands fit.
 
-    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~17 min, 2 idle cores)
+    python benchmarks/hma.py              # the measurement: 4 rows x 5 seeds, paper optimiser (~30 min, 2 idle cores)
     python benchmarks/hma.py --smoke      # the same code path and JSON keys in seconds
 
 Builds the corpus (``hand_shapes``: classes differ only by hand shape and palm orientation;
-motion, location, hands and repetitions random per video; signers with different hand sizes)
-and its hands shards in a temporary folder (synth -> manifest -> decode -> sidecar pose -> hands;
+motion, location, hands and repetitions random per video; signers with different hand sizes;
+480 x 360 video, 6 repeats: 360 videos, 240 of them train) and its hands shards in a temporary folder (synth -> manifest -> decode -> sidecar pose -> hands;
 ``--data DIR`` keeps and reuses them), then fine-tunes HMA per seed as Table 1's four rows, with
 the model's default loss weights: ``cls_only`` (L_cla), ``cls_reg`` (+ L_reg), ``no_tem``
 (+ L_reg + L_spa) and ``full`` (eq. 9); ``spa_only`` (L_spa alone) on request.
@@ -21,7 +21,9 @@ clip: how much of the class the decoded hands carry; ``theta_probe_acc_<row>`` a
 ``joints_probe_acc_<row>`` (the same probe on the inference module's input) give it per row, and
 ``pose_probe_acc`` on the pseudo-label 2D poses: what a perfect fit could carry; ``acc_pose_gcn``
 is the inference module alone trained on the pseudo-labels (can the classifier learn the classes
-in this budget?). Each run's line has its per-epoch loss terms, val accuracy and lr (``lr_curve``:
+in this budget?). ``pck20_train_<row>``, ``pck10_train_<row>``: the same PCK on the train clips
+(an encoder that underfits scores there as on val). Each run's line has its wall time (``run_s``,
+``train_s`` of it in training steps), its per-epoch loss terms, val accuracy and lr (``lr_curve``:
 whether the plateau decayed it). Prints one JSON line last; accuracies are test-split means (and
 standard deviations) over the seeds.
 """
@@ -82,11 +84,11 @@ separates a decoder that fits the articulation from one that outputs the average
 
 
 def val_pck(model: torch.nn.Module, shards: list[Path], settings: dict,
-            fractions: tuple[float, ...] = FRACTIONS) -> dict[float, float]:
-    """PCK@fraction of the hand box on the val split (centred clips), per fraction: projected vs
-    pseudo-label joints."""
+            fractions: tuple[float, ...] = FRACTIONS, split: str = "val") -> dict[float, float]:
+    """PCK@fraction of the hand box on ``split`` (centred clips), per fraction: projected vs
+    pseudo-label joints (on ``train``: does the encoder fit the clips it trains on at all?)."""
     config = HMAConfig.from_settings(settings)
-    data = SPEC.dataset({"hands": shards}, "val", False, settings)
+    data = SPEC.dataset({"hands": shards}, split, False, settings)
     correct, counted = dict.fromkeys(fractions, 0), 0
     model.eval()
     with torch.no_grad():
@@ -199,12 +201,14 @@ def train_variant(name: str, seed: int, shards: list[Path], root: Path, classes:
     the accuracy of linear probes on its decoded theta, on its inference module's input and on the
     pseudo-labels (the reference), and the per-epoch loss terms."""
     torch.set_num_threads(threads)
+    started = time.perf_counter()
     out = root / f"{name}-{seed}"
     weights = model.get("loss_weights")
     cfg = {**common, "seed": seed, "hma": {**model, "loss_weights": loss_weights(name, weights)}}
     result: dict = finetune("hma", {"hands": shards}, out, classes, cfg)
     log = pd.read_csv(out / "log.csv")
     result["samples_per_s"] = float(log["samples_per_s"].mean())
+    result["train_s"] = float(log["seconds"].sum())
     result["curves"] = {f"{term}_loss": [round(float(v), 4) for v in log[f"{term}_loss"]]
                         for term in ("ce", "spa", "tem", "reg") if f"{term}_loss" in log}
     result["val_acc_curve"] = [round(float(v), 4) for v in log["val_acc"]] if "val_acc" in log else []
@@ -214,10 +218,13 @@ def train_variant(name: str, seed: int, shards: list[Path], root: Path, classes:
     trained.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True)["model"])
     pck = val_pck(trained, shards, settings)
     result["pck20_projected"], result["pck10_projected"] = pck[0.2], pck[0.1]
+    pck = val_pck(trained, shards, settings, split="train")
+    result["pck20_train"], result["pck10_train"] = pck[0.2], pck[0.1]
     train, test = (decoded_features(trained, shards, split, settings) for split in ("train", "test"))
     for feature in ("theta", "joints", "pose"):
         result[f"{feature}_probe_acc"] = probe_accuracy(train[feature], test[feature], classes)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["run_s"] = time.perf_counter() - started
     return result
 
 
@@ -268,7 +275,7 @@ def spread(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).std()) if len(values) > 1 else 0.0
 
 
-SMOKE = {"classes": 3, "signers": 3, "repeats": 1, "frames": 12, "shards": 1, "crop": 32, "size": 16,
+SMOKE = {"classes": 3, "signers": 3, "repeats": 1, "frames": 12, "video": "160x120", "shards": 1, "crop": 32, "size": 16,
          "num_frames": 4, "epochs": 1, "seeds": 1, "fit_steps": 5, "jobs": 1}
 """--smoke: a corpus of 9 videos, one epoch, one seed: every variant and measure, in seconds."""
 
@@ -279,9 +286,11 @@ def main() -> None:
                         help="hand_shapes: classes differ by hand shape and palm only; signs: the demo's vocabulary")
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--signers", type=int, default=6, help="the last one test, the one before val")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=6,
+                        help="videos per signer and class (6: 240 train videos; 2 left every row at chance)")
     parser.add_argument("--frames", type=int, default=24, help="frames per generated video")
     parser.add_argument("--shards", type=int, default=2)
+    parser.add_argument("--video", default="480x360", help="generated video size, WIDTHxHEIGHT (the hand ~60 px)")
     parser.add_argument("--crop", type=int, default=48, help="hands stage crop side")
     parser.add_argument("--arch", default="resnet18")
     parser.add_argument("--width", type=int, default=16)
@@ -297,6 +306,8 @@ def main() -> None:
     parser.add_argument("--hma", action="append", default=[], metavar="KEY=JSON",
                         help="a finetune.hma key over the model's default, e.g. joint_frame='\"model\"' (repeatable)")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first..first+seeds-1 (to add seeds to an earlier run's, over the same --data)")
     parser.add_argument("--variants", default="cls_only,cls_reg,no_tem,full", help=f"of {', '.join(TERMS)}")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs trained at once (processes)")
@@ -314,21 +325,23 @@ def main() -> None:
     common = {"batch_size": args.batch_size, "device": "cpu", "epochs": args.epochs, "optimizer": args.optimizer,
               "lr": args.lr, "schedule": args.schedule, "num_frames": args.num_frames}
     variants = args.variants.split(",")
-    jobs = [(name, seed) for seed in range(args.seeds) for name in variants]
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    jobs = [(name, seed) for seed in seeds for name in variants]
     with tempfile.TemporaryDirectory(prefix="signpipe-bench-") as tmp:
         root = Path(tmp)
         data = args.data or root
         started = time.perf_counter()
         shards = sorted(data.glob("hands*.h5"))
         if not shards or not (data / "manifest.csv").is_file():
-            shards = hands_shards(data, args, hand_shapes=args.corpus == "hand_shapes")
+            width, height = (int(side) for side in args.video.split("x"))
+            shards = hands_shards(data, args, hand_shapes=args.corpus == "hand_shapes", width=width, height=height)
         data_s = time.perf_counter() - started
         settings = {**model, "num_frames": args.num_frames}
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(train_variant, name, seed, shards, root, args.classes, common, model, args.threads)
                        for name, seed in jobs]
             oracle = [pool.submit(train_on_pseudo_labels, seed, shards, args.classes, common, model, args.threads)
-                      for seed in range(args.seeds)]
+                      for seed in seeds]
             torch.manual_seed(0)
             untrained = val_pck(build(args.classes, settings), shards, settings)
             fitted = fit_pck(shards, settings, per_frame=True, steps=args.fit_steps)
@@ -348,12 +361,14 @@ def main() -> None:
     probe = [r["theta_probe_acc"] for r in runs.get("full", [])]
     fits = {f"pck{k}_{name}": round(mean(r[f"pck{k}_projected"] for r in runs[name]), 4)
             for k in ("20", "10") for name in variants if name != "full"}
+    fits.update({f"pck{k}_train_{name}": round(mean(r[f"pck{k}_train"] for r in runs[name]), 4)
+                 for k in ("20", "10") for name in variants})
     probes = {f"{feature}_probe_acc_{name}": round(mean(r[f"{feature}_probe_acc"] for r in runs[name]), 4)
               for feature in ("theta", "joints") for name in variants}
     print(json.dumps({
         "corpus": args.corpus, "videos": videos, "classes": args.classes, "chance": round(1 / args.classes, 4),
-        "crop": args.crop, "model": model, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
-        "schedule": args.schedule, "num_frames": args.num_frames, "seeds": args.seeds, "jobs": args.jobs,
+        "video": args.video, "crop": args.crop, "model": model, "epochs": args.epochs, "optimizer": args.optimizer, "lr": args.lr,
+        "schedule": args.schedule, "num_frames": args.num_frames, "seeds": list(seeds), "jobs": args.jobs,
         "data_s": round(data_s, 1), "total_s": round(time.perf_counter() - started, 1),
         **{f"acc_{name}": round(mean(acc[name]), 4) for name in variants},
         **{f"acc_{name}_std": round(spread(acc[name]), 4) for name in variants},

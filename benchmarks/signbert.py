@@ -84,16 +84,18 @@ PRETRAIN_DEFAULTS = {"mask": "present", "sampling": "segments", "rec_scale": 1.0
 
 
 def hands_shards(root: Path, args: argparse.Namespace, **corpus: Any) -> list[Path]:
-    """The synthetic corpus (``corpus``: more ``make_corpus`` arguments) through the data stages;
-    returns its hands shards."""
+    """The synthetic corpus (``corpus``: more ``make_corpus`` arguments; 160 x 120 video unless it
+    names ``width`` and ``height``) through the data stages; returns its hands shards."""
+    corpus = {"width": 160, "height": 120, **corpus}
     make_corpus(root / "corpus", num_classes=args.classes, signers=args.signers, repeats=args.repeats,
-                frames=args.frames, width=160, height=120, progress=False, **corpus)
+                frames=args.frames, progress=False, **corpus)
     write_manifest({"adapter": "synthetic", "num_shards": args.shards}, root / "manifest.csv", root / "missing.csv",
                    corpus_dir=root / "corpus")
     paths = []
     for shard in range(args.shards):
         frames, keypoints, hands = (root / f"{stage}{shard}.h5" for stage in ("frames", "keypoints", "hands"))
-        decode_shard(root / "manifest.csv", shard, frames, root / "failures.csv", short_side=120, progress=False)
+        decode_shard(root / "manifest.csv", shard, frames, root / "failures.csv", short_side=corpus["height"],
+                     progress=False)
         extract_shard(root / "manifest.csv", frames, keypoints, root / "quality.csv", {"backend": "sidecar"},
                       progress=False)
         crop_shard(frames, keypoints, hands, crop_size=args.crop, progress=False)
