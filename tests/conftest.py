@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import av
 import numpy as np
@@ -20,6 +22,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     of one ending the run alone; the SLURM file, mostly waiting on its daemons, is the longest."""
     slow = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (item.path.name != "test_slurm.py", item.path not in slow))
+
+
+def benchmark(name: str) -> ModuleType:
+    """A module of benchmarks/ loaded by its path: putting that folder on sys.path would shadow
+    test packages of the same name (benchmarks/slurm.py and tests/slurm/)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def repo_env() -> dict[str, str]:

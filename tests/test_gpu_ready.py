@@ -3,11 +3,8 @@ with gloo reproduces DDP's failures), resume across devices and AMP settings, on
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from dataclasses import replace
-from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
@@ -20,19 +17,10 @@ from signpipe.train import (
     AMP, CHECKPOINT, TrainConfig, autocast_dtype, fit, loader_workers, make_optimizer, make_schedule, restore_run,
     set_determinism, sync_batchnorm, train_config,
 )
+from conftest import benchmark
 from test_train import TinyData, TinyNet, classification_step
 
 from test_signbert import make_hands_shards
-
-def benchmark(name: str) -> ModuleType:
-    """A module of benchmarks/ loaded by its path: putting that folder on sys.path would shadow
-    test packages of the same name (benchmarks/slurm.py and tests/slurm/)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 GPU_READY = benchmark("gpu_ready")
 syncs_per_pretrain_step = GPU_READY.syncs_per_pretrain_step

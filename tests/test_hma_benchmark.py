@@ -3,20 +3,11 @@ where the hand is about 60 px and the encoder can read the fingers; docs/hma.md,
 
 from __future__ import annotations
 
-import importlib.util
 from argparse import Namespace
-from pathlib import Path
 
 import h5py
 
-
-def benchmark(name: str):
-    """A module of benchmarks/ loaded by its path (as tests/test_gpu_ready.py does)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import benchmark
 
 
 def test_hands_shards_renders_and_decodes_at_the_asked_video_size(tmp_path):
