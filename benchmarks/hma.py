@@ -5,8 +5,8 @@
 
 Builds the corpus (``hand_shapes``: classes differ only by hand shape and palm orientation;
 motion, location, hands and repetitions random per video; signers with different hand sizes;
-480 x 360 video, 6 repeats: 360 videos, 240 of them train) and its hands shards in a temporary folder (synth -> manifest -> decode -> sidecar pose -> hands;
-``--data DIR`` keeps and reuses them), then fine-tunes HMA per seed as Table 1's four rows, with
+480 x 360 video, 6 repeats: 360 videos, 240 of them train) and its hands shards in a temporary
+folder (synth -> manifest -> decode -> sidecar pose -> hands; ``--data DIR`` keeps and reuses them), then fine-tunes HMA per seed as Table 1's four rows, with
 the model's default loss weights: ``cls_only`` (L_cla), ``cls_reg`` (+ L_reg), ``no_tem``
 (+ L_reg + L_spa) and ``full`` (eq. 9); ``spa_only`` (L_spa alone) on request.
 ``pck20_projected`` is the share of confident val-split pseudo-label joints (c >= epsilon,

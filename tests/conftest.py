@@ -27,7 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def benchmark(name: str) -> ModuleType:
     """A module of benchmarks/ loaded by its path: putting that folder on sys.path would shadow
     test packages of the same name (benchmarks/slurm.py and tests/slurm/)."""
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    path = REPO / "benchmarks" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
