@@ -226,7 +226,8 @@ def make_corpus(out_dir: str | Path, num_classes: int = 20, signers: int = 8, re
 
     Backdrops: ``dark_backdrop`` (0) is the share of signers on a dark backdrop (every
     1/share-th signer, :func:`~signpipe.synth.pose.make_signer`); the others stand on a light one,
-    darkened only where bright clothes would not stand out on it. A pixel model that subtracts the
+    darkened only where bright clothes would not stand out on it and, with a share above 0, at
+    least 30 levels above the signer's skin. A pixel model that subtracts the
     clip's mean sees a moving hand brighten a dark backdrop and darken a light one, so a corpus
     where one polarity is a single held-out signer's tests a domain no training signer shows;
     the demo draws half its signers dark (every other one), so each split holds both

@@ -92,6 +92,11 @@ DARK_BACKDROP = (0.3, 50.0)
 """A dark backdrop: the drawn light one scaled to at most 0.3 of its brightness and at least 50
 grey levels (mean of R, G, B) below the signer's skin, so the hands stay visible on it."""
 
+LIGHT_BACKDROP = 30.0
+"""Where a corpus mixes backdrops, a light one is at least 30 grey levels above the signer's skin
+(lifted toward white where the draw gives less; white for the lightest skins), so a moving hand darkens it as it brightens a dark
+one: without it, a light-skinned signer on a mid-grey draw shows the dark backdrop's polarity."""
+
 
 def make_signer(index: int, seed: int, width: int, height: int, dark_backdrop: float = 0.0) -> Signer:
     """Signer ``index`` of the corpus made with ``seed``, placed in a ``width`` x ``height`` frame.
@@ -100,8 +105,10 @@ def make_signer(index: int, seed: int, width: int, height: int, dark_backdrop: f
     1/share-th, :func:`in_share`) stand on a dark one (:data:`DARK_BACKDROP`): on a light backdrop
     a moving hand darkens the pixels it covers, on a dark one it brightens them, and a pixel model
     trained on one polarity only fails on the other. Their clothes are lightened where the
-    torso would not stand out. The random draws are the same whatever the share, so every
-    signer's body, motion and keypoints are too.
+    torso would not stand out. With a share above 0, every light backdrop is also kept above the
+    skin (:data:`LIGHT_BACKDROP`), so each signer shows the polarity of its kind; share 0 keeps
+    the drawn colours. The random draws are the same whatever the share, so every signer's body,
+    motion and keypoints are too.
     """
     rng = np.random.default_rng([seed, 0x5167E2, index])
     skin = np.clip(np.array(SKIN_TONES[rng.integers(len(SKIN_TONES))]) + rng.normal(0, 6, 3), 0, 255)
@@ -113,9 +120,16 @@ def make_signer(index: int, seed: int, width: int, height: int, dark_backdrop: f
         background = tuple(int(c * factor) for c in background)
         if abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
             clothes = tuple(int(c) for c in np.array(clothes) + 0.6 * (255 - np.array(clothes)))
-    elif abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
-        shift = -0.45 * np.array(background) if np.mean(clothes) > 127 else 0.6 * (255 - np.array(background))
-        background = tuple(int(c) for c in np.array(background) + shift)
+    else:
+        if abs(np.mean(background) - np.mean(clothes)) < 60:  # keep the torso readable on the backdrop
+            shift = -0.45 * np.array(background) if np.mean(clothes) > 127 else 0.6 * (255 - np.array(background))
+            background = tuple(int(c) for c in np.array(background) + shift)
+        above_skin = np.mean(background) - np.mean(skin)
+        if dark_backdrop > 0 and above_skin < LIGHT_BACKDROP:
+            lift = min(1.0, (LIGHT_BACKDROP - above_skin) / (255.0 - np.mean(background)))
+            background = tuple(int(np.ceil(c + lift * (255 - c))) for c in background)
+            if abs(np.mean(background) - np.mean(clothes)) < 60:  # the lifted backdrop met light clothes
+                clothes = tuple(int(c) for c in 0.4 * np.array(clothes))
     scale = min(0.38 * height, 0.3 * width) * rng.uniform(0.88, 1.08)
     arm = rng.uniform(0.93, 1.07)
     return Signer(
