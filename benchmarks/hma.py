@@ -287,7 +287,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--signers", type=int, default=6, help="the last one test, the one before val")
     parser.add_argument("--repeats", type=int, default=6,
-                        help="videos per signer and class (6: 240 train videos; 2 left every row at chance)")
+                        help="videos per signer and class (6: 240 train videos; 2 left every row at chance; 12 with "
+                             "--epochs 36 lifts full over 3x chance and cls_only further: docs/hma.md)")
     parser.add_argument("--frames", type=int, default=24, help="frames per generated video")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--video", default="480x360", help="generated video size, WIDTHxHEIGHT (the hand ~60 px)")
