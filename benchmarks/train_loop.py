@@ -33,8 +33,8 @@ import math
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 import torch
@@ -81,10 +81,10 @@ def make_shards(root: Path, shards: int = 2, signers: int = 6, repeats: int = 3,
     return out
 
 
-def bare_loop(name: str, shards: dict[str, list[Path]], cfg: dict) -> Callable[[int], list[float]]:
+def bare_loop(name: str, shards: dict[str, list[Path]], cfg: dict) -> tuple[Callable[[int], list[float]], int]:
     """The bare reference of model ``name``: forward + loss + backward + step on one epoch's batches
     held in memory, built once and warmed up by one pass (as the stage's first epoch warms up).
-    Returns a function that times ``passes`` more passes: samples/s of each."""
+    Returns a function that times ``passes`` more passes (samples/s of each) and the epoch's samples."""
     spec = model_spec(name)
     settings = next(iter(phase_settings(spec, cfg).values()))  # the first phase's
     training = train_config(settings)
@@ -111,7 +111,7 @@ def bare_loop(name: str, shards: dict[str, list[Path]], cfg: dict) -> Callable[[
         return out
 
     rates(1)
-    return rates
+    return rates, len(data)
 
 
 def main() -> None:
@@ -135,17 +135,17 @@ def main() -> None:
     result: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        shards = make_shards(root, signers=3, repeats=1, frames=16) if args.smoke else make_shards(root, repeats=args.repeats)
+        shards = (make_shards(root, signers=3, repeats=1, frames=16) if args.smoke
+                  else make_shards(root, repeats=args.repeats))
         blocks = demo_blocks()
-        train_videos = int((pd.read_csv(root / "manifest.csv")["split"] == "train").sum())
         for name in args.models:
             spec = model_spec(name)
             cfg = {"epochs": args.epochs, "batch_size": args.batch_size, "device": "cpu", "seed": 0,
                    name: blocks[name]}
-            bare = bare_loop(name, shards, cfg)
-            epoch_s = train_videos / bare(1)[0]
+            bare, samples = bare_loop(name, shards, cfg)
+            epoch_s = samples / bare(1)[0]
             cfg["epochs"] = max(args.epochs, math.ceil(args.min_seconds / args.rounds / epoch_s) + 1)
-            timed = cfg["epochs"] - 1  # per round: as many bare passes as timed stage epochs, half before and half after
+            timed = cfg["epochs"] - 1  # per round: as many bare passes as timed stage epochs, half before, half after
             bare_rates, stage_rates = [], []
             for round_ in range(args.rounds):
                 bare_rates += bare((timed + 1) // 2)

@@ -309,8 +309,8 @@ def test_dark_backdrop_share_gives_each_signer_the_polarity_of_its_backdrop_chan
     """The demo's dark_backdrop 0.5: signers 1, 3, 5, 7 on a dark backdrop (the train split holds
     both kinds, the test signer s07 a dark one), hands at least 50 levels brighter than it; the
     others on a light one at least 30 levels above their skin or white (the val signer s06,
-    light-skinned on a mid-grey draw, is lifted toward white), over any seed; the torso readable; every body, motion
-    and keypoint as with share 0."""
+    light-skinned on a mid-grey draw, is lifted toward white), over any seed; the torso readable;
+    every body, motion and keypoint as with share 0."""
     specs = corpus_specs(dark_backdrop=0.5)
     dark = {spec.signer for spec in specs if np.mean(video_pose(spec)[0].background) < 100}
     assert dark == {1, 3, 5, 7}

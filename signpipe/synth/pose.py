@@ -94,8 +94,9 @@ grey levels (mean of R, G, B) below the signer's skin, so the hands stay visible
 
 LIGHT_BACKDROP = 30.0
 """Where a corpus mixes backdrops, a light one is at least 30 grey levels above the signer's skin
-(lifted toward white where the draw gives less; white for the lightest skins), so a moving hand darkens it as it brightens a dark
-one: without it, a light-skinned signer on a mid-grey draw shows the dark backdrop's polarity."""
+(lifted toward white where the draw gives less; white for the lightest skins), so a moving hand
+darkens it as it brightens a dark one: without it, a light-skinned signer on a mid-grey draw shows
+the dark backdrop's polarity."""
 
 
 def make_signer(index: int, seed: int, width: int, height: int, dark_backdrop: float = 0.0) -> Signer:
